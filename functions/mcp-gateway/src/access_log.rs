@@ -1,0 +1,123 @@
+//! One structured log line per HTTP request (CloudWatch on Lambda, stderr elsewhere).
+//!
+//! The transport creates a [`RequestRecord`] per request and puts it in the request's extensions;
+//! the MCP handler adds what only it knows (the tool and whether it failed); the transport writes
+//! the line when the response is ready.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::Instant,
+};
+
+/// What is known about one request, filled in as it is handled.
+#[derive(Debug, Clone)]
+pub struct RequestRecord {
+    started: Instant,
+    fields: Arc<Mutex<Fields>>,
+}
+
+/// The fields of the log line.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Fields {
+    /// The HTTP method.
+    pub http_method: String,
+    /// The JSON-RPC method (`tools/call`, ...), or `batch`.
+    pub method: Option<String>,
+    /// The tool called, for `tools/call`.
+    pub tool: Option<String>,
+    /// The protocol revision the request speaks.
+    pub protocol_version: Option<String>,
+    /// The JSON-RPC id, as JSON text.
+    pub rpc_id: Option<String>,
+    /// The Lambda (or API Gateway) request id.
+    pub request_id: Option<String>,
+    /// The IAM caller from the API Gateway request context.
+    pub caller_arn: Option<String>,
+    /// The HTTP status returned.
+    pub status: u16,
+    /// The JSON-RPC error code returned, if any.
+    pub error_code: Option<i64>,
+    /// Why the request was refused or failed, in words.
+    pub reason: Option<String>,
+    /// Whether the tool call returned `isError: true`.
+    pub tool_error: bool,
+}
+
+impl RequestRecord {
+    /// Starts the record of a request.
+    pub fn start(http_method: &str) -> Self {
+        let fields = Fields {
+            http_method: http_method.to_owned(),
+            ..Fields::default()
+        };
+        Self {
+            started: Instant::now(),
+            fields: Arc::new(Mutex::new(fields)),
+        }
+    }
+
+    /// The record the transport put in rmcp's request extensions, if this call came over HTTP.
+    pub fn from_extensions(extensions: &rmcp::model::Extensions) -> Option<Self> {
+        extensions
+            .get::<http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<Self>())
+            .cloned()
+    }
+
+    /// Changes fields under the lock.
+    pub fn update(&self, change: impl FnOnce(&mut Fields)) {
+        if let Ok(mut fields) = self.fields.lock() {
+            change(&mut fields);
+        }
+    }
+
+    /// Records the tool called.
+    pub fn set_tool(&self, tool: &str) {
+        self.update(|fields| fields.tool = Some(tool.to_owned()));
+    }
+
+    /// Records whether the tool call failed (`isError: true`).
+    pub fn set_tool_error(&self, is_error: bool) {
+        self.update(|fields| fields.tool_error = is_error);
+    }
+
+    /// A copy of the fields so far.
+    pub fn fields(&self) -> Fields {
+        self.fields
+            .lock()
+            .map(|fields| fields.clone())
+            .unwrap_or_default()
+    }
+
+    /// Writes the log line.
+    pub fn emit(&self) {
+        let fields = self.fields();
+        let latency_ms = self.started.elapsed().as_secs_f64() * 1000.0;
+        let outcome = outcome(&fields);
+        tracing::info!(
+            target: "mcp_gateway::request",
+            http_method = %fields.http_method,
+            method = fields.method.as_deref(),
+            tool = fields.tool.as_deref(),
+            protocol_version = fields.protocol_version.as_deref(),
+            rpc_id = fields.rpc_id.as_deref(),
+            request_id = fields.request_id.as_deref(),
+            caller_arn = fields.caller_arn.as_deref(),
+            status = fields.status,
+            error_code = fields.error_code,
+            reason = fields.reason.as_deref(),
+            latency_ms,
+            outcome,
+        );
+    }
+}
+
+fn outcome(fields: &Fields) -> &'static str {
+    if fields.error_code.is_some() || fields.status >= 400 {
+        "error"
+    } else if fields.tool_error {
+        "tool_error"
+    } else {
+        "ok"
+    }
+}

@@ -1,0 +1,28 @@
+//! MCP data tools over stateless Streamable HTTP on AWS Lambda, as a long-lived server, and over
+//! stdio: one core ([`server::Core`]) behind three thin transports.
+//!
+//! Data flows `transport` → `server` (MCP protocol, via rmcp) → `registry` → `tools` → `storage`.
+//! Only `transport` and `storage` do IO. See ARCHITECTURE.md for the codemap.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use mcp_gateway::{registry::Registry, server::Core, storage::{LocalRoot, Storage}, tools, transport::http};
+//!
+//! # async fn demo() -> anyhow::Result<()> {
+//! let storage = Storage::Local(LocalRoot::open("examples/data")?);
+//! let mut registry = Registry::new();
+//! tools::register_builtin(&mut registry, &storage, tools::ToolLimits::default());
+//! let router = http::router(Arc::new(Core { registry, storage }), http::HttpSettings::local());
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! axum::serve(listener, router).await?;
+//! # Ok(()) }
+//! ```
+
+pub mod access_log;
+pub mod config;
+pub mod progress;
+pub mod registry;
+pub mod server;
+pub mod storage;
+pub mod tools;
+pub mod transport;

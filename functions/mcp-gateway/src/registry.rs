@@ -1,0 +1,424 @@
+//! The tool registry: tool name to tool, in a deterministic order.
+//!
+//! A tool is anything that implements [`Tool`]: the built-in tools in `tools/` do so through the
+//! typed [`TypedTool`] adapter (schemas generated from Rust types), while tools that are not
+//! compiled in (for example an upstream MCP server's tools, forwarded by a future federation
+//! layer) implement [`Tool`] directly with the JSON schemas they were given.
+
+use std::{collections::BTreeMap, fmt, future::Future, pin::Pin, sync::Arc, time::Duration};
+
+use rmcp::model::{CallToolResult, ContentBlock, JsonObject, Tool as ToolDefinition};
+use schemars::JsonSchema;
+use serde::{Serialize, de::DeserializeOwned};
+use tokio_util::sync::CancellationToken;
+
+use crate::progress::Progress;
+
+/// A boxed, sendable future, as returned by [`Tool::call`].
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Everything a tool call may use besides its arguments.
+#[derive(Debug, Clone)]
+pub struct CallContext {
+    /// Cancelled when the client goes away or cancels the request.
+    pub cancel: CancellationToken,
+    /// Reports progress to the client when the request carried a progress token.
+    pub progress: Progress,
+}
+
+impl CallContext {
+    /// A context with no progress token and a token that is never cancelled (stdio tests, CLI).
+    pub fn detached() -> Self {
+        Self {
+            cancel: CancellationToken::new(),
+            progress: Progress::disabled(),
+        }
+    }
+}
+
+/// One callable tool, compiled in or not.
+pub trait Tool: Send + Sync + 'static {
+    /// The definition advertised by `tools/list`: name, description, schemas, annotations.
+    fn definition(&self) -> &ToolDefinition;
+
+    /// Runs the tool. Failures a user can act on are `isError: true` results, never panics.
+    fn call(&self, arguments: JsonObject, context: CallContext) -> BoxFuture<'_, CallToolResult>;
+
+    /// How long one call may run before it is abandoned with an `isError` result.
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(60)
+    }
+}
+
+/// A failure a tool reports to its caller as an `isError: true` result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolError(pub String);
+
+impl ToolError {
+    /// A tool error with the given user-facing message.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+}
+
+impl fmt::Display for ToolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<E: std::error::Error> From<E> for ToolError {
+    fn from(error: E) -> Self {
+        Self(error.to_string())
+    }
+}
+
+/// What a typed tool returns: its structured output and a readable text rendering of it.
+#[derive(Debug)]
+pub struct Output<T> {
+    /// The value sent as `structuredContent`, matching the tool's `outputSchema`.
+    pub structured: T,
+    /// The text sent as the first content block, for clients that do not read structured output.
+    pub text: String,
+}
+
+impl<T: Serialize> Output<T> {
+    /// Output whose text block is the pretty-printed JSON of `structured`.
+    pub fn json(structured: T) -> Self {
+        let text = serde_json::to_string_pretty(&structured).unwrap_or_default();
+        Self { structured, text }
+    }
+}
+
+/// A tool with typed input and output; [`typed`] turns it into a [`Tool`].
+pub trait TypedTool: Send + Sync + 'static {
+    /// The arguments, deserialized from `tools/call` and described by the input schema.
+    type Input: DeserializeOwned + JsonSchema + Send;
+    /// The structured result, described by the output schema.
+    type Output: Serialize + JsonSchema + Send;
+
+    /// The tool's name, unique in the registry.
+    const NAME: &'static str;
+    /// A short human title.
+    const TITLE: &'static str;
+    /// What the tool does, written for the model that will call it.
+    const DESCRIPTION: &'static str;
+
+    /// Behaviour hints for clients (read-only, destructive, idempotent, open-world).
+    fn annotations(&self) -> rmcp::model::ToolAnnotations;
+
+    /// Runs the tool on validated input.
+    fn run(
+        &self,
+        input: Self::Input,
+        context: CallContext,
+    ) -> impl Future<Output = Result<Output<Self::Output>, ToolError>> + Send;
+
+    /// How long one call may run.
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(60)
+    }
+}
+
+/// Wraps a [`TypedTool`] as a [`Tool`], generating its definition once.
+pub fn typed<T: TypedTool>(tool: T) -> Arc<dyn Tool> {
+    let mut annotations = tool.annotations();
+    annotations.title = Some(T::TITLE.to_owned());
+    let definition = ToolDefinition::new(T::NAME, T::DESCRIPTION, schema_object::<T::Input>())
+        .with_title(T::TITLE)
+        .with_raw_output_schema(schema_object::<T::Output>())
+        .with_annotations(annotations);
+    Arc::new(Typed { tool, definition })
+}
+
+struct Typed<T> {
+    tool: T,
+    definition: ToolDefinition,
+}
+
+impl<T: TypedTool> Tool for Typed<T> {
+    fn definition(&self) -> &ToolDefinition {
+        &self.definition
+    }
+
+    fn call(&self, arguments: JsonObject, context: CallContext) -> BoxFuture<'_, CallToolResult> {
+        Box::pin(async move {
+            let input: T::Input = match serde_json::from_value(serde_json::Value::Object(arguments))
+            {
+                Ok(input) => input,
+                Err(error) => {
+                    return error_result(format!(
+                        "invalid arguments for tool `{}`: {error}; see its inputSchema in tools/list",
+                        T::NAME
+                    ));
+                }
+            };
+            match self.tool.run(input, context).await {
+                Ok(output) => match serde_json::to_value(&output.structured) {
+                    Ok(structured) => {
+                        let mut result =
+                            CallToolResult::success(vec![ContentBlock::text(output.text)]);
+                        result.structured_content = Some(structured);
+                        result
+                    }
+                    Err(error) => error_result(format!(
+                        "tool `{}` produced unserializable output: {error}",
+                        T::NAME
+                    )),
+                },
+                Err(error) => error_result(error.0),
+            }
+        })
+    }
+
+    fn timeout(&self) -> Duration {
+        self.tool.timeout()
+    }
+}
+
+/// An `isError: true` result carrying `message` as text.
+pub fn error_result(message: impl Into<String>) -> CallToolResult {
+    CallToolResult::error(vec![ContentBlock::text(message.into())])
+}
+
+/// The JSON Schema of `T` as an object, the form MCP requires for input and output schemas.
+fn schema_object<T: JsonSchema>() -> Arc<JsonObject> {
+    let settings = schemars::generate::SchemaSettings::draft2020_12();
+    let schema = settings.into_generator().into_root_schema_for::<T>();
+    let mut object = match serde_json::to_value(schema) {
+        Ok(serde_json::Value::Object(object)) => object,
+        _ => JsonObject::new(),
+    };
+    object.remove("$schema");
+    object.remove("title");
+    for value in object.values_mut() {
+        drop_numeric_formats(value);
+    }
+    object.entry("type").or_insert_with(|| "object".into());
+    Arc::new(object)
+}
+
+/// Removes schemars' Rust-specific numeric `format`s (`uint64`, `double`, ...): they are not
+/// JSON Schema formats and validators such as AJV warn about every one of them.
+fn drop_numeric_formats(value: &mut serde_json::Value) {
+    const RUST_FORMATS: &[&str] = &[
+        "int", "uint", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64",
+        "float", "double",
+    ];
+    match value {
+        serde_json::Value::Object(object) => {
+            if object
+                .get("format")
+                .and_then(|f| f.as_str())
+                .is_some_and(|f| RUST_FORMATS.contains(&f))
+            {
+                object.remove("format");
+            }
+            object.values_mut().for_each(drop_numeric_formats);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(drop_numeric_formats),
+        _ => {}
+    }
+}
+
+/// All tools the server offers, ordered by name so `tools/list` is deterministic.
+#[derive(Clone, Default)]
+pub struct Registry {
+    tools: BTreeMap<String, Arc<dyn Tool>>,
+}
+
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.tools.keys()).finish()
+    }
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds `tool`, replacing any tool of the same name.
+    pub fn register(&mut self, tool: Arc<dyn Tool>) -> &mut Self {
+        self.tools.insert(tool.definition().name.to_string(), tool);
+        self
+    }
+
+    /// The tool called `name`, if any.
+    pub fn get(&self, name: &str) -> Option<&Arc<dyn Tool>> {
+        self.tools.get(name)
+    }
+
+    /// Every tool definition, ordered by name.
+    pub fn definitions(&self) -> Vec<ToolDefinition> {
+        self.tools
+            .values()
+            .map(|tool| tool.definition().clone())
+            .collect()
+    }
+
+    /// Tool names, ordered.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.tools.keys().map(String::as_str)
+    }
+
+    /// Calls the tool `name` with a timeout; an unknown name is `None` (a protocol error).
+    pub async fn call(
+        &self,
+        name: &str,
+        arguments: JsonObject,
+        context: CallContext,
+    ) -> Option<CallToolResult> {
+        let tool = self.get(name)?;
+        let limit = tool.timeout();
+        let cancel = context.cancel.clone();
+        let result = tokio::select! {
+            result = tokio::time::timeout(limit, tool.call(arguments, context)) => match result {
+                Ok(result) => result,
+                Err(_) => error_result(format!(
+                    "tool `{name}` timed out after {} s; narrow the request (a smaller range, a LIMIT, a path filter) or raise the tool timeout",
+                    limit.as_secs_f64()
+                )),
+            },
+            () = cancel.cancelled() => error_result(format!("tool `{name}` was cancelled by the client")),
+        };
+        Some(result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Deserialize, JsonSchema)]
+    struct EchoInput {
+        /// Text to echo.
+        text: String,
+    }
+
+    #[derive(Serialize, JsonSchema)]
+    struct EchoOutput {
+        echoed: String,
+        length: u64,
+    }
+
+    struct Echo;
+
+    impl TypedTool for Echo {
+        type Input = EchoInput;
+        type Output = EchoOutput;
+        const NAME: &'static str = "echo";
+        const TITLE: &'static str = "Echo";
+        const DESCRIPTION: &'static str = "Echoes text.";
+
+        fn annotations(&self) -> rmcp::model::ToolAnnotations {
+            rmcp::model::ToolAnnotations::new().read_only(true)
+        }
+
+        async fn run(
+            &self,
+            input: EchoInput,
+            _context: CallContext,
+        ) -> Result<Output<EchoOutput>, ToolError> {
+            if input.text.is_empty() {
+                return Err(ToolError::new("text must not be empty"));
+            }
+            let length = input.text.len() as u64;
+            Ok(Output::json(EchoOutput {
+                echoed: input.text,
+                length,
+            }))
+        }
+    }
+
+    fn registry() -> Registry {
+        let mut registry = Registry::new();
+        registry.register(typed(Echo));
+        registry
+    }
+
+    fn args(value: serde_json::Value) -> JsonObject {
+        match value {
+            serde_json::Value::Object(object) => object,
+            _ => JsonObject::new(),
+        }
+    }
+
+    #[test]
+    fn typed_tool_definition_has_object_schemas_and_annotations() {
+        let definitions = registry().definitions();
+        let echo = &definitions[0];
+        assert_eq!(echo.name, "echo");
+        assert_eq!(echo.input_schema.get("type"), Some(&"object".into()));
+        assert!(echo.input_schema["properties"]["text"].is_object());
+        let output = echo
+            .output_schema
+            .as_ref()
+            .map(|schema| schema.get("type").cloned());
+        assert_eq!(output, Some(Some("object".into())));
+        assert_eq!(
+            echo.annotations.as_ref().and_then(|a| a.read_only_hint),
+            Some(true)
+        );
+    }
+
+    #[tokio::test]
+    async fn call_returns_structured_content() {
+        let result = registry()
+            .call(
+                "echo",
+                args(serde_json::json!({"text": "hi"})),
+                CallContext::detached(),
+            )
+            .await;
+        let result = result.map(|r| (r.is_error, r.structured_content));
+        assert_eq!(
+            result,
+            Some((
+                Some(false),
+                Some(serde_json::json!({"echoed": "hi", "length": 2}))
+            ))
+        );
+    }
+
+    #[tokio::test]
+    async fn bad_arguments_are_an_is_error_result() {
+        let result = registry()
+            .call(
+                "echo",
+                args(serde_json::json!({"txt": 1})),
+                CallContext::detached(),
+            )
+            .await;
+        let Some(result) = result else {
+            panic!("echo is registered")
+        };
+        assert_eq!(result.is_error, Some(true));
+        let text = serde_json::to_string(&result.content).unwrap_or_default();
+        assert!(text.contains("missing field `text`"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn tool_errors_are_is_error_results() {
+        let result = registry()
+            .call(
+                "echo",
+                args(serde_json::json!({"text": ""})),
+                CallContext::detached(),
+            )
+            .await;
+        assert_eq!(result.and_then(|r| r.is_error), Some(true));
+    }
+
+    #[tokio::test]
+    async fn unknown_tool_is_none() {
+        assert!(
+            registry()
+                .call("nope", JsonObject::new(), CallContext::detached())
+                .await
+                .is_none()
+        );
+    }
+}

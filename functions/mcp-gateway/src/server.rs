@@ -1,0 +1,337 @@
+//! The MCP server: protocol requests mapped onto the registry and the data root.
+//!
+//! [`Gateway`] implements rmcp's `ServerHandler`; rmcp owns JSON-RPC framing, version negotiation
+//! and both protocol eras. A `Gateway` is a cheap handle: every HTTP request gets a clone, and no
+//! state outlives a request, so any instance can answer any request.
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use rmcp::{
+    ErrorData as McpError, RoleServer, ServerHandler,
+    model::{
+        CacheScope, CallToolRequestParams, CallToolResponse, GetPromptRequestParams,
+        GetPromptResponse, GetPromptResult, Implementation, ListPromptsResult,
+        ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
+        Prompt, PromptArgument, PromptMessage, ReadResourceRequestParams, ReadResourceResponse,
+        ReadResourceResult, Resource, ResourceContents, ResourceTemplate, Role, ServerCapabilities,
+        ServerConfig, Tool,
+    },
+    service::RequestContext,
+};
+
+use crate::{
+    access_log::RequestRecord,
+    progress::Progress,
+    registry::{CallContext, Registry},
+    storage::{EntryKind, ObjectPath, Storage},
+    tools::file::content_type,
+};
+
+/// How long clients may cache `tools/list` (the tool set only changes with a deployment).
+const TOOLS_TTL_MS: u64 = 5 * 60 * 1000;
+/// How long clients may cache resource listings and reads (data changes underneath).
+const RESOURCES_TTL_MS: u64 = 30 * 1000;
+/// URI prefix of data-root files exposed as resources.
+pub const RESOURCE_SCHEME: &str = "gateway://data/";
+/// Largest resource body returned by `resources/read`.
+const MAX_RESOURCE_BYTES: u64 = 1 << 20;
+
+/// Everything the server needs, shared by all requests.
+#[derive(Debug)]
+pub struct Core {
+    /// The tools offered.
+    pub registry: Registry,
+    /// The data root.
+    pub storage: Storage,
+}
+
+impl Core {
+    /// A core offering every built-in tool over `storage`.
+    pub fn with_builtin_tools(storage: Storage, limits: crate::tools::ToolLimits) -> Self {
+        let mut registry = Registry::new();
+        crate::tools::register_builtin(&mut registry, &storage, limits);
+        Self { registry, storage }
+    }
+}
+
+/// The MCP handler: a clone per request over one shared [`Core`].
+#[derive(Debug, Clone)]
+pub struct Gateway {
+    core: Arc<Core>,
+}
+
+impl Gateway {
+    /// A handler over `core`.
+    pub fn new(core: Arc<Core>) -> Self {
+        Self { core }
+    }
+
+    /// The server's name and version, as sent in `serverInfo`.
+    pub fn implementation() -> Implementation {
+        Implementation::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"))
+            .with_title("MCP Lambda Gateway")
+            .with_description("Data tools (file, search, db, dataset metadata) over MCP")
+    }
+}
+
+impl ServerHandler for Gateway {
+    // Logging is deprecated in 2026-07-28 but part of every earlier revision we serve.
+    #[allow(deprecated)]
+    fn get_info(&self) -> ServerConfig {
+        let capabilities = ServerCapabilities::builder()
+            .enable_tools()
+            .enable_resources()
+            .enable_prompts()
+            .enable_logging()
+            .build();
+        let mut info = ServerConfig::new(capabilities);
+        info.server_info = Self::implementation();
+        info.instructions = Some(format!(
+            "Tools over the data root {}. Start with `file` (action=list) to see what is there.",
+            self.core.storage.describe()
+        ));
+        info
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
+        let mut result = ListToolsResult::with_all_items(self.core.registry.definitions());
+        result.ttl_ms = Some(TOOLS_TTL_MS);
+        result.cache_scope = Some(CacheScope::Public);
+        Ok(result)
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        self.core
+            .registry
+            .get(name)
+            .map(|tool| tool.definition().clone())
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let name = request.name.to_string();
+        let record = RequestRecord::from_extensions(&context.extensions);
+        if let Some(record) = &record {
+            record.set_tool(&name);
+        }
+        let call_context = CallContext {
+            cancel: context.ct.clone(),
+            progress: Progress::new(context.meta.get_progress_token(), context.peer.clone()),
+        };
+        let arguments = request.arguments.unwrap_or_default();
+        let started = std::time::Instant::now();
+        let Some(result) = self
+            .core
+            .registry
+            .call(&name, arguments, call_context)
+            .await
+        else {
+            return Err(McpError::invalid_params(
+                format!("unknown tool `{name}`; tools/list shows the available tools"),
+                None,
+            ));
+        };
+        let is_error = result.is_error == Some(true);
+        match &record {
+            Some(record) => record.set_tool_error(is_error),
+            // stdio has no HTTP access log, so the call is logged here.
+            None => tracing::info!(
+                target: "mcp_gateway::request",
+                method = "tools/call",
+                tool = %name,
+                latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+                outcome = if is_error { "tool_error" } else { "ok" },
+            ),
+        }
+        Ok(CallToolResponse::Complete(result))
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, McpError> {
+        let entries = self
+            .core
+            .storage
+            .list(&ObjectPath::root(), true)
+            .await
+            .map_err(|error| McpError::internal_error(error.to_string(), None))?;
+        let resources = entries
+            .into_iter()
+            .filter(|entry| entry.kind == EntryKind::File && is_dataset(&entry.path))
+            .map(|entry| {
+                Resource::new(
+                    format!("{RESOURCE_SCHEME}{}", entry.path),
+                    entry.path.clone(),
+                )
+                .with_mime_type(content_type(&entry.path))
+                .with_size(entry.size)
+                .with_description(format!("Dataset `{}` under the data root", entry.path))
+            })
+            .collect();
+        let mut result = ListResourcesResult::with_all_items(resources);
+        result.ttl_ms = Some(RESOURCES_TTL_MS);
+        result.cache_scope = Some(CacheScope::Private);
+        Ok(result)
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, McpError> {
+        let mut template =
+            ResourceTemplate::new(format!("{RESOURCE_SCHEME}{{+path}}"), "data-file");
+        template.title = Some("A file under the data root".to_owned());
+        template.description =
+            Some("Any file under the data root, by its relative path".to_owned());
+        let mut result = ListResourceTemplatesResult::with_all_items(vec![template]);
+        result.ttl_ms = Some(TOOLS_TTL_MS);
+        result.cache_scope = Some(CacheScope::Public);
+        Ok(result)
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, McpError> {
+        let not_found = |message: String| {
+            // 2026-07-28 moved "resource not found" from -32002 to -32602.
+            if context.meta.protocol_version().is_some() {
+                McpError::invalid_params(message, None)
+            } else {
+                McpError::resource_not_found(message, None)
+            }
+        };
+        let Some(relative) = request.uri.strip_prefix(RESOURCE_SCHEME) else {
+            return Err(not_found(format!(
+                "unknown resource `{}`; URIs start with {RESOURCE_SCHEME}",
+                request.uri
+            )));
+        };
+        let path = ObjectPath::parse(relative)
+            .map_err(|error| McpError::invalid_params(error.to_string(), None))?;
+        let storage = &self.core.storage;
+        let entry = storage
+            .stat(&path)
+            .await
+            .map_err(|error| not_found(error.to_string()))?;
+        if entry.kind == EntryKind::Dir || entry.size > MAX_RESOURCE_BYTES {
+            return Err(McpError::invalid_params(
+                format!(
+                    "`{path}` is a folder or larger than {MAX_RESOURCE_BYTES} bytes; use the `file` tool with a range"
+                ),
+                None,
+            ));
+        }
+        let bytes = storage
+            .read_range(&path, 0, entry.size)
+            .await
+            .map_err(|error| McpError::internal_error(error.to_string(), None))?;
+        let mime_type = Some(content_type(&entry.path).to_owned());
+        let contents = match String::from_utf8(bytes) {
+            Ok(text) => ResourceContents::TextResourceContents {
+                uri: request.uri,
+                mime_type,
+                text,
+                meta: None,
+            },
+            Err(error) => ResourceContents::BlobResourceContents {
+                uri: request.uri,
+                mime_type,
+                blob: base64::engine::general_purpose::STANDARD.encode(error.into_bytes()),
+                meta: None,
+            },
+        };
+        let result = ReadResourceResult::new(vec![contents])
+            .with_ttl_ms(RESOURCES_TTL_MS)
+            .with_cache_scope(CacheScope::Private);
+        Ok(ReadResourceResponse::Complete(result))
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, McpError> {
+        let mut result = ListPromptsResult::with_all_items(vec![explore_prompt()]);
+        result.ttl_ms = Some(TOOLS_TTL_MS);
+        result.cache_scope = Some(CacheScope::Public);
+        Ok(result)
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, McpError> {
+        if request.name != EXPLORE_PROMPT {
+            return Err(McpError::invalid_params(
+                format!("unknown prompt `{}`", request.name),
+                None,
+            ));
+        }
+        let focus = request
+            .arguments
+            .as_ref()
+            .and_then(|arguments| arguments.get("focus"))
+            .and_then(|focus| focus.as_str())
+            .unwrap_or("whatever looks most useful");
+        let text = format!(
+            "Explore the data under the gateway's data root ({}). List it with the `file` tool \
+             (action=list, recursive=true), read the files that matter, and summarise what is there, \
+             focusing on: {focus}.",
+            self.core.storage.describe()
+        );
+        let mut result = GetPromptResult::new(vec![PromptMessage::new_text(Role::User, text)]);
+        result.description = Some("Survey the data root".to_owned());
+        Ok(GetPromptResponse::Complete(result))
+    }
+
+    #[allow(deprecated)]
+    async fn set_level(
+        &self,
+        request: rmcp::model::SetLevelRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        // Stateless: nothing is kept between requests, and this server sends no
+        // `notifications/message`, so the level is acknowledged and logged only.
+        tracing::debug!(level = ?request.level, "client set its log level");
+        Ok(())
+    }
+}
+
+const EXPLORE_PROMPT: &str = "explore_data";
+
+fn explore_prompt() -> Prompt {
+    let mut focus = PromptArgument::new("focus");
+    focus.description = Some("What to look for (optional)".to_owned());
+    focus.required = Some(false);
+    Prompt::new(
+        EXPLORE_PROMPT,
+        Some("Survey the files under the data root"),
+        Some(vec![focus]),
+    )
+}
+
+/// Files that are datasets (tables), exposed as resources.
+fn is_dataset(path: &str) -> bool {
+    matches!(
+        content_type(path),
+        "text/csv"
+            | "text/tab-separated-values"
+            | "application/x-ndjson"
+            | "application/vnd.apache.parquet"
+            | "application/json"
+    )
+}

@@ -1,0 +1,276 @@
+//! A data root in a local folder. Every resolved path is checked against the canonical root, so
+//! symlinks that lead outside it are refused.
+
+use std::{
+    fs,
+    io::{self, Read, Seek, SeekFrom},
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use super::{Entry, EntryKind, ObjectPath, StorageError, rfc3339};
+
+/// A local folder used as the data root.
+#[derive(Debug, Clone)]
+pub struct LocalRoot {
+    root: Arc<PathBuf>,
+}
+
+impl LocalRoot {
+    /// Opens `root`, which must be an existing folder.
+    pub fn open(root: impl AsRef<Path>) -> io::Result<Self> {
+        let root = fs::canonicalize(root.as_ref()).map_err(|error| {
+            io::Error::new(
+                error.kind(),
+                format!("data root {}: {error}", root.as_ref().display()),
+            )
+        })?;
+        if !root.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotADirectory,
+                format!("data root {} is not a folder", root.display()),
+            ));
+        }
+        Ok(Self {
+            root: Arc::new(root),
+        })
+    }
+
+    /// The canonical root folder.
+    pub fn path(&self) -> &Path {
+        &self.root
+    }
+
+    /// Metadata of one file or folder.
+    pub async fn stat(&self, path: &ObjectPath) -> Result<Entry, StorageError> {
+        let this = self.clone();
+        let path = path.clone();
+        blocking(move || {
+            let full = this.resolve(&path)?;
+            let metadata = fs::metadata(&full).map_err(|error| io_error(&path, error))?;
+            Ok(entry(path.as_str().to_owned(), &metadata))
+        })
+        .await
+    }
+
+    /// Entries below `dir`, sorted by path; symlinks leading outside the root are skipped.
+    pub async fn list(
+        &self,
+        dir: &ObjectPath,
+        recursive: bool,
+    ) -> Result<Vec<Entry>, StorageError> {
+        let this = self.clone();
+        let dir = dir.clone();
+        blocking(move || {
+            let full = this.resolve(&dir)?;
+            if !full.is_dir() {
+                return Err(StorageError::WrongKind {
+                    path: dir.to_string(),
+                    expected: "a folder",
+                    actual: "a file",
+                });
+            }
+            let mut entries = Vec::new();
+            let mut pending = vec![(dir, full)];
+            while let Some((dir, full)) = pending.pop() {
+                let read = fs::read_dir(&full).map_err(|error| io_error(&dir, error))?;
+                for item in read {
+                    let item = item.map_err(|error| io_error(&dir, error))?;
+                    let Some(name) = item.file_name().to_str().map(str::to_owned) else {
+                        tracing::warn!(dir = %dir, "skipping a file name that is not UTF-8");
+                        continue;
+                    };
+                    let child = dir.child(&name);
+                    // Follow links only when they stay inside the root.
+                    let Ok(target) = this.resolve(&child) else {
+                        continue;
+                    };
+                    let Ok(metadata) = fs::metadata(&target) else {
+                        continue;
+                    };
+                    if recursive && metadata.is_dir() {
+                        pending.push((child.clone(), target));
+                    }
+                    entries.push(entry(child.as_str().to_owned(), &metadata));
+                }
+            }
+            entries.sort_by(|a, b| a.path.cmp(&b.path));
+            Ok(entries)
+        })
+        .await
+    }
+
+    /// Up to `len` bytes of a file from `start`.
+    pub async fn read_range(
+        &self,
+        path: &ObjectPath,
+        start: u64,
+        len: u64,
+    ) -> Result<Vec<u8>, StorageError> {
+        let this = self.clone();
+        let path = path.clone();
+        blocking(move || {
+            let full = this.resolve(&path)?;
+            if full.is_dir() {
+                return Err(StorageError::WrongKind {
+                    path: path.to_string(),
+                    expected: "a file",
+                    actual: "a folder",
+                });
+            }
+            let mut file = fs::File::open(&full).map_err(|error| io_error(&path, error))?;
+            file.seek(SeekFrom::Start(start))
+                .map_err(|error| io_error(&path, error))?;
+            let mut buffer = Vec::with_capacity(usize::try_from(len.min(1 << 20)).unwrap_or(0));
+            file.take(len)
+                .read_to_end(&mut buffer)
+                .map_err(|error| io_error(&path, error))?;
+            Ok(buffer)
+        })
+        .await
+    }
+
+    /// The real path of `path`, refusing anything that resolves outside the root.
+    fn resolve(&self, path: &ObjectPath) -> Result<PathBuf, StorageError> {
+        let mut full = self.root.to_path_buf();
+        full.extend(path.segments());
+        let real = fs::canonicalize(&full).map_err(|error| io_error(path, error))?;
+        if real.starts_with(self.root.as_path()) {
+            Ok(real)
+        } else {
+            Err(StorageError::OutsideRoot(path.to_string()))
+        }
+    }
+}
+
+fn entry(path: String, metadata: &fs::Metadata) -> Entry {
+    let is_dir = metadata.is_dir();
+    Entry {
+        path,
+        kind: if is_dir {
+            EntryKind::Dir
+        } else {
+            EntryKind::File
+        },
+        size: if is_dir { 0 } else { metadata.len() },
+        modified: metadata.modified().ok().and_then(rfc3339),
+    }
+}
+
+fn io_error(path: &ObjectPath, error: io::Error) -> StorageError {
+    match error.kind() {
+        io::ErrorKind::NotFound => StorageError::NotFound(path.to_string()),
+        io::ErrorKind::PermissionDenied => StorageError::AccessDenied(path.to_string()),
+        _ => StorageError::Io {
+            path: path.to_string(),
+            source: error,
+        },
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
+) -> Result<T, StorageError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or_else(|error| {
+            Err(StorageError::Io {
+                path: String::new(),
+                source: io::Error::other(error),
+            })
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture() -> (tempdir::Dir, LocalRoot) {
+        let dir = tempdir::Dir::new();
+        fs::create_dir_all(dir.0.join("root/sub")).ok();
+        fs::write(dir.0.join("root/a.txt"), "hello\nworld\n").ok();
+        fs::write(dir.0.join("root/sub/b.csv"), "x,y\n1,2\n").ok();
+        fs::write(dir.0.join("secret.txt"), "top secret").ok();
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink(dir.0.join("secret.txt"), dir.0.join("root/escape.txt"))
+                .ok();
+            std::os::unix::fs::symlink(dir.0.join("root/a.txt"), dir.0.join("root/inside.txt"))
+                .ok();
+        }
+        let root = LocalRoot::open(dir.0.join("root")).ok();
+        (dir, root.unwrap_or_else(|| panic!("fixture root opens")))
+    }
+
+    mod tempdir {
+        /// A temporary folder removed on drop.
+        pub(super) struct Dir(pub(super) std::path::PathBuf);
+        impl Dir {
+            pub(super) fn new() -> Self {
+                use std::sync::atomic::{AtomicU32, Ordering};
+                static NEXT: AtomicU32 = AtomicU32::new(0);
+                let n = NEXT.fetch_add(1, Ordering::Relaxed);
+                let path = std::env::temp_dir()
+                    .join(format!("mcp-gateway-local-{}-{n}", std::process::id()));
+                std::fs::create_dir_all(&path).ok();
+                Self(path)
+            }
+        }
+        impl Drop for Dir {
+            fn drop(&mut self) {
+                std::fs::remove_dir_all(&self.0).ok();
+            }
+        }
+    }
+
+    fn path(s: &str) -> ObjectPath {
+        ObjectPath::parse(s).unwrap_or_else(|error| panic!("{error}"))
+    }
+
+    #[tokio::test]
+    async fn lists_recursively_sorted_and_skips_links_leaving_the_root() {
+        let (_dir, root) = fixture();
+        let entries = root
+            .list(&ObjectPath::root(), true)
+            .await
+            .map(|entries| entries.into_iter().map(|e| e.path).collect::<Vec<_>>());
+        let expected: Vec<String> = if cfg!(unix) {
+            vec![
+                "a.txt".into(),
+                "inside.txt".into(),
+                "sub".into(),
+                "sub/b.csv".into(),
+            ]
+        } else {
+            vec!["a.txt".into(), "sub".into(), "sub/b.csv".into()]
+        };
+        assert_eq!(entries.ok(), Some(expected));
+    }
+
+    #[tokio::test]
+    async fn symlink_leaving_the_root_is_refused() {
+        let (_dir, root) = fixture();
+        let result = root.read_range(&path("escape.txt"), 0, 100).await;
+        assert!(
+            matches!(result, Err(StorageError::OutsideRoot(_))),
+            "{result:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn reads_ranges_and_reports_missing_files() {
+        let (_dir, root) = fixture();
+        assert_eq!(
+            root.read_range(&path("a.txt"), 6, 100).await.ok(),
+            Some(b"world\n".to_vec())
+        );
+        assert!(matches!(
+            root.stat(&path("nope.txt")).await,
+            Err(StorageError::NotFound(_))
+        ));
+        assert_eq!(
+            root.stat(&path("sub/b.csv")).await.ok().map(|e| e.size),
+            Some(8)
+        );
+    }
+}

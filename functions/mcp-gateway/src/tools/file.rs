@@ -1,0 +1,461 @@
+//! `file`: list, read and inspect files under the data root (sandboxed, read-only).
+
+use base64::Engine as _;
+use globset::{Glob, GlobMatcher};
+use rmcp::model::ToolAnnotations;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    registry::{CallContext, Output, ToolError, TypedTool},
+    storage::{Entry, EntryKind, ObjectPath, Storage},
+};
+
+/// The `file` tool over one data root.
+#[derive(Debug, Clone)]
+pub struct FileTool {
+    storage: Storage,
+    limits: FileLimits,
+}
+
+/// Size caps for `file`; users raise them with `--max-read-bytes`.
+#[derive(Debug, Clone, Copy)]
+pub struct FileLimits {
+    /// Largest byte count one `read` returns.
+    pub max_read_bytes: u64,
+    /// Largest page of `list` entries.
+    pub max_page: usize,
+}
+
+impl Default for FileLimits {
+    fn default() -> Self {
+        Self {
+            max_read_bytes: 1 << 20,
+            max_page: 1000,
+        }
+    }
+}
+
+impl FileTool {
+    /// A `file` tool over `storage`.
+    pub fn new(storage: Storage, limits: FileLimits) -> Self {
+        Self { storage, limits }
+    }
+}
+
+/// What to do.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum FileAction {
+    /// List a folder (optionally recursive, filtered by glob, paginated).
+    List,
+    /// Read a file: text by line range or byte range; binary files come back base64-encoded.
+    Read,
+    /// Size, modification time and content type of one file or folder.
+    Info,
+}
+
+/// Arguments of `file`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FileInput {
+    /// `list`, `read` or `info`.
+    pub action: FileAction,
+    /// Path relative to the data root, `/`-separated. Empty or `.` is the root.
+    #[serde(default)]
+    pub path: String,
+    /// `list`: only entries whose path (relative to the root) matches this glob, e.g. `**/*.csv`.
+    pub glob: Option<String>,
+    /// `list`: descend into sub-folders.
+    #[serde(default)]
+    pub recursive: bool,
+    /// `list`: the `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// `list`: page size (default 100).
+    pub limit: Option<usize>,
+    /// `read`: first line to return, 1-based.
+    pub start_line: Option<u64>,
+    /// `read`: last line to return, inclusive.
+    pub end_line: Option<u64>,
+    /// `read`: first byte to return, 0-based (instead of lines).
+    pub offset: Option<u64>,
+    /// `read`: number of bytes to return from `offset`.
+    pub length: Option<u64>,
+}
+
+/// Result of `file`; which fields are set depends on the action.
+#[derive(Debug, Default, Serialize, JsonSchema)]
+pub struct FileOutput {
+    /// `list`: this page of entries, sorted by path.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entries: Option<Vec<Entry>>,
+    /// `list`: pass as `cursor` to get the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+    /// `read`/`info`: the file's metadata.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub info: Option<FileInfo>,
+    /// `read`: the text read (UTF-8 files).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// `read`: the bytes read, base64-encoded (binary files).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base64: Option<String>,
+    /// `read`: the byte range returned, `[start, end)`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub byte_range: Option<[u64; 2]>,
+    /// `read` by lines: the line range returned, inclusive.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line_range: Option<[u64; 2]>,
+}
+
+/// Metadata of one file.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct FileInfo {
+    /// The entry itself.
+    #[serde(flatten)]
+    pub entry: Entry,
+    /// Media type guessed from the extension.
+    pub content_type: String,
+}
+
+impl TypedTool for FileTool {
+    type Input = FileInput;
+    type Output = FileOutput;
+    const NAME: &'static str = "file";
+    const TITLE: &'static str = "Files under the data root";
+    const DESCRIPTION: &'static str = "List, read and inspect files under the data root. \
+        action=list (path, recursive, glob, limit, cursor); action=read (path plus start_line/end_line \
+        or offset/length; binary files are returned base64-encoded); action=info (path). \
+        Paths are relative to the data root.";
+
+    fn annotations(&self) -> ToolAnnotations {
+        ToolAnnotations::new()
+            .read_only(true)
+            .destructive(false)
+            .idempotent(true)
+            .open_world(false)
+    }
+
+    async fn run(
+        &self,
+        input: FileInput,
+        context: CallContext,
+    ) -> Result<Output<FileOutput>, ToolError> {
+        let path = ObjectPath::parse(&input.path)?;
+        match input.action {
+            FileAction::List => self.list(&path, &input, &context).await,
+            FileAction::Read => self.read(&path, &input).await,
+            FileAction::Info => {
+                let entry = self.storage.stat(&path).await?;
+                let text = format!("{} ({:?}, {} bytes)", entry.path, entry.kind, entry.size);
+                Ok(Output {
+                    structured: FileOutput {
+                        info: Some(info(entry)),
+                        ..FileOutput::default()
+                    },
+                    text,
+                })
+            }
+        }
+    }
+}
+
+impl FileTool {
+    async fn list(
+        &self,
+        dir: &ObjectPath,
+        input: &FileInput,
+        context: &CallContext,
+    ) -> Result<Output<FileOutput>, ToolError> {
+        let matcher = input.glob.as_deref().map(glob_matcher).transpose()?;
+        let limit = input.limit.unwrap_or(100);
+        if limit == 0 || limit > self.limits.max_page {
+            return Err(ToolError::new(format!(
+                "limit must be between 1 and {}",
+                self.limits.max_page
+            )));
+        }
+        let start = match &input.cursor {
+            Some(cursor) => parse_cursor(cursor)?,
+            None => 0,
+        };
+        context
+            .progress
+            .report(0.0, None, format!("listing {dir}"))
+            .await;
+        let entries = self.storage.list(dir, input.recursive).await?;
+        let matching: Vec<Entry> = entries
+            .into_iter()
+            .filter(|entry| matcher.as_ref().is_none_or(|m| m.is_match(&entry.path)))
+            .collect();
+        let total = matching.len();
+        context
+            .progress
+            .report(
+                total as f64,
+                Some(total as f64),
+                format!("{total} entries found"),
+            )
+            .await;
+        let page: Vec<Entry> = matching.into_iter().skip(start).take(limit).collect();
+        let next = start + page.len();
+        let next_cursor = (next < total).then(|| format!("o{next}"));
+        let mut text = page
+            .iter()
+            .map(|e| match e.kind {
+                EntryKind::Dir => format!("{}/", e.path),
+                EntryKind::File => format!("{}\t{} bytes", e.path, e.size),
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        if let Some(cursor) = &next_cursor {
+            text.push_str(&format!(
+                "\n… {} more; pass cursor \"{cursor}\" for the next page",
+                total - next
+            ));
+        }
+        if page.is_empty() {
+            text = format!("no entries under {dir}");
+        }
+        Ok(Output {
+            structured: FileOutput {
+                entries: Some(page),
+                next_cursor,
+                ..FileOutput::default()
+            },
+            text,
+        })
+    }
+
+    async fn read(
+        &self,
+        path: &ObjectPath,
+        input: &FileInput,
+    ) -> Result<Output<FileOutput>, ToolError> {
+        let entry = self.storage.stat(path).await?;
+        if entry.kind == EntryKind::Dir {
+            return Err(ToolError::new(format!(
+                "`{path}` is a folder; use action=list to see its contents"
+            )));
+        }
+        let cap = self.limits.max_read_bytes;
+        let by_lines = input.start_line.is_some() || input.end_line.is_some();
+        let by_bytes = input.offset.is_some() || input.length.is_some();
+        if by_lines && by_bytes {
+            return Err(ToolError::new(
+                "give either start_line/end_line or offset/length, not both",
+            ));
+        }
+        if by_lines {
+            return self
+                .read_lines(path, entry, input.start_line.unwrap_or(1), input.end_line)
+                .await;
+        }
+        let offset = input.offset.unwrap_or(0);
+        let length = match input.length {
+            Some(length) if length > cap => {
+                return Err(ToolError::new(format!(
+                    "length {length} is larger than the read limit of {cap} bytes; read in smaller ranges"
+                )));
+            }
+            Some(length) => length,
+            None if entry.size.saturating_sub(offset) > cap => {
+                return Err(ToolError::new(format!(
+                    "`{path}` is {} bytes, too large to read at once (limit {cap}); use offset/length or start_line/end_line to read a range",
+                    entry.size
+                )));
+            }
+            None => entry.size.saturating_sub(offset),
+        };
+        if offset > entry.size {
+            return Err(ToolError::new(format!(
+                "offset {offset} is past the end of `{path}` ({} bytes)",
+                entry.size
+            )));
+        }
+        let bytes = self.storage.read_range(path, offset, length).await?;
+        let end = offset + bytes.len() as u64;
+        let mut output = FileOutput {
+            byte_range: Some([offset, end]),
+            ..FileOutput::default()
+        };
+        let text = match decode_text(bytes) {
+            Ok(text) => {
+                output.text = Some(text.clone());
+                text
+            }
+            Err(bytes) => {
+                let encoded = base64::engine::general_purpose::STANDARD.encode(&bytes);
+                output.base64 = Some(encoded);
+                format!("`{path}` is binary: bytes {offset}..{end} are in structuredContent.base64")
+            }
+        };
+        output.info = Some(info(entry));
+        Ok(Output {
+            structured: output,
+            text,
+        })
+    }
+
+    async fn read_lines(
+        &self,
+        path: &ObjectPath,
+        entry: Entry,
+        start_line: u64,
+        end_line: Option<u64>,
+    ) -> Result<Output<FileOutput>, ToolError> {
+        if start_line == 0 || end_line.is_some_and(|end| end < start_line) {
+            return Err(ToolError::new(
+                "lines are numbered from 1 and end_line must not be before start_line",
+            ));
+        }
+        let cap = self.limits.max_read_bytes;
+        const CHUNK: u64 = 256 * 1024;
+        let mut line = 1u64;
+        let mut offset = 0u64;
+        let mut selected = Vec::new();
+        let mut first_byte = None;
+        'scan: while offset < entry.size {
+            let chunk = self.storage.read_range(path, offset, CHUNK).await?;
+            if chunk.is_empty() {
+                break;
+            }
+            for (i, &byte) in chunk.iter().enumerate() {
+                if line >= start_line && end_line.is_none_or(|end| line <= end) {
+                    first_byte.get_or_insert(offset + i as u64);
+                    selected.push(byte);
+                    if selected.len() as u64 > cap {
+                        return Err(ToolError::new(format!(
+                            "lines {start_line}..{} of `{path}` exceed the read limit of {cap} bytes; ask for fewer lines",
+                            end_line.map_or("end".to_owned(), |end| end.to_string())
+                        )));
+                    }
+                }
+                if byte == b'\n' {
+                    line += 1;
+                    if end_line.is_some_and(|end| line > end) {
+                        break 'scan;
+                    }
+                }
+            }
+            offset += chunk.len() as u64;
+        }
+        if line < start_line {
+            return Err(ToolError::new(format!(
+                "`{path}` has only {line} lines; start_line {start_line} is past its end"
+            )));
+        }
+        let last_line = end_line.map_or(line, |end| end.min(line));
+        let start = first_byte.unwrap_or(offset);
+        let byte_range = Some([start, start + selected.len() as u64]);
+        let text = decode_text(selected).map_err(|_| {
+            ToolError::new(format!(
+                "`{path}` is not UTF-8 text; read it with offset/length to get base64 bytes"
+            ))
+        })?;
+        let output = FileOutput {
+            text: Some(text.clone()),
+            byte_range,
+            line_range: Some([start_line, last_line]),
+            info: Some(info(entry)),
+            ..FileOutput::default()
+        };
+        Ok(Output {
+            structured: output,
+            text,
+        })
+    }
+}
+
+fn info(entry: Entry) -> FileInfo {
+    let content_type = match entry.kind {
+        EntryKind::Dir => "inode/directory".to_owned(),
+        EntryKind::File => content_type(&entry.path).to_owned(),
+    };
+    FileInfo {
+        entry,
+        content_type,
+    }
+}
+
+/// The media type of a path, from its extension.
+pub fn content_type(path: &str) -> &'static str {
+    let extension = path
+        .rsplit_once('.')
+        .map(|(_, ext)| ext.to_ascii_lowercase())
+        .unwrap_or_default();
+    match extension.as_str() {
+        "csv" => "text/csv",
+        "tsv" => "text/tab-separated-values",
+        "json" => "application/json",
+        "ndjson" | "jsonl" => "application/x-ndjson",
+        "parquet" => "application/vnd.apache.parquet",
+        "md" | "markdown" => "text/markdown",
+        "txt" | "log" => "text/plain",
+        "html" | "htm" => "text/html",
+        "xml" => "application/xml",
+        "yaml" | "yml" => "application/yaml",
+        "toml" => "application/toml",
+        "rs" | "py" | "js" | "ts" | "go" | "java" | "c" | "h" | "cpp" | "sh" | "sql" => {
+            "text/plain"
+        }
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "pdf" => "application/pdf",
+        "gz" => "application/gzip",
+        "zip" => "application/zip",
+        _ => "application/octet-stream",
+    }
+}
+
+fn glob_matcher(pattern: &str) -> Result<GlobMatcher, ToolError> {
+    Glob::new(pattern)
+        .map(|glob| glob.compile_matcher())
+        .map_err(|error| ToolError::new(format!("invalid glob `{pattern}`: {error}")))
+}
+
+fn parse_cursor(cursor: &str) -> Result<usize, ToolError> {
+    cursor
+        .strip_prefix('o')
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| {
+            ToolError::new(format!(
+                "invalid cursor `{cursor}`; pass the next_cursor of a previous list call"
+            ))
+        })
+}
+
+/// UTF-8 text, or the bytes back when they are binary (NUL bytes or invalid UTF-8).
+fn decode_text(bytes: Vec<u8>) -> Result<String, Vec<u8>> {
+    if bytes.contains(&0) {
+        return Err(bytes);
+    }
+    String::from_utf8(bytes).map_err(|error| error.into_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_round_trips_and_rejects_garbage() {
+        assert_eq!(parse_cursor("o42").ok(), Some(42));
+        assert!(parse_cursor("42").is_err());
+        assert!(parse_cursor("o-1").is_err());
+    }
+
+    #[test]
+    fn malformed_glob_is_a_clear_error() {
+        let error = glob_matcher("a/[b").err().map(|e| e.0).unwrap_or_default();
+        assert!(error.starts_with("invalid glob `a/[b`"), "{error}");
+    }
+
+    #[test]
+    fn binary_detection() {
+        assert!(decode_text(b"plain\n".to_vec()).is_ok());
+        assert!(decode_text(vec![0xff, 0xfe]).is_err());
+        assert!(decode_text(b"a\0b".to_vec()).is_err());
+    }
+}

