@@ -57,7 +57,8 @@ class Server:
         return self.proc.poll() is None
 
     def log_lines(self) -> list[dict]:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         lines = []
         for line in self.log_path.read_text().splitlines():
             try:

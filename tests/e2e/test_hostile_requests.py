@@ -154,3 +154,27 @@ def test_allowed_origin_is_accepted(server):
     origin = f"http://127.0.0.1:{server.port}"
     response = send(server, "POST", {"Origin": origin, "MCP-Protocol-Version": "2025-11-25"}, rpc("ping"))
     assert response.status_code == 200
+
+
+def test_unsupported_version_lists_the_supported_ones(server):
+    meta = {**MODERN, "io.modelcontextprotocol/protocolVersion": "1999-01-01"}
+    headers = {**modern_headers("tools/list"), "MCP-Protocol-Version": "1999-01-01"}
+    response = send(server, "POST", headers, rpc("tools/list", {"_meta": meta}))
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == -32022
+    assert error["data"]["supported"] == ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25", "2026-07-28"]
+
+
+@pytest.mark.parametrize("version", ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"])
+def test_legacy_methods_answer_in_every_legacy_revision(server, version):
+    headers = {"MCP-Protocol-Version": version}
+    init = {"protocolVersion": version, "capabilities": {}, "clientInfo": {"name": "table", "version": "1"}}
+    initialized = send(server, "POST", {}, rpc("initialize", init))
+    assert initialized.json()["result"]["protocolVersion"] == version
+    session = {"Mcp-Session-Id": initialized.headers["mcp-session-id"], **headers}
+    for method, params in [("ping", None), ("tools/list", {}), ("resources/list", {}), ("resources/templates/list", {}),
+                           ("prompts/list", {}), ("logging/setLevel", {"level": "warning"})]:
+        response = send(server, "POST", session, rpc(method, params))
+        assert response.status_code == 200, (version, method, response.text)
+        assert "result" in response.json(), (version, method, response.text)
