@@ -39,8 +39,8 @@ unit: ## Rust unit tests and the in-process Lambda event tests
 	cargo test --workspace
 
 e2e: tools ## End-to-end tests: real binaries, real MCP clients, conformance suite, cargo lambda watch
-	cargo build -p mcp-gateway
-	MCP_GATEWAY_BIN=$(BIN) $(VENV)/bin/pytest tests/e2e -q
+	cargo build -p mcp-gateway -p mcp-sigv4-proxy -p apigw-standin
+	MCP_GATEWAY_BIN=$(BIN) MCP_PROXY_BIN=$(CARGO_TARGET_DIR)/debug/mcp-sigv4-proxy APIGW_STANDIN_BIN=$(CARGO_TARGET_DIR)/debug/apigw-standin $(VENV)/bin/pytest tests/e2e -q
 
 tools: $(VENV)/.installed $(NODE_DIR)/.installed ## Install test tools into .tools/ and tests/node_modules
 

@@ -32,8 +32,8 @@ def free_port() -> int:
 class Server:
     """A running `mcp-gateway serve` process with its stderr log."""
 
-    def __init__(self, tmp: Path, *extra: str, env: dict[str, str] | None = None) -> None:
-        self.port = free_port()
+    def __init__(self, tmp: Path, *extra: str, env: dict[str, str] | None = None, port: int | None = None) -> None:
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}/mcp"
         self.log_path = tmp / f"serve-{self.port}.log"
         self._log = open(self.log_path, "w")

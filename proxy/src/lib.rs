@@ -1,0 +1,15 @@
+//! `mcp-sigv4-proxy`: a local stdio MCP server that forwards every JSON-RPC message to an
+//! IAM-protected MCP endpoint (API Gateway, Lambda Function URL, Bedrock AgentCore), signed
+//! with AWS SigV4, and streams the answers back.
+//!
+//! stdin → [`forward::Proxy`] (one task per message) → signed POST → stdout, one line per
+//! JSON-RPC message; logs go to stderr.
+
+pub mod credentials;
+pub mod doctor;
+pub mod endpoint;
+pub mod errors;
+pub mod filter;
+pub mod forward;
+pub mod retry;
+pub mod sign;

@@ -1,0 +1,215 @@
+//! The `mcp-sigv4-proxy` command line.
+
+use std::{path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use clap::{Args, Parser, Subcommand};
+use http::{HeaderName, HeaderValue};
+use mcp_sigv4_proxy::{
+    credentials::CredentialSource,
+    doctor,
+    endpoint::Endpoint,
+    filter::ToolFilter,
+    forward::{Options, Proxy},
+};
+use tokio::{
+    io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader},
+    sync::mpsc,
+    task::JoinSet,
+};
+
+/// Local stdio MCP server that signs each request with AWS SigV4 and forwards it to an
+/// IAM-protected MCP endpoint.
+#[derive(Debug, Parser)]
+#[command(name = "mcp-sigv4-proxy", version, about)]
+struct Cli {
+    #[command(flatten)]
+    common: Common,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check credentials, clock, DNS/TLS and a signed request, and say how to fix what fails.
+    Doctor,
+}
+
+#[derive(Debug, Args)]
+struct Common {
+    /// The MCP endpoint URL, e.g. https://<api-id>.execute-api.<region>.amazonaws.com/prod/mcp
+    #[arg(long, env = "API_GATEWAY_URL", global = true)]
+    endpoint: Option<String>,
+    /// AWS region to sign for (default: from the URL).
+    #[arg(long, env = "AWS_REGION", global = true)]
+    region: Option<String>,
+    /// AWS profile for credentials.
+    #[arg(long, env = "AWS_PROFILE", global = true)]
+    profile: Option<String>,
+    /// SigV4 service name (default: from the URL; `execute-api` for custom domains).
+    #[arg(long, global = true)]
+    service: Option<String>,
+    /// Seconds to wait for response headers, and between events of a streamed answer.
+    #[arg(long, default_value_t = 60, global = true)]
+    timeout: u64,
+    /// Extra header for every request, `K=V` (repeatable).
+    #[arg(long = "header", value_name = "K=V", global = true)]
+    headers: Vec<String>,
+    /// Only expose tools annotated read-only (`readOnlyHint`).
+    #[arg(long, global = true)]
+    read_only: bool,
+    /// Only expose tools matching these globs (comma-separated or repeated).
+    #[arg(long, value_delimiter = ',', global = true)]
+    allow_tools: Vec<String>,
+    /// Hide and refuse tools matching these globs (comma-separated or repeated).
+    #[arg(long, value_delimiter = ',', global = true)]
+    deny_tools: Vec<String>,
+    /// Log filter for stderr (`info`, `debug`, ...).
+    #[arg(long, env = "MCP_PROXY_LOG", default_value = "warn", global = true)]
+    log_level: String,
+    /// Also append logs to this file.
+    #[arg(long, global = true)]
+    log_file: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.common.log_level, cli.common.log_file.as_deref());
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("mcp-sigv4-proxy: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        let (endpoint, credentials) = setup(&cli.common)?;
+        match cli.command {
+            Some(Command::Doctor) => {
+                let timeout = Duration::from_secs(cli.common.timeout);
+                Ok(doctor::run(&endpoint, &credentials, timeout, std::io::stdout()).await)
+            }
+            None => run(&cli.common, endpoint, credentials).await.map(|()| true),
+        }
+    });
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(error) => {
+            tracing::error!(error = format!("{error:#}"), "mcp-sigv4-proxy failed");
+            eprintln!("mcp-sigv4-proxy: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn setup(common: &Common) -> anyhow::Result<(Endpoint, CredentialSource)> {
+    let url = common
+        .endpoint
+        .as_deref()
+        .context("no endpoint: pass --endpoint https://<api-id>.execute-api.<region>.amazonaws.com/<stage>/mcp or set API_GATEWAY_URL")?;
+    let region = common
+        .region
+        .clone()
+        .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok());
+    let endpoint = Endpoint::new(url, common.service.as_deref(), region.as_deref())?;
+    let credentials = CredentialSource::new(common.profile.clone(), endpoint.region.clone());
+    Ok((endpoint, credentials))
+}
+
+async fn run(
+    common: &Common,
+    endpoint: Endpoint,
+    credentials: CredentialSource,
+) -> anyhow::Result<()> {
+    let options = Options {
+        timeout: Duration::from_secs(common.timeout.max(1)),
+        headers: parse_headers(&common.headers)?,
+        filter: ToolFilter::new(common.read_only, &common.allow_tools, &common.deny_tools)
+            .context("invalid --allow-tools/--deny-tools glob")?,
+    };
+    tracing::info!(%endpoint, "forwarding stdio to the endpoint");
+    let (out, mut lines) = mpsc::channel::<Bytes>(1024);
+    let writer = tokio::spawn(async move {
+        let mut stdout = tokio::io::stdout();
+        while let Some(line) = lines.recv().await {
+            let mut whole = Vec::with_capacity(line.len() + 1);
+            whole.extend_from_slice(&line);
+            whole.push(b'\n');
+            if stdout.write_all(&whole).await.is_err() || stdout.flush().await.is_err() {
+                break;
+            }
+        }
+    });
+    let proxy = Arc::new(Proxy::new(endpoint, credentials, options, out)?);
+    let mut stdin = BufReader::new(tokio::io::stdin()).lines();
+    let mut tasks = JoinSet::new();
+    while let Some(line) = stdin.next_line().await.context("reading stdin")? {
+        if line.trim().is_empty() {
+            continue;
+        }
+        tasks.spawn(proxy.clone().handle_line(line));
+        while tasks.try_join_next().is_some() {}
+    }
+    tracing::info!(
+        in_flight = tasks.len(),
+        "stdin closed; finishing in-flight requests"
+    );
+    while tasks.join_next().await.is_some() {}
+    drop(proxy);
+    writer.await.ok();
+    Ok(())
+}
+
+fn parse_headers(raw: &[String]) -> anyhow::Result<Vec<(HeaderName, HeaderValue)>> {
+    raw.iter()
+        .map(|pair| {
+            let (name, value) = pair
+                .split_once('=')
+                .with_context(|| format!("--header `{pair}` is not K=V"))?;
+            let name = HeaderName::try_from(name.trim())
+                .with_context(|| format!("bad header name in `{pair}`"))?;
+            let value = HeaderValue::try_from(value.trim())
+                .with_context(|| format!("bad header value in `{pair}`"))?;
+            Ok((name, value))
+        })
+        .collect()
+}
+
+fn init_logging(level: &str, file: Option<&std::path::Path>) {
+    use tracing_subscriber::{
+        EnvFilter, fmt, layer::SubscriberExt as _, util::SubscriberInitExt as _,
+    };
+    let filter = EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("warn"));
+    let stderr = fmt::layer()
+        .json()
+        .with_writer(std::io::stderr)
+        .with_current_span(false)
+        .with_span_list(false);
+    let file_layer = file.and_then(|path| {
+        match std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            Ok(file) => Some(fmt::layer().json().with_writer(std::sync::Mutex::new(file))),
+            Err(error) => {
+                eprintln!(
+                    "mcp-sigv4-proxy: cannot open log file {}: {error}",
+                    path.display()
+                );
+                None
+            }
+        }
+    });
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(stderr)
+        .with(file_layer)
+        .init();
+}
