@@ -131,7 +131,7 @@ impl Proxy {
                 tracing::warn!(%error, "stdin line is not JSON");
                 let message =
                     format!("Parse error: the proxy received a line that is not JSON ({error})");
-                self.write(&rpc_error(&Value::Null, -32700, &message, None))
+                self.write(rpc_error(&Value::Null, -32700, &message, None))
                     .await;
                 return;
             }
@@ -139,7 +139,7 @@ impl Proxy {
         let message = Message::new(body);
         if let Err(refusal) = self.check_filter(&message).await {
             if let Some(id) = &message.id {
-                self.write(&rpc_error(id, -32602, &refusal, None)).await;
+                self.write(rpc_error(id, -32602, &refusal, None)).await;
             }
             return;
         }
@@ -163,7 +163,7 @@ impl Proxy {
                         let text = format!(
                             "the server lost the MCP session and re-initializing failed: {error}"
                         );
-                        self.write(&rpc_error(id, -32000, &text, None)).await;
+                        self.write(rpc_error(id, -32000, &text, None)).await;
                     }
                     return;
                 }
@@ -171,7 +171,7 @@ impl Proxy {
                     && let Some(id) = &message.id
                 {
                     let text = "the server rejected the new MCP session as well; is a load balancer mixing deployments?";
-                    self.write(&rpc_error(id, -32000, text, None)).await;
+                    self.write(rpc_error(id, -32000, text, None)).await;
                 }
             }
         }
@@ -193,7 +193,7 @@ impl Proxy {
                 attempt < retry::MAX_ATTEMPTS && retry::should_retry(failure.kind(), effect);
             if !retry {
                 if let Some(id) = &message.id {
-                    self.write(&errors::to_rpc_error(
+                    self.write(errors::to_rpc_error(
                         id,
                         &failure,
                         &self.endpoint,
@@ -341,7 +341,7 @@ impl Proxy {
     async fn stream_broken(&self, message: &Message, text: &str) {
         tracing::warn!(text, "event stream ended early");
         if let Some(id) = &message.id {
-            self.write(&rpc_error(id, -32000, text, None)).await;
+            self.write(rpc_error(id, -32000, text, None)).await;
         }
     }
 
@@ -350,7 +350,7 @@ impl Proxy {
         let is_answer_to_list = message.method.as_deref() == Some("tools/list");
         let is_initialize = message.method.as_deref() == Some("initialize");
         if !(is_answer_to_list || is_initialize || body.contains(&b'\n')) {
-            self.write(&body).await;
+            self.write(body).await;
             return;
         }
         let mut value: Value = match serde_json::from_slice(&body) {
@@ -360,7 +360,7 @@ impl Proxy {
                 if let Some(id) = &message.id {
                     let text =
                         format!("the server answered with something that is not JSON: {error}");
-                    self.write(&rpc_error(
+                    self.write(rpc_error(
                         id,
                         -32603,
                         &text,
@@ -385,7 +385,7 @@ impl Proxy {
             self.note_hints(result).await;
             self.options.filter.apply_to_list(result);
         }
-        self.write(value.to_string().as_bytes()).await;
+        self.write(value.to_string()).await;
     }
 
     async fn note_hints(&self, result: &Value) {
@@ -542,8 +542,8 @@ impl Proxy {
         Ok(())
     }
 
-    async fn write(&self, line: &[u8]) {
-        if self.out.send(Bytes::copy_from_slice(line)).await.is_err() {
+    async fn write(&self, line: impl Into<Bytes>) {
+        if self.out.send(line.into()).await.is_err() {
             tracing::debug!("stdout writer is gone");
         }
     }

@@ -138,10 +138,13 @@ async fn run(
     let writer = tokio::spawn(async move {
         let mut stdout = tokio::io::stdout();
         while let Some(line) = lines.recv().await {
-            let mut whole = Vec::with_capacity(line.len() + 1);
-            whole.extend_from_slice(&line);
-            whole.push(b'\n');
-            if stdout.write_all(&whole).await.is_err() || stdout.flush().await.is_err() {
+            // This task is the only writer, so a line and its newline are never interleaved.
+            let written = async {
+                stdout.write_all(&line).await?;
+                stdout.write_all(b"\n").await?;
+                stdout.flush().await
+            };
+            if written.await.is_err() {
                 break;
             }
         }

@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use axum::Router;
+use axum::{Router, serve::ListenerExt as _};
 use tokio_util::sync::CancellationToken;
 
 /// Serves `router` on `addr` until SIGTERM/Ctrl-C, then drains open requests.
@@ -16,6 +16,12 @@ pub async fn run(
         std::io::Error::new(error.kind(), format!("cannot listen on {addr}: {error}"))
     })?;
     let local = listener.local_addr()?;
+    // SSE events are small writes that must leave at once, not wait for Nagle's algorithm.
+    let listener = listener.tap_io(|stream| {
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY");
+        }
+    });
     tracing::info!(addr = %local, url = %format!("http://{local}/mcp"), "serving MCP over Streamable HTTP");
     let signal = shutdown.clone();
     tokio::spawn(async move {
