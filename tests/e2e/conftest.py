@@ -32,13 +32,14 @@ def free_port() -> int:
 class Server:
     """A running `mcp-gateway serve` process with its stderr log."""
 
-    def __init__(self, tmp: Path, *extra: str, env: dict[str, str] | None = None, port: int | None = None) -> None:
+    def __init__(self, tmp: Path, *extra: str, env: dict[str, str] | None = None, port: int | None = None,
+                 data_root: str | None = None) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}/mcp"
         self.log_path = tmp / f"serve-{self.port}.log"
         self._log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
-            [gateway_bin(), "--data-root", str(DATA), "serve", "--addr", f"127.0.0.1:{self.port}", *extra],
+            [gateway_bin(), "--data-root", data_root or str(DATA), *extra, "serve", "--addr", f"127.0.0.1:{self.port}"],
             stdout=subprocess.DEVNULL,
             stderr=self._log,
             env={**os.environ, "RUST_LOG": "info,rmcp=warn", **(env or {})},

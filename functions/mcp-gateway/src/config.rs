@@ -6,7 +6,7 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 
 use crate::{
-    storage::{LocalRoot, Storage},
+    storage::{LocalRoot, S3Root, Storage},
     tools::{ToolLimits, file::FileLimits},
     transport::{
         http::{AllowedHosts, HttpSettings, SessionKey},
@@ -39,6 +39,14 @@ pub struct Cli {
     /// Largest `file` read, in bytes.
     #[arg(long, env = "MAX_READ_BYTES", default_value_t = 1 << 20, global = true)]
     pub max_read_bytes: u64,
+
+    /// Offer the `file_write` tool (create, replace, delete files under the data root).
+    #[arg(long, env = "ALLOW_WRITE", global = true)]
+    pub allow_write: bool,
+
+    /// Largest file `file_write` accepts, in bytes.
+    #[arg(long, env = "MAX_WRITE_BYTES", default_value_t = 8 << 20, global = true)]
+    pub max_write_bytes: usize,
 
     /// What to run; without one, `lambda` inside AWS Lambda and `serve` elsewhere.
     #[command(subcommand)]
@@ -159,10 +167,13 @@ impl Cli {
         }
     }
 
-    /// Opens the data root.
-    pub fn storage(&self) -> anyhow::Result<Storage> {
+    /// Opens the data root: `s3://bucket/prefix/` or a local folder.
+    pub async fn storage(&self) -> anyhow::Result<Storage> {
         if self.data_root.starts_with("s3://") {
-            anyhow::bail!("S3 data roots are not supported by this build yet; use a local folder");
+            let root = S3Root::connect(&self.data_root)
+                .await
+                .map_err(|error| anyhow::anyhow!(error))?;
+            return Ok(Storage::S3(root));
         }
         let path = PathBuf::from(&self.data_root);
         let root = LocalRoot::open(&path)
@@ -177,6 +188,8 @@ impl Cli {
                 max_read_bytes: self.max_read_bytes,
                 ..FileLimits::default()
             },
+            allow_write: self.allow_write,
+            max_write_bytes: self.max_write_bytes,
         }
     }
 }

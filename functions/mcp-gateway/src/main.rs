@@ -35,7 +35,7 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let core = Arc::new(build_core(&cli)?);
+    let core = Arc::new(build_core(&cli).await?);
     match cli.command() {
         Command::Serve(args) => {
             let settings = args
@@ -57,8 +57,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn build_core(cli: &Cli) -> anyhow::Result<Core> {
-    let core = Core::with_builtin_tools(cli.storage()?, cli.tool_limits());
+async fn build_core(cli: &Cli) -> anyhow::Result<Core> {
+    let core = Core::with_builtin_tools(cli.storage().await?, cli.tool_limits());
     tracing::debug!(root = %core.storage.describe(), tools = ?core.registry, "core ready");
     Ok(core)
 }

@@ -5,11 +5,13 @@
 
 mod local;
 mod path;
+mod s3;
 
 use std::time::SystemTime;
 
 pub use local::LocalRoot;
 pub use path::{ObjectPath, PathError};
+pub use s3::S3Root;
 
 /// What storage failures can be; each message says what to do about it.
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +56,10 @@ pub struct Entry {
     /// Last modification time, RFC 3339 UTC, when the backend knows it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub modified: Option<String>,
+    /// Entity tag: S3's ETag, or `<mtime>-<size>` in hex for local files; changes when the
+    /// content does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
 }
 
 /// Whether an [`Entry`] is a file or a folder.
@@ -71,6 +77,8 @@ pub enum EntryKind {
 pub enum Storage {
     /// A folder on the local file system.
     Local(LocalRoot),
+    /// A prefix in an S3 bucket.
+    S3(S3Root),
 }
 
 impl Storage {
@@ -78,6 +86,7 @@ impl Storage {
     pub fn describe(&self) -> String {
         match self {
             Self::Local(root) => root.path().display().to_string(),
+            Self::S3(root) => root.describe(),
         }
     }
 
@@ -85,6 +94,7 @@ impl Storage {
     pub async fn stat(&self, path: &ObjectPath) -> Result<Entry, StorageError> {
         match self {
             Self::Local(root) => root.stat(path).await,
+            Self::S3(root) => root.stat(path).await,
         }
     }
 
@@ -96,6 +106,7 @@ impl Storage {
     ) -> Result<Vec<Entry>, StorageError> {
         match self {
             Self::Local(root) => root.list(dir, recursive).await,
+            Self::S3(root) => root.list(dir, recursive).await,
         }
     }
 
@@ -108,8 +119,48 @@ impl Storage {
     ) -> Result<Vec<u8>, StorageError> {
         match self {
             Self::Local(root) => root.read_range(path, start, len).await,
+            Self::S3(root) => root.read_range(path, start, len).await,
         }
     }
+
+    /// Creates or replaces a file: atomically (temporary file + rename) on a local root,
+    /// with one PutObject on S3.
+    pub async fn write(&self, path: &ObjectPath, bytes: Vec<u8>) -> Result<(), StorageError> {
+        if path.is_root() {
+            return Err(StorageError::WrongKind {
+                path: ".".into(),
+                expected: "a file",
+                actual: "the root folder",
+            });
+        }
+        match self {
+            Self::Local(root) => root.write(path, bytes).await,
+            Self::S3(root) => root.write(path, bytes).await,
+        }
+    }
+
+    /// Deletes a file (never a folder).
+    pub async fn delete(&self, path: &ObjectPath) -> Result<(), StorageError> {
+        match self {
+            Self::Local(root) => root.delete(path).await,
+            Self::S3(root) => root.delete(path).await,
+        }
+    }
+}
+
+/// An error and its sources, joined with `: `.
+pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(inner) = source {
+        let part = inner.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = inner.source();
+    }
+    text
 }
 
 /// Formats a modification time as RFC 3339 UTC (second precision).

@@ -1,20 +1,41 @@
 //! Built-in tools, one file each. Adding a tool: a file here plus one line in [`register_builtin`].
 
 pub mod file;
+pub mod file_write;
 
 use crate::{
     registry::{Registry, typed},
     storage::Storage,
 };
 
-/// Limits shared by the built-in tools, configurable from the command line.
-#[derive(Debug, Clone, Copy, Default)]
+/// Limits and switches of the built-in tools, configurable from the command line.
+#[derive(Debug, Clone, Copy)]
 pub struct ToolLimits {
     /// Limits of the `file` tool.
     pub file: file::FileLimits,
+    /// Whether `file_write` is offered at all.
+    pub allow_write: bool,
+    /// Largest file `file_write` accepts.
+    pub max_write_bytes: usize,
+}
+
+impl Default for ToolLimits {
+    fn default() -> Self {
+        Self {
+            file: file::FileLimits::default(),
+            allow_write: false,
+            max_write_bytes: 8 << 20,
+        }
+    }
 }
 
 /// Registers every built-in tool over `storage`.
 pub fn register_builtin(registry: &mut Registry, storage: &Storage, limits: ToolLimits) {
     registry.register(typed(file::FileTool::new(storage.clone(), limits.file)));
+    if limits.allow_write {
+        registry.register(typed(file_write::FileWriteTool::new(
+            storage.clone(),
+            limits.max_write_bytes,
+        )));
+    }
 }

@@ -130,6 +130,80 @@ impl LocalRoot {
         .await
     }
 
+    /// Writes `bytes` to a temporary file next to `path`, syncs it, and renames it into place,
+    /// so readers see the old content or the new, never a mix.
+    pub async fn write(&self, path: &ObjectPath, bytes: Vec<u8>) -> Result<(), StorageError> {
+        let this = self.clone();
+        let path = path.clone();
+        blocking(move || {
+            let parent = this.prepare_parent(&path)?;
+            let name = path.segments().last().unwrap_or_default().to_owned();
+            let target = parent.join(&name);
+            if target.is_dir() {
+                return Err(StorageError::WrongKind {
+                    path: path.to_string(),
+                    expected: "a file",
+                    actual: "a folder",
+                });
+            }
+            let temporary = parent.join(format!(
+                ".{name}.tmp-{}-{:x}",
+                std::process::id(),
+                rand_suffix()
+            ));
+            let result = (|| {
+                let mut file = fs::File::create(&temporary)?;
+                std::io::Write::write_all(&mut file, &bytes)?;
+                file.sync_all()?;
+                fs::rename(&temporary, &target)
+            })();
+            if let Err(error) = result {
+                fs::remove_file(&temporary).ok();
+                return Err(io_error(&path, error));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Removes a file (folders are refused).
+    pub async fn delete(&self, path: &ObjectPath) -> Result<(), StorageError> {
+        let this = self.clone();
+        let path = path.clone();
+        blocking(move || {
+            let full = this.resolve(&path)?;
+            if full.is_dir() {
+                return Err(StorageError::WrongKind {
+                    path: path.to_string(),
+                    expected: "a file",
+                    actual: "a folder",
+                });
+            }
+            fs::remove_file(&full).map_err(|error| io_error(&path, error))
+        })
+        .await
+    }
+
+    /// The real parent folder of `path`, created if missing, checked to be inside the root.
+    fn prepare_parent(&self, path: &ObjectPath) -> Result<PathBuf, StorageError> {
+        let segments: Vec<&str> = path.segments().collect();
+        let mut parent = self.root.to_path_buf();
+        for segment in &segments[..segments.len().saturating_sub(1)] {
+            parent.push(segment);
+            match fs::symlink_metadata(&parent) {
+                Ok(_) => {
+                    let real = fs::canonicalize(&parent).map_err(|error| io_error(path, error))?;
+                    if !real.starts_with(self.root.as_path()) {
+                        return Err(StorageError::OutsideRoot(path.to_string()));
+                    }
+                    parent = real;
+                }
+                Err(_) => fs::create_dir(&parent).map_err(|error| io_error(path, error))?,
+            }
+        }
+        Ok(parent)
+    }
+
     /// The real path of `path`, refusing anything that resolves outside the root.
     fn resolve(&self, path: &ObjectPath) -> Result<PathBuf, StorageError> {
         let mut full = self.root.to_path_buf();
@@ -145,6 +219,13 @@ impl LocalRoot {
 
 fn entry(path: String, metadata: &fs::Metadata) -> Entry {
     let is_dir = metadata.is_dir();
+    let modified = metadata.modified().ok();
+    let etag = (!is_dir).then(|| {
+        let nanos = modified
+            .and_then(|time| time.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |since| since.as_nanos());
+        format!("{nanos:x}-{:x}", metadata.len())
+    });
     Entry {
         path,
         kind: if is_dir {
@@ -153,8 +234,16 @@ fn entry(path: String, metadata: &fs::Metadata) -> Entry {
             EntryKind::File
         },
         size: if is_dir { 0 } else { metadata.len() },
-        modified: metadata.modified().ok().and_then(rfc3339),
+        modified: modified.and_then(rfc3339),
+        etag,
     }
+}
+
+fn rand_suffix() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.subsec_nanos());
+    u64::from(nanos) ^ (u64::from(std::process::id()) << 32)
 }
 
 fn io_error(path: &ObjectPath, error: io::Error) -> StorageError {

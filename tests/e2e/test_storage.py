@@ -1,0 +1,202 @@
+"""The `file` and `file_write` tools against a local folder and against a real S3 API server on
+127.0.0.1 (moto), through `mcp-gateway serve` and the Python MCP client."""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import boto3
+import httpx
+import pytest
+from mcp.client.client import Client
+
+from conftest import DATA, Server, free_port
+
+BUCKET = "gateway-data"
+S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1",
+          "AWS_EC2_METADATA_DISABLED": "true"}
+MANY = 1205  # more than one ListObjectsV2 page
+
+
+@pytest.fixture(scope="module")
+def moto(tmp_path_factory):
+    port = free_port()
+    log = open(tmp_path_factory.mktemp("moto") / "moto.log", "w")
+    proc = subprocess.Popen([str(Path(os.sys.executable).parent / "moto_server"), "-p", str(port)], stdout=log, stderr=log)
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(endpoint, timeout=1)
+            break
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    s3 = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1")
+    s3.create_bucket(Bucket=BUCKET)
+    for path in DATA.rglob("*"):
+        if path.is_file():
+            s3.upload_file(str(path), BUCKET, f"data/{path.relative_to(DATA).as_posix()}")
+    for i in range(MANY):
+        s3.put_object(Bucket=BUCKET, Key=f"data/many/item-{i:05d}.txt", Body=f"item {i}\n".encode())
+    yield endpoint, s3
+    proc.terminate()
+    proc.wait(timeout=10)
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def local_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("local-root")
+    shutil.copytree(DATA, root, dirs_exist_ok=True)
+    (root / "many").mkdir()
+    for i in range(MANY):
+        (root / "many" / f"item-{i:05d}.txt").write_text(f"item {i}\n")
+    return root
+
+
+@pytest.fixture(scope="module", params=["local", "s3"])
+def root(request, tmp_path_factory, local_root):
+    """A writable gateway over a local copy of examples/data or over the same files in S3."""
+    tmp = tmp_path_factory.mktemp(f"gateway-{request.param}")
+    if request.param == "local":
+        server = Server(tmp, "--allow-write", data_root=str(local_root))
+    else:
+        endpoint, _ = request.getfixturevalue("moto")
+        server = Server(tmp, "--allow-write", data_root=f"s3://{BUCKET}/data/", env={**S3_ENV, "AWS_ENDPOINT_URL": endpoint})
+    yield request.param, server
+    server.stop()
+
+
+def data_files() -> set[str]:
+    return {p.relative_to(DATA).as_posix() for p in DATA.rglob("*") if p.is_file()}
+
+
+@pytest.mark.anyio
+async def test_list_read_info(root):
+    kind, server = root
+    async with Client(server.url, mode="2026-07-28") as client:
+        listed = await client.call_tool("file", {"action": "list", "recursive": True, "glob": "**/*.{csv,md,ndjson}", "limit": 1000})
+        assert listed.is_error is not True, listed.content
+        paths = {e["path"] for e in listed.structured_content["entries"] if e["kind"] == "file"}
+        assert paths == data_files(), kind
+        info = await client.call_tool("file", {"action": "info", "path": "sales/orders.csv"})
+        entry = info.structured_content["info"]
+        assert entry["size"] == (DATA / "sales/orders.csv").stat().st_size and entry["content_type"] == "text/csv"
+        assert entry["etag"] and entry["modified"]
+        lines = await client.call_tool("file", {"action": "read", "path": "sales/orders.csv", "start_line": 2, "end_line": 3})
+        expected = "".join((DATA / "sales/orders.csv").read_text().splitlines(keepends=True)[1:3])
+        assert lines.structured_content["text"] == expected
+        assert lines.structured_content["line_range"] == [2, 3]
+        part = await client.call_tool("file", {"action": "read", "path": "sales/regions.csv", "offset": 5, "length": 10})
+        assert part.structured_content["text"] == (DATA / "sales/regions.csv").read_bytes()[5:15].decode()
+
+
+@pytest.mark.anyio
+async def test_listing_paginates_past_a_thousand_objects(root):
+    kind, server = root
+    seen: list[str] = []
+    cursor = None
+    pages = 0
+    async with Client(server.url, mode="legacy") as client:
+        while True:
+            args = {"action": "list", "path": "many", "limit": 500}
+            if cursor:
+                args["cursor"] = cursor
+            page = await client.call_tool("file", args)
+            assert page.is_error is not True, page.content
+            seen += [e["path"] for e in page.structured_content["entries"]]
+            pages += 1
+            cursor = page.structured_content.get("next_cursor")
+            if not cursor:
+                break
+    assert pages == 3
+    assert seen == [f"many/item-{i:05d}.txt" for i in range(MANY)], kind
+
+
+@pytest.mark.anyio
+async def test_write_replace_delete(root):
+    kind, server = root
+    async with Client(server.url, mode="2026-07-28") as client:
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+        assert tools["file_write"].annotations.destructive_hint is True
+        assert tools["file_write"].annotations.read_only_hint is False
+        assert tools["file"].annotations.read_only_hint is True
+        wrote = await client.call_tool("file_write", {"action": "write", "path": "out/notes/hello.txt", "text": "héllo\n"})
+        assert wrote.is_error is not True, wrote.content
+        assert wrote.structured_content["entry"]["size"] == len("héllo\n".encode())
+        back = await client.call_tool("file", {"action": "read", "path": "out/notes/hello.txt"})
+        assert back.structured_content["text"] == "héllo\n"
+        blob = bytes(range(256))
+        await client.call_tool("file_write", {"action": "write", "path": "out/blob.bin", "base64": base64.b64encode(blob).decode()})
+        binary = await client.call_tool("file", {"action": "read", "path": "out/blob.bin"})
+        assert base64.b64decode(binary.structured_content["base64"]) == blob
+        gone = await client.call_tool("file_write", {"action": "delete", "path": "out/blob.bin"})
+        assert gone.is_error is not True
+        missing = await client.call_tool("file", {"action": "info", "path": "out/blob.bin"})
+        assert missing.is_error is True and "does not exist" in missing.content[0].text
+        escape = await client.call_tool("file_write", {"action": "write", "path": "../escape.txt", "text": "x"})
+        assert escape.is_error is True and "cannot leave the data root" in escape.content[0].text
+        await client.call_tool("file_write", {"action": "delete", "path": "out/notes/hello.txt"})
+
+
+def test_local_writes_are_atomic_and_leave_no_temporary_files(root, local_root):
+    kind, server = root
+    if kind != "local":
+        pytest.skip("local folders only")
+    leftovers = [p for p in local_root.rglob("*") if ".tmp-" in p.name]
+    assert leftovers == []
+
+
+@pytest.mark.anyio
+async def test_writes_are_absent_without_allow_write(tmp_path):
+    server = Server(tmp_path)
+    try:
+        async with Client(server.url, mode="legacy") as client:
+            names = [t.name for t in (await client.list_tools()).tools]
+            assert "file_write" not in names
+            with pytest.raises(Exception, match="unknown tool `file_write`"):
+                await client.call_tool("file_write", {"action": "delete", "path": "sales/orders.csv"})
+        assert (DATA / "sales/orders.csv").exists()
+    finally:
+        server.stop()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({"action": "read", "path": "../../etc/passwd"}, "cannot leave the data root"),
+        ({"action": "read", "path": "/etc/passwd"}, "is absolute"),
+        ({"action": "read", "path": "%2e%2e/secret"}, "percent-encoded"),
+        ({"action": "read", "path": "nope/missing.csv"}, "does not exist"),
+        ({"action": "list", "glob": "a/[b"}, "invalid glob"),
+        ({"action": "read", "path": "sales/orders.csv", "offset": 0, "length": 10**12}, "larger than the read limit"),
+        ({"action": "read", "path": "sales", "start_line": 1}, "is a folder"),
+        ({"action": "list", "cursor": "bogus"}, "invalid cursor"),
+    ],
+    ids=["traversal", "absolute", "encoded", "missing", "glob", "huge-range", "folder", "cursor"],
+)
+async def test_bad_input_is_a_clear_tool_error(root, args, message):
+    kind, server = root
+    async with Client(server.url, mode="legacy") as client:
+        result = await client.call_tool("file", args)
+    assert result.is_error is True, (kind, result)
+    assert message in result.content[0].text, (kind, result.content[0].text)
+
+
+@pytest.mark.anyio
+async def test_s3_access_denied_is_explained(moto, tmp_path):
+    endpoint, s3 = moto
+    server = Server(tmp_path, data_root="s3://no-such-bucket-here/x/", env={**S3_ENV, "AWS_ENDPOINT_URL": endpoint})
+    try:
+        async with Client(server.url, mode="legacy") as client:
+            result = await client.call_tool("file", {"action": "list"})
+        assert result.is_error is True
+        assert "bucket of the data root does not exist" in result.content[0].text
+    finally:
+        server.stop()
