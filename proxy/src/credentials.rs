@@ -90,6 +90,16 @@ impl CredentialSource {
     }
 
     async fn resolve(&self) -> Result<Credentials, NoCredentials> {
+        // The default chain takes environment keys first; when they are set and no profile was
+        // asked for, read them directly instead of building every provider of the chain (which
+        // loads TLS roots and config files: tens of milliseconds at start-up).
+        if self.profile.is_none() && std::env::var_os("AWS_ACCESS_KEY_ID").is_some() {
+            let environment =
+                aws_config::environment::credentials::EnvironmentVariableCredentialsProvider::new();
+            if let Ok(credentials) = environment.provide_credentials().await {
+                return Ok(credentials);
+            }
+        }
         let chain = self
             .chain
             .get_or_init(|| async {

@@ -54,7 +54,18 @@ pub struct Proxy {
     /// for its session id and negotiated version.
     init_gate: tokio::sync::RwLock<()>,
     hints: Mutex<HashMap<String, ToolHints>>,
-    out: mpsc::Sender<Bytes>,
+    out: mpsc::Sender<Out>,
+}
+
+/// What the stdout writer receives: a whole line, or a line that arrives in chunks (a large
+/// JSON answer streamed through without being held in memory). The writer ends each with `\n`
+/// and writes one item at a time, so lines never interleave.
+#[derive(Debug)]
+pub enum Out {
+    /// One complete line (without the newline).
+    Line(Bytes),
+    /// The chunks of one line, in order.
+    Chunks(mpsc::Receiver<Bytes>),
 }
 
 /// How one message is sent: method, id and the headers it needs.
@@ -105,7 +116,7 @@ impl Proxy {
         endpoint: Endpoint,
         credentials: CredentialSource,
         options: Options,
-        out: mpsc::Sender<Bytes>,
+        out: mpsc::Sender<Out>,
     ) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder()
             .connect_timeout(options.timeout.min(Duration::from_secs(10)))
@@ -287,20 +298,77 @@ impl Proxy {
             self.stream_events(message, response).await;
             return Sent::Done;
         }
-        let body = read_body(response, self.options.timeout).await;
-        if status == StatusCode::NOT_FOUND
+        let lost_session = status == StatusCode::NOT_FOUND
             && message.modern_version().is_none()
-            && self.has_session().await
-        {
+            && self.has_session().await;
+        if lost_session {
             // 2025-03-26..2025-11-25: 404 means the session is gone (restart, new deployment).
             tracing::info!("server answered 404 for our session; re-initializing");
             return Sent::SessionLost(generation);
         }
-        if body.is_empty() {
+        let inspect = matches!(message.method.as_deref(), Some("initialize" | "tools/list"));
+        if !inspect {
+            self.stream_json(message, response).await;
             return Sent::Done;
         }
-        self.deliver_message(message, body).await;
+        let body = read_body(response, self.options.timeout).await;
+        if !body.is_empty() {
+            self.deliver_message(message, body).await;
+        }
         Sent::Done
+    }
+
+    /// Passes a JSON answer to stdout chunk by chunk. Raw line breaks can only be insignificant
+    /// whitespace in valid JSON (inside strings they are escaped), so they become spaces.
+    async fn stream_json(&self, message: &Message, response: reqwest::Response) {
+        let mut stream = response.bytes_stream();
+        let mut sender = None;
+        loop {
+            let chunk = match tokio::time::timeout(self.options.timeout, stream.next()).await {
+                Ok(Some(Ok(chunk))) => chunk,
+                Ok(None) => return,
+                Ok(Some(Err(error))) => {
+                    drop(sender);
+                    self.stream_broken(message, &format!("the answer broke off: {error}"))
+                        .await;
+                    return;
+                }
+                Err(_) => {
+                    drop(sender);
+                    let text = format!(
+                        "the answer stalled for {} s; raise --timeout",
+                        self.options.timeout.as_secs()
+                    );
+                    self.stream_broken(message, &text).await;
+                    return;
+                }
+            };
+            if chunk.is_empty() {
+                continue;
+            }
+            let chunk = if chunk.iter().any(|b| matches!(b, b'\n' | b'\r')) {
+                Bytes::from(
+                    chunk
+                        .iter()
+                        .map(|&b| if matches!(b, b'\n' | b'\r') { b' ' } else { b })
+                        .collect::<Vec<u8>>(),
+                )
+            } else {
+                chunk
+            };
+            if sender.is_none() {
+                let (chunks, receiver) = mpsc::channel(8);
+                if self.out.send(Out::Chunks(receiver)).await.is_err() {
+                    return;
+                }
+                sender = Some(chunks);
+            }
+            if let Some(chunks) = &sender
+                && chunks.send(chunk).await.is_err()
+            {
+                return;
+            }
+        }
     }
 
     /// Streams SSE events: each event's data becomes one stdout line as soon as it is complete.
@@ -543,7 +611,7 @@ impl Proxy {
     }
 
     async fn write(&self, line: impl Into<Bytes>) {
-        if self.out.send(line.into()).await.is_err() {
+        if self.out.send(Out::Line(line.into())).await.is_err() {
             tracing::debug!("stdout writer is gone");
         }
     }

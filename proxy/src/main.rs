@@ -3,7 +3,6 @@
 use std::{path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
-use bytes::Bytes;
 use clap::{Args, Parser, Subcommand};
 use http::{HeaderName, HeaderValue};
 use mcp_sigv4_proxy::{
@@ -11,7 +10,7 @@ use mcp_sigv4_proxy::{
     doctor,
     endpoint::Endpoint,
     filter::ToolFilter,
-    forward::{Options, Proxy},
+    forward::{Options, Out, Proxy},
 };
 use tokio::{
     io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader},
@@ -134,13 +133,20 @@ async fn run(
             .context("invalid --allow-tools/--deny-tools glob")?,
     };
     tracing::info!(%endpoint, "forwarding stdio to the endpoint");
-    let (out, mut lines) = mpsc::channel::<Bytes>(1024);
+    let (out, mut lines) = mpsc::channel::<Out>(1024);
     let writer = tokio::spawn(async move {
         let mut stdout = tokio::io::stdout();
-        while let Some(line) = lines.recv().await {
+        while let Some(item) = lines.recv().await {
             // This task is the only writer, so a line and its newline are never interleaved.
             let written = async {
-                stdout.write_all(&line).await?;
+                match item {
+                    Out::Line(line) => stdout.write_all(&line).await?,
+                    Out::Chunks(mut chunks) => {
+                        while let Some(chunk) = chunks.recv().await {
+                            stdout.write_all(&chunk).await?;
+                        }
+                    }
+                }
                 stdout.write_all(b"\n").await?;
                 stdout.flush().await
             };

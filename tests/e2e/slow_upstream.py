@@ -1,8 +1,9 @@
 """A tiny MCP-shaped upstream for the proxy tests, behind the API Gateway stand-in.
 
-It answers `ping` at once, and `tools/call` of `slow` with an SSE stream: a progress
-notification first, then the result after `--delay` seconds, so a test can see whether the
-proxy streams events as they arrive. Run: python slow_upstream.py PORT [--delay S]
+It answers `ping` at once; `tools/call` of `slow` with an SSE stream (a progress notification
+first, then the result after `--delay` seconds, so a test can see whether the proxy streams
+events as they arrive); and `tools/call` of `pretty` with a large pretty-printed JSON answer sent
+in chunks. Run: python slow_upstream.py PORT [--delay S]
 """
 
 from __future__ import annotations
@@ -36,6 +37,18 @@ class Handler(BaseHTTPRequestHandler):
             self.chunk(f"data: {json.dumps(result)}\n\n")
             self.chunk("")
             return
+        if method == "tools/call" and body.get("params", {}).get("name") == "pretty":
+            # A large, pretty-printed answer: raw newlines between tokens, sent in many chunks.
+            rows = [{"row": i, "text": f"line {i}\nwith an escaped newline"} for i in range(20000)]
+            answer = json.dumps({"jsonrpc": "2.0", "id": rid, "result": {"structuredContent": {"rows": rows}}}, indent=2).encode()
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("transfer-encoding", "chunked")
+            self.end_headers()
+            for start in range(0, len(answer), 65536):
+                self.chunk(answer[start:start + 65536].decode("latin-1"), raw=answer[start:start + 65536])
+            self.chunk("")
+            return
         answer = json.dumps({"jsonrpc": "2.0", "id": rid, "result": {}}).encode()
         self.send_response(200)
         self.send_header("content-type", "application/json")
@@ -43,8 +56,8 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(answer)
 
-    def chunk(self, text: str) -> None:
-        data = text.encode()
+    def chunk(self, text: str, raw: bytes | None = None) -> None:
+        data = raw if raw is not None else text.encode()
         self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
         self.wfile.flush()
 

@@ -237,6 +237,20 @@ def test_sse_events_are_streamed_not_buffered(slow_standin, tmp_path):
     proxy.close()
 
 
+def test_large_pretty_printed_answer_arrives_as_one_line(slow_standin, tmp_path):
+    proxy = RawProxy(slow_standin.url, aws_env(tmp_path))
+    proxy.send({"jsonrpc": "2.0", "id": "big", "method": "tools/call", "params": {"name": "pretty"}})
+    proxy.send(ping("after"))
+    answers = {}
+    while len(answers) < 2:
+        _, line = proxy.read()
+        answers[line["id"]] = line
+    rows = answers["big"]["result"]["structuredContent"]["rows"]
+    assert len(rows) == 20000 and rows[123] == {"row": 123, "text": "line 123\nwith an escaped newline"}
+    assert answers["after"]["result"] == {}
+    proxy.close()
+
+
 def test_slow_call_does_not_block_a_ping(slow_standin, tmp_path):
     proxy = RawProxy(slow_standin.url, aws_env(tmp_path))
     sent = time.monotonic()
