@@ -62,6 +62,8 @@ pub enum Command {
     Stdio,
     /// Run inside AWS Lambda (the default when `AWS_LAMBDA_RUNTIME_API` is set).
     Lambda(LambdaArgs),
+    /// Build the full-text search index and store it in the data root (`.mcp-index/`).
+    Index,
 }
 
 /// Options of `serve`.

@@ -6,13 +6,12 @@
 //!
 //! ```no_run
 //! use std::sync::Arc;
-//! use mcp_gateway::{registry::Registry, server::Core, storage::{LocalRoot, Storage}, tools, transport::http};
+//! use mcp_gateway::{server::Core, storage::{LocalRoot, Storage}, tools, transport::http};
 //!
 //! # async fn demo() -> anyhow::Result<()> {
 //! let storage = Storage::Local(LocalRoot::open("examples/data")?);
-//! let mut registry = Registry::new();
-//! tools::register_builtin(&mut registry, &storage, tools::ToolLimits::default());
-//! let router = http::router(Arc::new(Core { registry, storage }), http::HttpSettings::local());
+//! let core = Core::with_builtin_tools(storage, tools::ToolLimits::default());
+//! let router = http::router(Arc::new(core), http::HttpSettings::local());
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
 //! axum::serve(listener, router).await?;
 //! # Ok(()) }
@@ -22,6 +21,7 @@ pub mod access_log;
 pub mod config;
 pub mod progress;
 pub mod registry;
+pub mod search_index;
 pub mod server;
 pub mod storage;
 pub mod tools;

@@ -1,12 +1,13 @@
 //! `mcp-gateway`: MCP data tools over stateless Streamable HTTP on AWS Lambda, as a long-lived
 //! server (`serve`), and over `stdio`. See ARCHITECTURE.md for the codemap.
 
-use std::{process::ExitCode, sync::Arc};
+use std::{io::Write as _, process::ExitCode, sync::Arc};
 
 use clap::Parser as _;
 
 use mcp_gateway::{
     config::{self, Cli, Command},
+    search_index,
     server::{Core, Gateway},
     transport,
 };
@@ -38,6 +39,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let core = Arc::new(build_core(&cli).await?);
     match cli.command() {
         Command::Serve(args) => {
+            preload_index(&core);
             let settings = args
                 .http
                 .settings(transport::http::AllowedHosts::loopback());
@@ -46,7 +48,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             transport::serve::run(router, args.addr, shutdown).await?;
         }
         Command::Stdio => transport::stdio::run(Gateway::new(core)).await?,
+        Command::Index => {
+            let started = std::time::Instant::now();
+            let progress = mcp_gateway::progress::Progress::disabled();
+            let info = search_index::build_and_store(&core.storage, &progress).await?;
+            let mut stdout = std::io::stdout();
+            writeln!(
+                stdout,
+                "indexed {} files ({} passages) into {}/{} in {:.1} s",
+                info.files,
+                info.documents,
+                core.storage.describe().trim_end_matches('/'),
+                search_index::INDEX_DIR,
+                started.elapsed().as_secs_f64()
+            )?;
+        }
         Command::Lambda(args) => {
+            preload_index(&core);
             let settings = args.http.settings(transport::http::AllowedHosts::Any);
             let router = transport::http::router(core, settings);
             transport::lambda::run(router, args.response_mode)
@@ -55,6 +73,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Loads the stored search index in the background, so a cold start is not delayed by it.
+fn preload_index(core: &Arc<Core>) {
+    let core = core.clone();
+    tokio::spawn(async move { core.search_index.preload(&core.storage).await });
 }
 
 async fn build_core(cli: &Cli) -> anyhow::Result<Core> {

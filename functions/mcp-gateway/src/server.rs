@@ -24,6 +24,7 @@ use crate::{
     access_log::RequestRecord,
     progress::Progress,
     registry::{CallContext, Registry},
+    search_index::SharedIndex,
     storage::{EntryKind, ObjectPath, Storage},
     tools::file::content_type,
 };
@@ -44,14 +45,21 @@ pub struct Core {
     pub registry: Registry,
     /// The data root.
     pub storage: Storage,
+    /// The search index, loaded or built once per process.
+    pub search_index: Arc<SharedIndex>,
 }
 
 impl Core {
     /// A core offering every built-in tool over `storage`.
     pub fn with_builtin_tools(storage: Storage, limits: crate::tools::ToolLimits) -> Self {
+        let search_index = Arc::new(SharedIndex::default());
         let mut registry = Registry::new();
-        crate::tools::register_builtin(&mut registry, &storage, limits);
-        Self { registry, storage }
+        crate::tools::register_builtin(&mut registry, &storage, limits, &search_index);
+        Self {
+            registry,
+            storage,
+            search_index,
+        }
     }
 }
 
@@ -168,6 +176,12 @@ impl ServerHandler for Gateway {
         let resources = entries
             .into_iter()
             .filter(|entry| entry.kind == EntryKind::File && is_dataset(&entry.path))
+            .filter(|entry| {
+                !entry
+                    .path
+                    .split('/')
+                    .any(|segment| segment.starts_with('.'))
+            })
             .map(|entry| {
                 Resource::new(
                     format!("{RESOURCE_SCHEME}{}", entry.path),

@@ -2,9 +2,13 @@
 
 pub mod file;
 pub mod file_write;
+pub mod search;
+
+use std::sync::Arc;
 
 use crate::{
     registry::{Registry, typed},
+    search_index::SharedIndex,
     storage::Storage,
 };
 
@@ -29,9 +33,18 @@ impl Default for ToolLimits {
     }
 }
 
-/// Registers every built-in tool over `storage`.
-pub fn register_builtin(registry: &mut Registry, storage: &Storage, limits: ToolLimits) {
+/// Registers every built-in tool over `storage`; `index` is the process's shared search index.
+pub fn register_builtin(
+    registry: &mut Registry,
+    storage: &Storage,
+    limits: ToolLimits,
+    index: &Arc<SharedIndex>,
+) {
     registry.register(typed(file::FileTool::new(storage.clone(), limits.file)));
+    registry.register(typed(search::SearchTool::new(
+        storage.clone(),
+        index.clone(),
+    )));
     if limits.allow_write {
         registry.register(typed(file_write::FileWriteTool::new(
             storage.clone(),
