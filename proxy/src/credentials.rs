@@ -51,12 +51,7 @@ pub struct NoCredentials {
 impl CredentialSource {
     /// A source for `profile` (or the default chain's choice) in `region`; does no IO.
     pub fn new(profile: Option<String>, region: String) -> Self {
-        Self {
-            profile,
-            region,
-            chain: OnceCell::new(),
-            cached: Mutex::new(None),
-        }
+        Self { profile, region, chain: OnceCell::new(), cached: Mutex::new(None) }
     }
 
     /// Current credentials, resolving or refreshing them when needed.
@@ -72,10 +67,7 @@ impl CredentialSource {
             expires = ?credentials.expiry(),
             "resolved AWS credentials"
         );
-        *cached = Some(Cached {
-            credentials: credentials.clone(),
-            fetched: now,
-        });
+        *cached = Some(Cached { credentials: credentials.clone(), fetched: now });
         Ok(credentials)
     }
 
@@ -94,8 +86,7 @@ impl CredentialSource {
         // asked for, read them directly instead of building every provider of the chain (which
         // loads TLS roots and config files: tens of milliseconds at start-up).
         if self.profile.is_none() && std::env::var_os("AWS_ACCESS_KEY_ID").is_some() {
-            let environment =
-                aws_config::environment::credentials::EnvironmentVariableCredentialsProvider::new();
+            let environment = aws_config::environment::credentials::EnvironmentVariableCredentialsProvider::new();
             if let Ok(credentials) = environment.provide_credentials().await {
                 return Ok(credentials);
             }
@@ -113,12 +104,7 @@ impl CredentialSource {
                 builder.build().await
             })
             .await;
-        chain
-            .provide_credentials()
-            .await
-            .map_err(|error| NoCredentials {
-                message: explain(&error, self.profile()),
-            })
+        chain.provide_credentials().await.map_err(|error| NoCredentials { message: explain(&error, self.profile()) })
     }
 }
 
@@ -129,9 +115,7 @@ fn explain(error: &CredentialsError, profile: &str) -> String {
             "no AWS credentials found ({detail}); set AWS_PROFILE, run `aws configure`, or `aws sso login --profile {profile}`"
         ),
         CredentialsError::ProviderTimedOut(_) => {
-            format!(
-                "timed out loading AWS credentials ({detail}); check network access to the credential source"
-            )
+            format!("timed out loading AWS credentials ({detail}); check network access to the credential source")
         }
         _ => format!(
             "could not load AWS credentials for profile `{profile}`: {detail}; if it uses SSO, run `aws sso login --profile {profile}`"
@@ -158,11 +142,7 @@ pub fn mask(access_key: &str) -> String {
     if access_key.len() <= 8 {
         return "****".to_owned();
     }
-    format!(
-        "{}…{}",
-        &access_key[..4],
-        &access_key[access_key.len() - 4..]
-    )
+    format!("{}…{}", &access_key[..4], &access_key[access_key.len() - 4..])
 }
 
 #[cfg(test)]
@@ -176,23 +156,14 @@ mod tests {
     #[test]
     fn cache_refreshes_before_expiry() {
         let now = SystemTime::now();
-        let long = Cached {
-            credentials: credentials(Some(now + Duration::from_secs(3600))),
-            fetched: now,
-        };
+        let long = Cached { credentials: credentials(Some(now + Duration::from_secs(3600))), fetched: now };
         assert!(long.fresh(now));
         assert!(long.fresh(now + Duration::from_secs(3600 - 301)));
         assert!(!long.fresh(now + Duration::from_secs(3600 - 299)));
-        let short = Cached {
-            credentials: credentials(Some(now + Duration::from_secs(4))),
-            fetched: now,
-        };
+        let short = Cached { credentials: credentials(Some(now + Duration::from_secs(4))), fetched: now };
         assert!(short.fresh(now + Duration::from_secs(1)));
         assert!(!short.fresh(now + Duration::from_secs(3)));
-        let static_keys = Cached {
-            credentials: credentials(None),
-            fetched: now,
-        };
+        let static_keys = Cached { credentials: credentials(None), fetched: now };
         assert!(static_keys.fresh(now + Duration::from_secs(86_400)));
     }
 

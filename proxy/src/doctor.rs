@@ -52,12 +52,7 @@ impl<W: Write> Report<W> {
 }
 
 /// Runs every check, printing one line each; true when the endpoint is usable.
-pub async fn run(
-    endpoint: &Endpoint,
-    credentials: &CredentialSource,
-    timeout: Duration,
-    out: impl Write,
-) -> bool {
+pub async fn run(endpoint: &Endpoint, credentials: &CredentialSource, timeout: Duration, out: impl Write) -> bool {
     let mut report = Report { ok: true, out };
     report.pass("endpoint", &endpoint.to_string());
     let http = match reqwest::Client::builder().timeout(timeout).build() {
@@ -70,26 +65,18 @@ pub async fn run(
 
     let creds = match credentials.get().await {
         Ok(creds) => {
-            let expiry = creds
-                .expiry()
-                .map_or("no expiry (long-term keys)".to_owned(), |expiry| {
-                    let left = expiry.duration_since(SystemTime::now()).unwrap_or_default();
-                    format!("expires in {} min", left.as_secs() / 60)
-                });
-            report.pass(
-                "credentials",
-                &format!("access key {} ({expiry})", mask(creds.access_key_id())),
-            );
+            let expiry = creds.expiry().map_or("no expiry (long-term keys)".to_owned(), |expiry| {
+                let left = expiry.duration_since(SystemTime::now()).unwrap_or_default();
+                format!("expires in {} min", left.as_secs() / 60)
+            });
+            report.pass("credentials", &format!("access key {} ({expiry})", mask(creds.access_key_id())));
             Some(creds)
         }
         Err(error) => {
             report.fail(
                 "credentials",
                 &error.message,
-                &format!(
-                    "`aws sso login --profile {}` or `aws configure`",
-                    credentials.profile()
-                ),
+                &format!("`aws sso login --profile {}` or `aws configure`", credentials.profile()),
             );
             None
         }
@@ -110,11 +97,7 @@ pub async fn run(
     let resolve_target = if host.contains(':') {
         host.clone()
     } else {
-        let port = if endpoint.url.starts_with("https") {
-            443
-        } else {
-            80
-        };
+        let port = if endpoint.url.starts_with("https") { 443 } else { 80 };
         format!("{host}:{port}")
     };
     match tokio::time::timeout(timeout, tokio::net::lookup_host(resolve_target.as_str())).await {
@@ -127,11 +110,7 @@ pub async fn run(
             &format!("{host}: {error}"),
             "check the API id and region in the URL, and your network/VPN",
         ),
-        Err(_) => report.fail(
-            "dns",
-            &format!("{host}: lookup timed out"),
-            "check your network/VPN",
-        ),
+        Err(_) => report.fail("dns", &format!("{host}: lookup timed out"), "check your network/VPN"),
     }
 
     let Some(creds) = creds else { return report.ok };
@@ -145,27 +124,19 @@ pub async fn run(
     });
     let mut headers = HeaderMap::new();
     headers.insert("content-type", HeaderValue::from_static("application/json"));
-    headers.insert(
-        "accept",
-        HeaderValue::from_static("application/json, text/event-stream"),
-    );
-    headers.insert(
-        "mcp-protocol-version",
-        HeaderValue::from_static("2026-07-28"),
-    );
+    headers.insert("accept", HeaderValue::from_static("application/json, text/event-stream"));
+    headers.insert("mcp-protocol-version", HeaderValue::from_static("2026-07-28"));
     headers.insert("mcp-method", HeaderValue::from_static("server/discover"));
-    let request =
-        match sign::signed_post(endpoint, headers, Bytes::from(discover.to_string()), &creds)
-            .map_err(|error| error.to_string())
-            .and_then(|request| {
-                reqwest::Request::try_from(request).map_err(|error| error.to_string())
-            }) {
-            Ok(request) => request,
-            Err(error) => {
-                report.fail("signing", &error, "check --region and --service");
-                return report.ok;
-            }
-        };
+    let request = match sign::signed_post(endpoint, headers, Bytes::from(discover.to_string()), &creds)
+        .map_err(|error| error.to_string())
+        .and_then(|request| reqwest::Request::try_from(request).map_err(|error| error.to_string()))
+    {
+        Ok(request) => request,
+        Err(error) => {
+            report.fail("signing", &error, "check --region and --service");
+            return report.ok;
+        }
+    };
     let started = std::time::Instant::now();
     match http.execute(request).await {
         Err(error) => {
@@ -175,10 +146,7 @@ pub async fn run(
         }
         Ok(response) => {
             let latency = started.elapsed();
-            report.pass(
-                "tls/connection",
-                &format!("{} answered in {} ms", host, latency.as_millis()),
-            );
+            report.pass("tls/connection", &format!("{} answered in {} ms", host, latency.as_millis()));
             check_clock(&mut report, response.headers());
             let status = response.status();
             let body = response.bytes().await.unwrap_or_default();
@@ -189,24 +157,14 @@ pub async fn run(
                     .as_str()
                     .unwrap_or("?")
                     .to_owned();
-                report.pass(
-                    "signed server/discover",
-                    &format!("{name} speaks {versions}"),
-                );
+                report.pass("signed server/discover", &format!("{name} speaks {versions}"));
             } else if value.get("jsonrpc").is_some() {
                 report.pass(
                     "signed request",
-                    &format!(
-                        "the MCP server answered (HTTP {status}): {}",
-                        String::from_utf8_lossy(&body)
-                    ),
+                    &format!("the MCP server answered (HTTP {status}): {}", String::from_utf8_lossy(&body)),
                 );
             } else {
-                let failure = Failure::Status {
-                    status,
-                    body,
-                    retry_after: None,
-                };
+                let failure = Failure::Status { status, body, retry_after: None };
                 let (message, fix) = explain(&failure, endpoint, credentials.profile());
                 report.fail("signed server/discover", &message, &fix);
             }
@@ -222,23 +180,12 @@ pub async fn run(
 }
 
 fn check_clock(report: &mut Report<impl Write>, headers: &HeaderMap) {
-    let Some(date) = headers
-        .get("date")
-        .and_then(|v| v.to_str().ok())
-        .and_then(parse_http_date)
-    else {
-        report.warn(
-            "clock",
-            "the endpoint sent no Date header to compare with",
-            "",
-        );
+    let Some(date) = headers.get("date").and_then(|v| v.to_str().ok()).and_then(parse_http_date) else {
+        report.warn("clock", "the endpoint sent no Date header to compare with", "");
         return;
     };
     let now = SystemTime::now();
-    let skew = now
-        .duration_since(date)
-        .or_else(|_| date.duration_since(now))
-        .unwrap_or_default();
+    let skew = now.duration_since(date).or_else(|_| date.duration_since(now)).unwrap_or_default();
     if skew > MAX_SKEW {
         report.fail(
             "clock",
@@ -246,10 +193,7 @@ fn check_clock(report: &mut Report<impl Write>, headers: &HeaderMap) {
             "sync the system clock (e.g. `sudo timedatectl set-ntp true`)",
         );
     } else {
-        report.pass(
-            "clock",
-            &format!("within {} s of the endpoint", skew.as_secs().max(1)),
-        );
+        report.pass("clock", &format!("within {} s of the endpoint", skew.as_secs().max(1)));
     }
 }
 
@@ -262,36 +206,20 @@ async fn who_am_i(
     let url = std::env::var("AWS_ENDPOINT_URL_STS")
         .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
         .unwrap_or_else(|_| format!("https://sts.{}.amazonaws.com/", endpoint.region));
-    let sts = Endpoint {
-        url: url.clone(),
-        service: "sts".into(),
-        region: endpoint.region.clone(),
-    };
+    let sts = Endpoint { url: url.clone(), service: "sts".into(), region: endpoint.region.clone() };
     let mut headers = HeaderMap::new();
-    headers.insert(
-        "content-type",
-        HeaderValue::from_static("application/x-www-form-urlencoded"),
-    );
+    headers.insert("content-type", HeaderValue::from_static("application/x-www-form-urlencoded"));
     let body = Bytes::from_static(b"Action=GetCallerIdentity&Version=2011-06-15");
-    let request = sign::signed_request(&sts, "POST", &url, headers, body, creds, SystemTime::now())
-        .map_err(|e| e.to_string())?;
+    let request =
+        sign::signed_request(&sts, "POST", &url, headers, body, creds, SystemTime::now()).map_err(|e| e.to_string())?;
     let request = reqwest::Request::try_from(request).map_err(|e| e.to_string())?;
-    let response = http
-        .execute(request)
-        .await
-        .map_err(|e| crate::credentials::aws_error_chain(&e))?;
+    let response = http.execute(request).await.map_err(|e| crate::credentials::aws_error_chain(&e))?;
     let status = response.status();
     let text = response.text().await.unwrap_or_default();
-    let arn = text
-        .split("<Arn>")
-        .nth(1)
-        .and_then(|rest| rest.split("</Arn>").next());
+    let arn = text.split("<Arn>").nth(1).and_then(|rest| rest.split("</Arn>").next());
     match arn {
         Some(arn) if status.is_success() => Ok(arn.to_owned()),
-        _ => Err(format!(
-            "HTTP {status}: {}",
-            text.chars().take(200).collect::<String>()
-        )),
+        _ => Err(format!("HTTP {status}: {}", text.chars().take(200).collect::<String>())),
     }
 }
 
@@ -301,11 +229,9 @@ pub fn parse_http_date(value: &str) -> Option<SystemTime> {
     let [_, day, month, year, time, "GMT"] = parts.as_slice() else {
         return None;
     };
-    let month = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ]
-    .iter()
-    .position(|m| m == month)? as i64
+    let month = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+        .iter()
+        .position(|m| m == month)? as i64
         + 1;
     let (day, year): (i64, i64) = (day.parse().ok()?, year.parse().ok()?);
     let hms: Vec<i64> = time.split(':').filter_map(|p| p.parse().ok()).collect();
@@ -321,9 +247,7 @@ pub fn parse_http_date(value: &str) -> Option<SystemTime> {
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
     let secs = days * 86_400 + h * 3600 + m * 60 + s;
-    u64::try_from(secs)
-        .ok()
-        .map(|secs| SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
+    u64::try_from(secs).ok().map(|secs| SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
 }
 
 #[cfg(test)]
@@ -333,14 +257,8 @@ mod tests {
     #[test]
     fn parses_http_dates() {
         let parsed = parse_http_date("Mon, 23 Nov 2026 14:35:44 GMT");
-        assert_eq!(
-            parsed,
-            Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_444_544))
-        );
-        assert_eq!(
-            parse_http_date("Thu, 01 Jan 1970 00:00:00 GMT"),
-            Some(SystemTime::UNIX_EPOCH)
-        );
+        assert_eq!(parsed, Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_444_544)));
+        assert_eq!(parse_http_date("Thu, 01 Jan 1970 00:00:00 GMT"), Some(SystemTime::UNIX_EPOCH));
         assert_eq!(parse_http_date("yesterday"), None);
     }
 }

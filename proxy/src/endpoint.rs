@@ -21,9 +21,7 @@ pub enum EndpointError {
     #[error("endpoint `{0}` is not an http:// or https:// URL")]
     NotHttp(String),
     /// A custom domain gives no region.
-    #[error(
-        "cannot tell the AWS region from `{0}` (a custom domain?): pass --region or set AWS_REGION"
-    )]
+    #[error("cannot tell the AWS region from `{0}` (a custom domain?): pass --region or set AWS_REGION")]
     NoRegion(String),
 }
 
@@ -52,39 +50,21 @@ pub fn infer(host: &str) -> Inferred<'_> {
         (labels[region_index - 1] == service_label).then(|| labels[region_index])
     };
     if let Some(region) = find("execute-api", &["amazonaws", "com"]) {
-        return Inferred {
-            service: Some("execute-api"),
-            region: Some(region),
-        };
+        return Inferred { service: Some("execute-api"), region: Some(region) };
     }
     if let Some(region) = find("lambda-url", &["on", "aws"]) {
-        return Inferred {
-            service: Some("lambda"),
-            region: Some(region),
-        };
+        return Inferred { service: Some("lambda"), region: Some(region) };
     }
-    if labels.len() == 4 && labels[0] == "bedrock-agentcore" && labels[2..] == ["amazonaws", "com"]
-    {
-        return Inferred {
-            service: Some("bedrock-agentcore"),
-            region: Some(labels[1]),
-        };
+    if labels.len() == 4 && labels[0] == "bedrock-agentcore" && labels[2..] == ["amazonaws", "com"] {
+        return Inferred { service: Some("bedrock-agentcore"), region: Some(labels[1]) };
     }
-    Inferred {
-        service: None,
-        region: None,
-    }
+    Inferred { service: None, region: None }
 }
 
 impl Endpoint {
     /// Resolves the endpoint from the URL and optional overrides (flags win over the URL).
-    pub fn new(
-        url: &str,
-        service: Option<&str>,
-        region: Option<&str>,
-    ) -> Result<Self, EndpointError> {
-        let parsed =
-            http::Uri::try_from(url).map_err(|_| EndpointError::NotHttp(url.to_owned()))?;
+    pub fn new(url: &str, service: Option<&str>, region: Option<&str>) -> Result<Self, EndpointError> {
+        let parsed = http::Uri::try_from(url).map_err(|_| EndpointError::NotHttp(url.to_owned()))?;
         if !matches!(parsed.scheme_str(), Some("http" | "https")) {
             return Err(EndpointError::NotHttp(url.to_owned()));
         }
@@ -94,15 +74,8 @@ impl Endpoint {
             .filter(|region| !region.is_empty())
             .or(inferred.region)
             .ok_or_else(|| EndpointError::NoRegion(host.to_owned()))?;
-        let service = service
-            .filter(|service| !service.is_empty())
-            .or(inferred.service)
-            .unwrap_or("execute-api");
-        Ok(Self {
-            url: url.to_owned(),
-            service: service.to_owned(),
-            region: region.to_owned(),
-        })
+        let service = service.filter(|service| !service.is_empty()).or(inferred.service).unwrap_or("execute-api");
+        Ok(Self { url: url.to_owned(), service: service.to_owned(), region: region.to_owned() })
     }
 
     /// The host (and port) part of the URL.
@@ -115,9 +88,7 @@ impl Endpoint {
 
     /// The path part of the URL.
     pub fn path(&self) -> String {
-        http::Uri::try_from(self.url.as_str())
-            .map(|uri| uri.path().to_owned())
-            .unwrap_or_default()
+        http::Uri::try_from(self.url.as_str()).map(|uri| uri.path().to_owned()).unwrap_or_default()
     }
 }
 
@@ -134,26 +105,10 @@ mod tests {
     #[test]
     fn infers_service_and_region_from_aws_hosts() {
         let cases = [
-            (
-                "abc123.execute-api.us-east-1.amazonaws.com",
-                Some("execute-api"),
-                Some("us-east-1"),
-            ),
-            (
-                "abc123.execute-api.eu-west-3.amazonaws.com.",
-                Some("execute-api"),
-                Some("eu-west-3"),
-            ),
-            (
-                "xyz.lambda-url.ap-southeast-2.on.aws",
-                Some("lambda"),
-                Some("ap-southeast-2"),
-            ),
-            (
-                "bedrock-agentcore.us-west-2.amazonaws.com",
-                Some("bedrock-agentcore"),
-                Some("us-west-2"),
-            ),
+            ("abc123.execute-api.us-east-1.amazonaws.com", Some("execute-api"), Some("us-east-1")),
+            ("abc123.execute-api.eu-west-3.amazonaws.com.", Some("execute-api"), Some("eu-west-3")),
+            ("xyz.lambda-url.ap-southeast-2.on.aws", Some("lambda"), Some("ap-southeast-2")),
+            ("bedrock-agentcore.us-west-2.amazonaws.com", Some("bedrock-agentcore"), Some("us-west-2")),
             ("mcp.example.com", None, None),
             ("execute-api.us-east-1.amazonaws.com", None, None),
             ("abc.execute-api.amazonaws.com", None, None),
@@ -170,35 +125,16 @@ mod tests {
         let url = "https://abc.execute-api.us-east-1.amazonaws.com/prod/mcp";
         let endpoint = Endpoint::new(url, None, None);
         assert_eq!(
-            endpoint
-                .as_ref()
-                .map(|e| (e.service.as_str(), e.region.as_str())),
+            endpoint.as_ref().map(|e| (e.service.as_str(), e.region.as_str())),
             Ok(("execute-api", "us-east-1"))
         );
         let endpoint = Endpoint::new(url, Some("lambda"), Some("eu-west-1"));
-        assert_eq!(
-            endpoint
-                .as_ref()
-                .map(|e| (e.service.as_str(), e.region.as_str())),
-            Ok(("lambda", "eu-west-1"))
-        );
+        assert_eq!(endpoint.as_ref().map(|e| (e.service.as_str(), e.region.as_str())), Ok(("lambda", "eu-west-1")));
         let custom = Endpoint::new("https://mcp.example.com/mcp", None, None);
-        assert_eq!(
-            custom,
-            Err(EndpointError::NoRegion("mcp.example.com".into()))
-        );
+        assert_eq!(custom, Err(EndpointError::NoRegion("mcp.example.com".into())));
         let custom = Endpoint::new("https://mcp.example.com/mcp", None, Some("us-east-2"));
-        assert_eq!(
-            custom.map(|e| (e.service, e.region)),
-            Ok(("execute-api".into(), "us-east-2".into()))
-        );
-        assert!(matches!(
-            Endpoint::new("ftp://x/mcp", None, Some("r")),
-            Err(EndpointError::NotHttp(_))
-        ));
-        assert!(matches!(
-            Endpoint::new("not a url", None, Some("r")),
-            Err(EndpointError::NotHttp(_))
-        ));
+        assert_eq!(custom.map(|e| (e.service, e.region)), Ok(("execute-api".into(), "us-east-2".into())));
+        assert!(matches!(Endpoint::new("ftp://x/mcp", None, Some("r")), Err(EndpointError::NotHttp(_))));
+        assert!(matches!(Endpoint::new("not a url", None, Some("r")), Err(EndpointError::NotHttp(_))));
     }
 }

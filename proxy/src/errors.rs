@@ -35,11 +35,7 @@ pub enum Failure {
     /// DNS, TLS or TCP failure.
     Connect { kind: ConnectKind, detail: String },
     /// A non-success status whose body is not a JSON-RPC message.
-    Status {
-        status: StatusCode,
-        body: Bytes,
-        retry_after: Option<Duration>,
-    },
+    Status { status: StatusCode, body: Bytes, retry_after: Option<Duration> },
     /// A JSON-RPC error body from the MCP server, passed through unchanged.
     JsonRpc(Bytes),
 }
@@ -52,13 +48,9 @@ impl Failure {
             return Self::Timeout(Duration::ZERO);
         }
         let lower = detail.to_ascii_lowercase();
-        let kind = if lower.contains("dns") || lower.contains("lookup") || lower.contains("resolve")
-        {
+        let kind = if lower.contains("dns") || lower.contains("lookup") || lower.contains("resolve") {
             ConnectKind::Dns
-        } else if lower.contains("certificate")
-            || lower.contains("tls")
-            || lower.contains("handshake")
-        {
+        } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
             ConnectKind::Tls
         } else {
             ConnectKind::Refused
@@ -71,9 +63,7 @@ impl Failure {
         match self {
             Self::Connect { .. } => retry::Failure::Connect,
             Self::Timeout(_) => retry::Failure::Timeout,
-            Self::Status { status, .. } if *status == StatusCode::TOO_MANY_REQUESTS => {
-                retry::Failure::Throttled
-            }
+            Self::Status { status, .. } if *status == StatusCode::TOO_MANY_REQUESTS => retry::Failure::Throttled,
             Self::Status { status, .. } if status.is_server_error() => retry::Failure::ServerError,
             _ => retry::Failure::Rejected,
         }
@@ -120,8 +110,12 @@ pub fn to_rpc_error(id: &Value, failure: &Failure, endpoint: &Endpoint, profile:
 pub fn explain(failure: &Failure, endpoint: &Endpoint, profile: &str) -> (String, String) {
     let host = endpoint.authority();
     match failure {
-        Failure::Credentials(message) => (message.clone(), format!("check `aws sts get-caller-identity --profile {profile}`")),
-        Failure::Signing(message) => (format!("could not sign the request: {message}"), "check --endpoint, --region and --header values".into()),
+        Failure::Credentials(message) => {
+            (message.clone(), format!("check `aws sts get-caller-identity --profile {profile}`"))
+        }
+        Failure::Signing(message) => {
+            (format!("could not sign the request: {message}"), "check --endpoint, --region and --header values".into())
+        }
         Failure::Timeout(_) => (
             format!("no answer from {host} in time"),
             "the function may be cold or slow: raise --timeout, or check the function's own timeout and logs".into(),
@@ -138,25 +132,18 @@ pub fn explain(failure: &Failure, endpoint: &Endpoint, profile: &str) -> (String
             format!("cannot connect to {host}: {detail}"),
             "is the endpoint up? check the URL and port, and `make deploy` output".into(),
         ),
-        Failure::Status { status, body, .. } => explain_status(*status, &String::from_utf8_lossy(body), endpoint, profile),
+        Failure::Status { status, body, .. } => {
+            explain_status(*status, &String::from_utf8_lossy(body), endpoint, profile)
+        }
         Failure::JsonRpc(body) => (String::from_utf8_lossy(body).into_owned(), String::new()),
     }
 }
 
-fn explain_status(
-    status: StatusCode,
-    body: &str,
-    endpoint: &Endpoint,
-    profile: &str,
-) -> (String, String) {
+fn explain_status(status: StatusCode, body: &str, endpoint: &Endpoint, profile: &str) -> (String, String) {
     let message = serde_json::from_str::<Value>(body)
         .ok()
         .and_then(|value| {
-            value
-                .get("message")
-                .or_else(|| value.get("Message"))
-                .and_then(Value::as_str)
-                .map(str::to_owned)
+            value.get("message").or_else(|| value.get("Message")).and_then(Value::as_str).map(str::to_owned)
         })
         .unwrap_or_else(|| body.trim().chars().take(300).collect());
     let lower = message.to_ascii_lowercase();
@@ -196,12 +183,8 @@ mod tests {
     use super::*;
 
     fn endpoint() -> Endpoint {
-        Endpoint::new(
-            "https://abc.execute-api.us-east-1.amazonaws.com/prod/mcp",
-            None,
-            None,
-        )
-        .unwrap_or_else(|error| panic!("{error}"))
+        Endpoint::new("https://abc.execute-api.us-east-1.amazonaws.com/prod/mcp", None, None)
+            .unwrap_or_else(|error| panic!("{error}"))
     }
 
     fn hint_for(status: u16, body: &str) -> String {
@@ -213,21 +196,27 @@ mod tests {
     fn api_gateway_messages_get_actionable_hints() {
         assert!(hint_for(403, r#"{"message":"Missing Authentication Token"}"#).contains("stage"));
         assert!(
-            hint_for(
-                403,
-                r#"{"message":"The security token included in the request is expired"}"#
-            )
-            .contains("aws sso login --profile dev")
+            hint_for(403, r#"{"message":"The security token included in the request is expired"}"#)
+                .contains("aws sso login --profile dev")
         );
-        assert!(hint_for(403, r#"{"message":"The request signature we calculated does not match the signature you provided."}"#).contains("--region (us-east-1)"));
         assert!(
             hint_for(
                 403,
-                r#"{"message":"The security token included in the request is invalid."}"#
+                r#"{"message":"The request signature we calculated does not match the signature you provided."}"#
             )
-            .contains("AWS_PROFILE")
+            .contains("--region (us-east-1)")
         );
-        assert!(hint_for(403, r#"{"Message":"User: arn:aws:iam::1:user/x is not authorized to perform: execute-api:Invoke"}"#).contains("InvokePolicyArn"));
+        assert!(
+            hint_for(403, r#"{"message":"The security token included in the request is invalid."}"#)
+                .contains("AWS_PROFILE")
+        );
+        assert!(
+            hint_for(
+                403,
+                r#"{"Message":"User: arn:aws:iam::1:user/x is not authorized to perform: execute-api:Invoke"}"#
+            )
+            .contains("InvokePolicyArn")
+        );
         assert!(hint_for(413, "").contains("10 MB"));
         assert!(hint_for(429, r#"{"message":"Too Many Requests"}"#).contains("throttl"));
         assert!(hint_for(504, r#"{"message": "Endpoint request timed out"}"#).contains("timeout"));

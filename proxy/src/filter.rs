@@ -25,21 +25,14 @@ impl ToolHints {
     /// The hints in a tool definition from `tools/list`.
     pub fn of(tool: &Value) -> Self {
         let annotations = &tool["annotations"];
-        Self {
-            read_only: annotations["readOnlyHint"].as_bool(),
-            idempotent: annotations["idempotentHint"].as_bool(),
-        }
+        Self { read_only: annotations["readOnlyHint"].as_bool(), idempotent: annotations["idempotentHint"].as_bool() }
     }
 }
 
 impl ToolFilter {
     /// A filter from the command-line options; globs are validated here.
     pub fn new(read_only: bool, allow: &[String], deny: &[String]) -> Result<Self, globset::Error> {
-        Ok(Self {
-            read_only,
-            allow: glob_set(allow)?,
-            deny: glob_set(deny)?,
-        })
+        Ok(Self { read_only, allow: glob_set(allow)?, deny: glob_set(deny)? })
     }
 
     /// Whether any filter is set (when none is, responses pass through untouched).
@@ -55,15 +48,9 @@ impl ToolFilter {
     /// Why `name` is refused, or `None` when it is allowed. `hints` is `None` when unknown.
     pub fn refusal(&self, name: &str, hints: Option<ToolHints>) -> Option<String> {
         if self.deny.as_ref().is_some_and(|deny| deny.is_match(name)) {
-            return Some(format!(
-                "tool `{name}` is blocked by the proxy's --deny-tools"
-            ));
+            return Some(format!("tool `{name}` is blocked by the proxy's --deny-tools"));
         }
-        if self
-            .allow
-            .as_ref()
-            .is_some_and(|allow| !allow.is_match(name))
-        {
+        if self.allow.as_ref().is_some_and(|allow| !allow.is_match(name)) {
             return Some(format!("tool `{name}` is not in the proxy's --allow-tools"));
         }
         if self.read_only && hints.and_then(|hints| hints.read_only) != Some(true) {
@@ -112,10 +99,7 @@ mod tests {
     }
 
     fn names(value: &Value) -> Vec<&str> {
-        value["tools"]
-            .as_array()
-            .map(|t| t.iter().filter_map(|t| t["name"].as_str()).collect())
-            .unwrap_or_default()
+        value["tools"].as_array().map(|t| t.iter().filter_map(|t| t["name"].as_str()).collect()).unwrap_or_default()
     }
 
     #[test]
@@ -129,8 +113,7 @@ mod tests {
 
     #[test]
     fn allow_and_deny_globs() {
-        let filter = ToolFilter::new(false, &["file*".into(), "db_*".into()], &["*_write".into()])
-            .unwrap_or_default();
+        let filter = ToolFilter::new(false, &["file*".into(), "db_*".into()], &["*_write".into()]).unwrap_or_default();
         let mut result = list();
         filter.apply_to_list(&mut result);
         assert_eq!(names(&result), ["file", "db_query"]);
@@ -139,10 +122,6 @@ mod tests {
             Some("tool `file_write` is blocked by the proxy's --deny-tools")
         );
         assert!(ToolFilter::new(false, &["a[".into()], &[]).is_err());
-        assert!(
-            !ToolFilter::new(false, &[], &[])
-                .map(|f| f.is_active())
-                .unwrap_or(true)
-        );
+        assert!(!ToolFilter::new(false, &[], &[]).map(|f| f.is_active()).unwrap_or(true));
     }
 }

@@ -78,21 +78,14 @@ struct Message {
 
 impl Message {
     fn new(body: Value) -> Self {
-        let method = body
-            .get("method")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
+        let method = body.get("method").and_then(Value::as_str).map(str::to_owned);
         let id = body.get("id").filter(|id| !id.is_null()).cloned();
         Self { body, method, id }
     }
 
     /// The 2026-07-28 protocol version carried in `_meta`, if this is a modern message.
     fn modern_version(&self) -> Option<&str> {
-        self.body
-            .get("params")?
-            .get("_meta")?
-            .get(MODERN_VERSION_KEY)?
-            .as_str()
+        self.body.get("params")?.get("_meta")?.get(MODERN_VERSION_KEY)?.as_str()
     }
 
     /// `params.name` or `params.uri`, mirrored into `Mcp-Name`.
@@ -140,10 +133,8 @@ impl Proxy {
             Ok(body) => body,
             Err(error) => {
                 tracing::warn!(%error, "stdin line is not JSON");
-                let message =
-                    format!("Parse error: the proxy received a line that is not JSON ({error})");
-                self.write(rpc_error(&Value::Null, -32700, &message, None))
-                    .await;
+                let message = format!("Parse error: the proxy received a line that is not JSON ({error})");
+                self.write(rpc_error(&Value::Null, -32700, &message, None)).await;
                 return;
             }
         };
@@ -171,9 +162,7 @@ impl Proxy {
                 if let Err(error) = self.reinitialize(generation).await {
                     tracing::warn!(%error, "re-initialization failed");
                     if let Some(id) = &message.id {
-                        let text = format!(
-                            "the server lost the MCP session and re-initializing failed: {error}"
-                        );
+                        let text = format!("the server lost the MCP session and re-initializing failed: {error}");
                         self.write(rpc_error(id, -32000, &text, None)).await;
                     }
                     return;
@@ -181,7 +170,8 @@ impl Proxy {
                 if let Sent::SessionLost(_) = self.send(&message).await
                     && let Some(id) = &message.id
                 {
-                    let text = "the server rejected the new MCP session as well; is a load balancer mixing deployments?";
+                    let text =
+                        "the server rejected the new MCP session as well; is a load balancer mixing deployments?";
                     self.write(rpc_error(id, -32000, text, None)).await;
                 }
             }
@@ -200,17 +190,10 @@ impl Proxy {
                 Ok(response) => return self.deliver(message, response, generation).await,
                 Err(failure) => failure,
             };
-            let retry =
-                attempt < retry::MAX_ATTEMPTS && retry::should_retry(failure.kind(), effect);
+            let retry = attempt < retry::MAX_ATTEMPTS && retry::should_retry(failure.kind(), effect);
             if !retry {
                 if let Some(id) = &message.id {
-                    self.write(errors::to_rpc_error(
-                        id,
-                        &failure,
-                        &self.endpoint,
-                        self.credentials.profile(),
-                    ))
-                    .await;
+                    self.write(errors::to_rpc_error(id, &failure, &self.endpoint, self.credentials.profile())).await;
                 } else {
                     tracing::warn!(failure = %failure, method = ?message.method, "notification not delivered");
                 }
@@ -223,20 +206,11 @@ impl Proxy {
     }
 
     /// One signed POST, up to the response headers.
-    async fn attempt(
-        &self,
-        body: &Bytes,
-        headers: HeaderMap,
-    ) -> Result<reqwest::Response, HttpFailure> {
-        let credentials = self
-            .credentials
-            .get()
-            .await
-            .map_err(|error| HttpFailure::Credentials(error.message))?;
+    async fn attempt(&self, body: &Bytes, headers: HeaderMap) -> Result<reqwest::Response, HttpFailure> {
+        let credentials = self.credentials.get().await.map_err(|error| HttpFailure::Credentials(error.message))?;
         let request = sign::signed_post(&self.endpoint, headers, body.clone(), &credentials)
             .map_err(|error| HttpFailure::Signing(error.to_string()))?;
-        let request = reqwest::Request::try_from(request)
-            .map_err(|error| HttpFailure::Signing(error.to_string()))?;
+        let request = reqwest::Request::try_from(request).map_err(|error| HttpFailure::Signing(error.to_string()))?;
         let response = tokio::time::timeout(self.options.timeout, self.http.execute(request))
             .await
             .map_err(|_| HttpFailure::Timeout(self.options.timeout))?
@@ -260,33 +234,16 @@ impl Proxy {
             // The MCP server's own error (HeaderMismatch, -32602, ...): pass it through as is.
             return Err(HttpFailure::JsonRpc(body));
         }
-        Err(HttpFailure::Status {
-            status,
-            body,
-            retry_after,
-        })
+        Err(HttpFailure::Status { status, body, retry_after })
     }
 
     /// Writes the answer to stdout as it arrives.
-    async fn deliver(
-        &self,
-        message: &Message,
-        response: reqwest::Response,
-        generation: u64,
-    ) -> Sent {
+    async fn deliver(&self, message: &Message, response: reqwest::Response, generation: u64) -> Sent {
         let status = response.status();
-        let content_type = response
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
+        let content_type =
+            response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
         if message.method.as_deref() == Some("initialize") && status.is_success() {
-            let id = response
-                .headers()
-                .get("mcp-session-id")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned);
+            let id = response.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
             let mut session = self.session.lock().await;
             session.id = id;
             session.generation += 1;
@@ -298,9 +255,8 @@ impl Proxy {
             self.stream_events(message, response).await;
             return Sent::Done;
         }
-        let lost_session = status == StatusCode::NOT_FOUND
-            && message.modern_version().is_none()
-            && self.has_session().await;
+        let lost_session =
+            status == StatusCode::NOT_FOUND && message.modern_version().is_none() && self.has_session().await;
         if lost_session {
             // 2025-03-26..2025-11-25: 404 means the session is gone (restart, new deployment).
             tracing::info!("server answered 404 for our session; re-initializing");
@@ -329,16 +285,12 @@ impl Proxy {
                 Ok(None) => return,
                 Ok(Some(Err(error))) => {
                     drop(sender);
-                    self.stream_broken(message, &format!("the answer broke off: {error}"))
-                        .await;
+                    self.stream_broken(message, &format!("the answer broke off: {error}")).await;
                     return;
                 }
                 Err(_) => {
                     drop(sender);
-                    let text = format!(
-                        "the answer stalled for {} s; raise --timeout",
-                        self.options.timeout.as_secs()
-                    );
+                    let text = format!("the answer stalled for {} s; raise --timeout", self.options.timeout.as_secs());
                     self.stream_broken(message, &text).await;
                     return;
                 }
@@ -348,10 +300,7 @@ impl Proxy {
             }
             let chunk = if chunk.iter().any(|b| matches!(b, b'\n' | b'\r')) {
                 Bytes::from(
-                    chunk
-                        .iter()
-                        .map(|&b| if matches!(b, b'\n' | b'\r') { b' ' } else { b })
-                        .collect::<Vec<u8>>(),
+                    chunk.iter().map(|&b| if matches!(b, b'\n' | b'\r') { b' ' } else { b }).collect::<Vec<u8>>(),
                 )
             } else {
                 chunk
@@ -380,15 +329,11 @@ impl Proxy {
                 Ok(Some(Ok(chunk))) => chunk,
                 Ok(None) => break,
                 Ok(Some(Err(error))) => {
-                    self.stream_broken(message, &format!("the event stream broke: {error}"))
-                        .await;
+                    self.stream_broken(message, &format!("the event stream broke: {error}")).await;
                     return;
                 }
                 Err(_) => {
-                    let text = format!(
-                        "no event for {} s; raise --timeout",
-                        self.options.timeout.as_secs()
-                    );
+                    let text = format!("no event for {} s; raise --timeout", self.options.timeout.as_secs());
                     self.stream_broken(message, &text).await;
                     return;
                 }
@@ -426,15 +371,8 @@ impl Proxy {
             Err(error) => {
                 tracing::warn!(%error, "the server sent a message that is not JSON");
                 if let Some(id) = &message.id {
-                    let text =
-                        format!("the server answered with something that is not JSON: {error}");
-                    self.write(rpc_error(
-                        id,
-                        -32603,
-                        &text,
-                        Some(json!({ "body": lossy(&body) })),
-                    ))
-                    .await;
+                    let text = format!("the server answered with something that is not JSON: {error}");
+                    self.write(rpc_error(id, -32603, &text, Some(json!({ "body": lossy(&body) })))).await;
                 }
                 return;
             }
@@ -510,13 +448,7 @@ impl Proxy {
         if method != "tools/call" {
             return retry::effect(method, None, None);
         }
-        let hints = self
-            .hints
-            .lock()
-            .await
-            .get(message.name().unwrap_or_default())
-            .copied()
-            .unwrap_or_default();
+        let hints = self.hints.lock().await.get(message.name().unwrap_or_default()).copied().unwrap_or_default();
         retry::effect(method, hints.read_only, hints.idempotent)
     }
 
@@ -530,9 +462,10 @@ impl Proxy {
         headers.insert("content-type", HeaderValue::from_static("application/json"));
         headers.insert("accept", HeaderValue::from_static(ACCEPT));
         let generation;
-        if let Some(version) = message.modern_version().or_else(|| {
-            (message.method.as_deref() == Some("server/discover")).then_some("2026-07-28")
-        }) {
+        if let Some(version) = message
+            .modern_version()
+            .or_else(|| (message.method.as_deref() == Some("server/discover")).then_some("2026-07-28"))
+        {
             insert(&mut headers, "mcp-protocol-version", version);
             if let Some(method) = &message.method {
                 insert(&mut headers, "mcp-method", method);
@@ -566,28 +499,18 @@ impl Proxy {
             if session.generation != failed_generation {
                 return Ok(()); // another task already re-initialized
             }
-            session
-                .initialize
-                .clone()
-                .ok_or("the client never sent initialize")?
+            session.initialize.clone().ok_or("the client never sent initialize")?
         };
         let mut replay = initialize;
         replay["id"] = json!("mcp-sigv4-proxy/reinitialize");
         let message = Message::new(replay);
         let body = Bytes::from(message.body.to_string());
         let (headers, _) = self.headers_for(&message).await;
-        let response = self
-            .attempt(&body, headers)
-            .await
-            .map_err(|failure| failure.to_string())?;
-        let session_id = response
-            .headers()
-            .get("mcp-session-id")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let response = self.attempt(&body, headers).await.map_err(|failure| failure.to_string())?;
+        let session_id = response.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
         let answer = final_message(response, self.options.timeout).await;
-        let value: Value = serde_json::from_slice(&answer)
-            .map_err(|error| format!("bad initialize answer: {error}"))?;
+        let value: Value =
+            serde_json::from_slice(&answer).map_err(|error| format!("bad initialize answer: {error}"))?;
         if let Some(error) = value.get("error") {
             return Err(format!("initialize failed: {error}"));
         }
@@ -599,13 +522,10 @@ impl Proxy {
                 session.protocol_version = Some(version.to_owned());
             }
         }
-        let initialized =
-            Message::new(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+        let initialized = Message::new(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
         let body = Bytes::from(initialized.body.to_string());
         let (headers, _) = self.headers_for(&initialized).await;
-        self.attempt(&body, headers)
-            .await
-            .map_err(|failure| failure.to_string())?;
+        self.attempt(&body, headers).await.map_err(|failure| failure.to_string())?;
         tracing::info!("re-initialized the MCP session");
         Ok(())
     }
@@ -632,19 +552,12 @@ fn header_safe(value: &str) -> String {
         value.to_owned()
     } else {
         use base64::Engine as _;
-        format!(
-            "=?base64?{}?=",
-            base64::engine::general_purpose::STANDARD.encode(value)
-        )
+        format!("=?base64?{}?=", base64::engine::general_purpose::STANDARD.encode(value))
     }
 }
 
 async fn read_body(response: reqwest::Response, timeout: Duration) -> Bytes {
-    tokio::time::timeout(timeout, response.bytes())
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .unwrap_or_default()
+    tokio::time::timeout(timeout, response.bytes()).await.ok().and_then(Result::ok).unwrap_or_default()
 }
 
 /// The last message of an answer: the body itself for JSON, the last event's data for SSE.
@@ -676,9 +589,7 @@ pub fn rpc_error(id: &Value, code: i64, message: &str, data: Option<Value>) -> V
     if let Some(data) = data {
         error["data"] = data;
     }
-    json!({"jsonrpc": "2.0", "id": id, "error": error})
-        .to_string()
-        .into_bytes()
+    json!({"jsonrpc": "2.0", "id": id, "error": error}).to_string().into_bytes()
 }
 
 fn lossy(body: &[u8]) -> String {
@@ -688,10 +599,7 @@ fn lossy(body: &[u8]) -> String {
 /// Where the first complete SSE event ends: (index of the blank line, separator length).
 fn find_event_end(buffer: &[u8]) -> Option<(usize, usize)> {
     let lf = buffer.windows(2).position(|w| w == b"\n\n").map(|i| (i, 2));
-    let crlf = buffer
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|i| (i, 4));
+    let crlf = buffer.windows(4).position(|w| w == b"\r\n\r\n").map(|i| (i, 4));
     match (lf, crlf) {
         (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
         (a, b) => a.or(b),
@@ -728,29 +636,16 @@ mod tests {
             let event = buffer.split_to(end + separator);
             events.push(event_data(&event[..end]));
         }
-        assert_eq!(
-            events,
-            vec![
-                Some(Bytes::from("{\"a\":1}")),
-                None,
-                Some(Bytes::from("{\"b\":\n2}"))
-            ]
-        );
+        assert_eq!(events, vec![Some(Bytes::from("{\"a\":1}")), None, Some(Bytes::from("{\"b\":\n2}"))]);
         assert_eq!(event_data(&buffer), Some(Bytes::from("tail")));
     }
 
     #[test]
     fn header_values_use_the_base64_sentinel_when_needed() {
         assert_eq!(header_safe("file"), "file");
-        assert_eq!(
-            header_safe("Hello, 世界"),
-            "=?base64?SGVsbG8sIOS4lueVjA==?="
-        );
+        assert_eq!(header_safe("Hello, 世界"), "=?base64?SGVsbG8sIOS4lueVjA==?=");
         assert_eq!(header_safe(" padded "), "=?base64?IHBhZGRlZCA=?=");
-        assert_eq!(
-            header_safe("=?base64?literal?="),
-            "=?base64?PT9iYXNlNjQ/bGl0ZXJhbD89?="
-        );
+        assert_eq!(header_safe("=?base64?literal?="), "=?base64?PT9iYXNlNjQ/bGl0ZXJhbD89?=");
     }
 
     #[test]

@@ -75,11 +75,7 @@ struct Common {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli.common.log_level, cli.common.log_file.as_deref());
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("mcp-sigv4-proxy: cannot start the async runtime: {error}");
@@ -112,20 +108,13 @@ fn setup(common: &Common) -> anyhow::Result<(Endpoint, CredentialSource)> {
         .endpoint
         .as_deref()
         .context("no endpoint: pass --endpoint https://<api-id>.execute-api.<region>.amazonaws.com/<stage>/mcp or set API_GATEWAY_URL")?;
-    let region = common
-        .region
-        .clone()
-        .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok());
+    let region = common.region.clone().or_else(|| std::env::var("AWS_DEFAULT_REGION").ok());
     let endpoint = Endpoint::new(url, common.service.as_deref(), region.as_deref())?;
     let credentials = CredentialSource::new(common.profile.clone(), endpoint.region.clone());
     Ok((endpoint, credentials))
 }
 
-async fn run(
-    common: &Common,
-    endpoint: Endpoint,
-    credentials: CredentialSource,
-) -> anyhow::Result<()> {
+async fn run(common: &Common, endpoint: Endpoint, credentials: CredentialSource) -> anyhow::Result<()> {
     let options = Options {
         timeout: Duration::from_secs(common.timeout.max(1)),
         headers: parse_headers(&common.headers)?,
@@ -165,10 +154,7 @@ async fn run(
         tasks.spawn(proxy.clone().handle_line(line));
         while tasks.try_join_next().is_some() {}
     }
-    tracing::info!(
-        in_flight = tasks.len(),
-        "stdin closed; finishing in-flight requests"
-    );
+    tracing::info!(in_flight = tasks.len(), "stdin closed; finishing in-flight requests");
     while tasks.join_next().await.is_some() {}
     drop(proxy);
     writer.await.ok();
@@ -178,47 +164,24 @@ async fn run(
 fn parse_headers(raw: &[String]) -> anyhow::Result<Vec<(HeaderName, HeaderValue)>> {
     raw.iter()
         .map(|pair| {
-            let (name, value) = pair
-                .split_once('=')
-                .with_context(|| format!("--header `{pair}` is not K=V"))?;
-            let name = HeaderName::try_from(name.trim())
-                .with_context(|| format!("bad header name in `{pair}`"))?;
-            let value = HeaderValue::try_from(value.trim())
-                .with_context(|| format!("bad header value in `{pair}`"))?;
+            let (name, value) = pair.split_once('=').with_context(|| format!("--header `{pair}` is not K=V"))?;
+            let name = HeaderName::try_from(name.trim()).with_context(|| format!("bad header name in `{pair}`"))?;
+            let value = HeaderValue::try_from(value.trim()).with_context(|| format!("bad header value in `{pair}`"))?;
             Ok((name, value))
         })
         .collect()
 }
 
 fn init_logging(level: &str, file: Option<&std::path::Path>) {
-    use tracing_subscriber::{
-        EnvFilter, fmt, layer::SubscriberExt as _, util::SubscriberInitExt as _,
-    };
+    use tracing_subscriber::{EnvFilter, fmt, layer::SubscriberExt as _, util::SubscriberInitExt as _};
     let filter = EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("warn"));
-    let stderr = fmt::layer()
-        .json()
-        .with_writer(std::io::stderr)
-        .with_current_span(false)
-        .with_span_list(false);
-    let file_layer = file.and_then(|path| {
-        match std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-        {
-            Ok(file) => Some(fmt::layer().json().with_writer(std::sync::Mutex::new(file))),
-            Err(error) => {
-                eprintln!(
-                    "mcp-sigv4-proxy: cannot open log file {}: {error}",
-                    path.display()
-                );
-                None
-            }
+    let stderr = fmt::layer().json().with_writer(std::io::stderr).with_current_span(false).with_span_list(false);
+    let file_layer = file.and_then(|path| match std::fs::OpenOptions::new().create(true).append(true).open(path) {
+        Ok(file) => Some(fmt::layer().json().with_writer(std::sync::Mutex::new(file))),
+        Err(error) => {
+            eprintln!("mcp-sigv4-proxy: cannot open log file {}: {error}", path.display());
+            None
         }
     });
-    tracing_subscriber::registry()
-        .with(filter)
-        .with(stderr)
-        .with(file_layer)
-        .init();
+    tracing_subscriber::registry().with(filter).with(stderr).with(file_layer).init();
 }

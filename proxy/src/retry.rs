@@ -78,10 +78,8 @@ pub fn backoff(attempt: u32, retry_after: Option<Duration>, jitter: f64) -> Dura
 
 /// A jitter factor in [0.5, 1.0) from the clock (no RNG dependency needed for this).
 pub fn jitter() -> f64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
     0.5 + f64::from(nanos % 1000) / 2000.0
 }
 
@@ -106,11 +104,7 @@ mod tests {
             (Rejected, SideEffectFree, false),
         ];
         for (failure, effect, expected) in table {
-            assert_eq!(
-                should_retry(failure, effect),
-                expected,
-                "{failure:?} / {effect:?}"
-            );
+            assert_eq!(should_retry(failure, effect), expected, "{failure:?} / {effect:?}");
         }
     }
 
@@ -118,22 +112,10 @@ mod tests {
     fn effects_of_methods_and_tools() {
         assert_eq!(effect("ping", None, None), Effect::SideEffectFree);
         assert_eq!(effect("tools/list", None, None), Effect::SideEffectFree);
-        assert_eq!(
-            effect("server/discover", None, None),
-            Effect::SideEffectFree
-        );
-        assert_eq!(
-            effect("tools/call", Some(true), None),
-            Effect::SideEffectFree
-        );
-        assert_eq!(
-            effect("tools/call", Some(false), Some(true)),
-            Effect::SideEffectFree
-        );
-        assert_eq!(
-            effect("tools/call", Some(false), Some(false)),
-            Effect::MayWrite
-        );
+        assert_eq!(effect("server/discover", None, None), Effect::SideEffectFree);
+        assert_eq!(effect("tools/call", Some(true), None), Effect::SideEffectFree);
+        assert_eq!(effect("tools/call", Some(false), Some(true)), Effect::SideEffectFree);
+        assert_eq!(effect("tools/call", Some(false), Some(false)), Effect::MayWrite);
         assert_eq!(effect("tools/call", None, None), Effect::MayWrite);
         assert_eq!(effect("vendor/mutate", None, None), Effect::MayWrite);
     }
@@ -144,14 +126,8 @@ mod tests {
         assert_eq!(backoff(2, None, 1.0), Duration::from_millis(400));
         assert_eq!(backoff(20, None, 1.0), Duration::from_secs(5));
         assert_eq!(backoff(1, None, 0.5), Duration::from_millis(100));
-        assert_eq!(
-            backoff(1, Some(Duration::from_secs(2)), 1.0),
-            Duration::from_secs(2)
-        );
-        assert_eq!(
-            backoff(1, Some(Duration::from_secs(3600)), 1.0),
-            Duration::from_secs(30)
-        );
+        assert_eq!(backoff(1, Some(Duration::from_secs(2)), 1.0), Duration::from_secs(2));
+        assert_eq!(backoff(1, Some(Duration::from_secs(3600)), 1.0), Duration::from_secs(30));
         let j = jitter();
         assert!((0.5..1.0).contains(&j));
     }

@@ -34,15 +34,7 @@ pub fn signed_post(
     body: Bytes,
     credentials: &Credentials,
 ) -> Result<http::Request<Bytes>, SignError> {
-    signed_request(
-        endpoint,
-        "POST",
-        &endpoint.url,
-        headers,
-        body,
-        credentials,
-        SystemTime::now(),
-    )
+    signed_request(endpoint, "POST", &endpoint.url, headers, body, credentials, SystemTime::now())
 }
 
 /// Any request signed at `time` (tests and `doctor` use other methods and URLs).
@@ -59,9 +51,7 @@ pub fn signed_request(
     if let Some(target) = request.headers_mut() {
         *target = headers;
     }
-    let mut request = request
-        .body(body)
-        .map_err(|error| SignError::Request(error.to_string()))?;
+    let mut request = request.body(body).map_err(|error| SignError::Request(error.to_string()))?;
     let identity = credentials.clone().into();
     let mut settings = SigningSettings::default();
     settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
@@ -79,16 +69,10 @@ pub fn signed_request(
         .iter()
         .filter_map(|(name, value)| value.to_str().ok().map(|value| (name.as_str(), value)))
         .collect();
-    let signable = SignableRequest::new(
-        method,
-        url,
-        header_pairs.into_iter(),
-        SignableBody::Bytes(request.body()),
-    )
-    .map_err(|error| SignError::Sign(error.to_string()))?;
-    let (instructions, _signature) = sign(signable, &params)
-        .map_err(|error| SignError::Sign(error.to_string()))?
-        .into_parts();
+    let signable = SignableRequest::new(method, url, header_pairs.into_iter(), SignableBody::Bytes(request.body()))
+        .map_err(|error| SignError::Sign(error.to_string()))?;
+    let (instructions, _signature) =
+        sign(signable, &params).map_err(|error| SignError::Sign(error.to_string()))?.into_parts();
     instructions.apply_to_request_http1x(&mut request);
     Ok(request)
 }

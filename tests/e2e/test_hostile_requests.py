@@ -114,7 +114,7 @@ def test_at_least_25_cases():
 def test_valid_requests_still_work_after_the_table(server):
     response = send(server, "POST", {"MCP-Protocol-Version": "2025-11-25"}, rpc("tools/list"))
     assert response.status_code == 200
-    assert response.json()["result"]["tools"][0]["name"] == "file"
+    assert "file" in [tool["name"] for tool in response.json()["result"]["tools"]]
 
 
 def test_batch_in_2025_03_26_answers_each_request(server):
@@ -124,7 +124,7 @@ def test_batch_in_2025_03_26_answers_each_request(server):
     answers = {answer["id"]: answer for answer in response.json()}
     assert set(answers) == {1, 2, 3}
     assert answers[1]["result"] == {}
-    assert answers[2]["result"]["tools"][0]["name"] == "file"
+    assert "file" in [tool["name"] for tool in answers[2]["result"]["tools"]]
     assert answers[3]["error"]["code"] == -32601
 
 

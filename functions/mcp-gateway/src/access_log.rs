@@ -46,22 +46,13 @@ pub struct Fields {
 impl RequestRecord {
     /// Starts the record of a request.
     pub fn start(http_method: &str) -> Self {
-        let fields = Fields {
-            http_method: http_method.to_owned(),
-            ..Fields::default()
-        };
-        Self {
-            started: Instant::now(),
-            fields: Arc::new(Mutex::new(fields)),
-        }
+        let fields = Fields { http_method: http_method.to_owned(), ..Fields::default() };
+        Self { started: Instant::now(), fields: Arc::new(Mutex::new(fields)) }
     }
 
     /// The record the transport put in rmcp's request extensions, if this call came over HTTP.
     pub fn from_extensions(extensions: &rmcp::model::Extensions) -> Option<Self> {
-        extensions
-            .get::<http::request::Parts>()
-            .and_then(|parts| parts.extensions.get::<Self>())
-            .cloned()
+        extensions.get::<http::request::Parts>().and_then(|parts| parts.extensions.get::<Self>()).cloned()
     }
 
     /// Changes fields under the lock.
@@ -83,10 +74,7 @@ impl RequestRecord {
 
     /// A copy of the fields so far.
     pub fn fields(&self) -> Fields {
-        self.fields
-            .lock()
-            .map(|fields| fields.clone())
-            .unwrap_or_default()
+        self.fields.lock().map(|fields| fields.clone()).unwrap_or_default()
     }
 
     /// Writes the log line.

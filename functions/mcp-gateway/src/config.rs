@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::{
     storage::{LocalRoot, S3Root, Storage},
-    tools::{ToolLimits, file::FileLimits},
+    tools::{ToolLimits, db::DbLimits, file::FileLimits},
     transport::{
         http::{AllowedHosts, HttpSettings, SessionKey},
         lambda::ResponseMode,
@@ -19,21 +19,11 @@ use crate::{
 #[command(name = "mcp-gateway", version, about)]
 pub struct Cli {
     /// The data root: a local folder (or, with the S3 backend, `s3://bucket/prefix/`).
-    #[arg(
-        long,
-        env = "DATA_ROOT",
-        default_value = "examples/data",
-        global = true
-    )]
+    #[arg(long, env = "DATA_ROOT", default_value = "examples/data", global = true)]
     pub data_root: String,
 
     /// Log filter (`info`, `debug`, `mcp_gateway=debug,rmcp=warn`); `RUST_LOG` overrides it.
-    #[arg(
-        long,
-        env = "LOG_LEVEL",
-        default_value = "info,rmcp=warn",
-        global = true
-    )]
+    #[arg(long, env = "LOG_LEVEL", default_value = "info,rmcp=warn", global = true)]
     pub log_level: String,
 
     /// Largest `file` read, in bytes.
@@ -43,6 +33,14 @@ pub struct Cli {
     /// Offer the `file_write` tool (create, replace, delete files under the data root).
     #[arg(long, env = "ALLOW_WRITE", global = true)]
     pub allow_write: bool,
+
+    /// The most rows one `db` query may return.
+    #[arg(long, env = "MAX_ROWS", default_value_t = 10_000, global = true)]
+    pub max_rows: usize,
+
+    /// Seconds one `db` query may run.
+    #[arg(long, env = "DB_TIMEOUT", default_value_t = 60, global = true)]
+    pub db_timeout: u64,
 
     /// Largest file `file_write` accepts, in bytes.
     #[arg(long, env = "MAX_WRITE_BYTES", default_value_t = 8 << 20, global = true)]
@@ -92,18 +90,10 @@ pub struct LambdaArgs {
 pub struct HttpArgs {
     /// Accepted `Host` header (repeat or comma-separate); default: loopback names for `serve`,
     /// any host on Lambda.
-    #[arg(
-        long = "allowed-host",
-        env = "MCP_ALLOWED_HOSTS",
-        value_delimiter = ','
-    )]
+    #[arg(long = "allowed-host", env = "MCP_ALLOWED_HOSTS", value_delimiter = ',')]
     pub allowed_hosts: Vec<String>,
     /// Accepted browser `Origin` besides the request's own host (repeat or comma-separate).
-    #[arg(
-        long = "allowed-origin",
-        env = "MCP_ALLOWED_ORIGINS",
-        value_delimiter = ','
-    )]
+    #[arg(long = "allowed-origin", env = "MCP_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
     /// Largest request body in bytes (413 above it).
     #[arg(long, env = "MCP_MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
@@ -117,12 +107,7 @@ pub struct HttpArgs {
 impl HttpArgs {
     /// The HTTP settings, with `default_hosts` when no host was configured.
     pub fn settings(&self, default_hosts: AllowedHosts) -> HttpSettings {
-        let hosts: Vec<String> = self
-            .allowed_hosts
-            .iter()
-            .filter(|h| !h.is_empty())
-            .cloned()
-            .collect();
+        let hosts: Vec<String> = self.allowed_hosts.iter().filter(|h| !h.is_empty()).cloned().collect();
         let allowed_hosts = if hosts.iter().any(|h| h == "*") {
             AllowedHosts::Any
         } else if hosts.is_empty() {
@@ -136,12 +121,7 @@ impl HttpArgs {
         };
         HttpSettings {
             allowed_hosts,
-            allowed_origins: self
-                .allowed_origins
-                .iter()
-                .filter(|o| !o.is_empty())
-                .cloned()
-                .collect(),
+            allowed_origins: self.allowed_origins.iter().filter(|o| !o.is_empty()).cloned().collect(),
             max_body_bytes: self.max_body_bytes,
             session_key,
             ..HttpSettings::local()
@@ -155,11 +135,7 @@ impl Cli {
         match self.command {
             Some(command) => command,
             None => {
-                let default = if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
-                    "lambda"
-                } else {
-                    "serve"
-                };
+                let default = if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() { "lambda" } else { "serve" };
                 // Parse the default subcommand alone so its flags' env variables still apply.
                 match Self::try_parse_from(["mcp-gateway", default]).map(|cli| cli.command) {
                     Ok(Some(command)) => command,
@@ -172,23 +148,22 @@ impl Cli {
     /// Opens the data root: `s3://bucket/prefix/` or a local folder.
     pub async fn storage(&self) -> anyhow::Result<Storage> {
         if self.data_root.starts_with("s3://") {
-            let root = S3Root::connect(&self.data_root)
-                .await
-                .map_err(|error| anyhow::anyhow!(error))?;
+            let root = S3Root::connect(&self.data_root).await.map_err(|error| anyhow::anyhow!(error))?;
             return Ok(Storage::S3(root));
         }
         let path = PathBuf::from(&self.data_root);
-        let root = LocalRoot::open(&path)
-            .with_context(|| format!("opening the data root {}", path.display()))?;
+        let root = LocalRoot::open(&path).with_context(|| format!("opening the data root {}", path.display()))?;
         Ok(Storage::Local(root))
     }
 
     /// Tool limits from the flags.
     pub fn tool_limits(&self) -> ToolLimits {
         ToolLimits {
-            file: FileLimits {
-                max_read_bytes: self.max_read_bytes,
-                ..FileLimits::default()
+            file: FileLimits { max_read_bytes: self.max_read_bytes, ..FileLimits::default() },
+            db: DbLimits {
+                max_rows: self.max_rows,
+                timeout: std::time::Duration::from_secs(self.db_timeout),
+                ..DbLimits::default()
             },
             allow_write: self.allow_write,
             max_write_bytes: self.max_write_bytes,

@@ -19,6 +19,8 @@
 
 pub mod access_log;
 pub mod config;
+pub mod datasets;
+pub mod heap_limit;
 pub mod progress;
 pub mod registry;
 pub mod search_index;

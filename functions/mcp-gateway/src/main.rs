@@ -12,13 +12,14 @@ use mcp_gateway::{
     transport,
 };
 
+#[global_allocator]
+static ALLOCATOR: mcp_gateway::heap_limit::CappedAllocator = mcp_gateway::heap_limit::CappedAllocator;
+
 fn main() -> ExitCode {
+    mcp_gateway::heap_limit::configure_from_env();
     let cli = Cli::parse();
     config::init_logging(&cli.log_level);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
             tracing::error!(%error, "cannot start the async runtime");
@@ -40,12 +41,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command() {
         Command::Serve(args) => {
             preload_index(&core);
-            let settings = args
-                .http
-                .settings(transport::http::AllowedHosts::loopback());
+            let settings = args.http.settings(transport::http::AllowedHosts::loopback());
             let shutdown = settings.shutdown.clone();
             let router = transport::http::router(core, settings);
             transport::serve::run(router, args.addr, shutdown).await?;
+            tracing::info!(peak_heap_bytes = mcp_gateway::heap_limit::peak_bytes(), "stopped");
         }
         Command::Stdio => transport::stdio::run(Gateway::new(core)).await?,
         Command::Index => {
@@ -67,9 +67,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             preload_index(&core);
             let settings = args.http.settings(transport::http::AllowedHosts::Any);
             let router = transport::http::router(core, settings);
-            transport::lambda::run(router, args.response_mode)
-                .await
-                .map_err(|error| anyhow::anyhow!(error))?;
+            transport::lambda::run(router, args.response_mode).await.map_err(|error| anyhow::anyhow!(error))?;
         }
     }
     Ok(())

@@ -23,9 +23,7 @@ impl Progress {
 
     /// A reporter for `token` (if any) that sends through `peer`.
     pub fn new(token: Option<ProgressToken>, peer: Peer<RoleServer>) -> Self {
-        Self {
-            target: token.map(|token| (token, peer)),
-        }
+        Self { target: token.map(|token| (token, peer)) }
     }
 
     /// Whether the client asked for progress.

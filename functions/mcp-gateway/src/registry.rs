@@ -29,10 +29,7 @@ pub struct CallContext {
 impl CallContext {
     /// A context with no progress token and a token that is never cancelled (stdio tests, CLI).
     pub fn detached() -> Self {
-        Self {
-            cancel: CancellationToken::new(),
-            progress: Progress::disabled(),
-        }
+        Self { cancel: CancellationToken::new(), progress: Progress::disabled() }
     }
 }
 
@@ -143,8 +140,7 @@ impl<T: TypedTool> Tool for Typed<T> {
 
     fn call(&self, arguments: JsonObject, context: CallContext) -> BoxFuture<'_, CallToolResult> {
         Box::pin(async move {
-            let input: T::Input = match serde_json::from_value(serde_json::Value::Object(arguments))
-            {
+            let input: T::Input = match serde_json::from_value(serde_json::Value::Object(arguments)) {
                 Ok(input) => input,
                 Err(error) => {
                     return error_result(format!(
@@ -156,15 +152,11 @@ impl<T: TypedTool> Tool for Typed<T> {
             match self.tool.run(input, context).await {
                 Ok(output) => match serde_json::to_value(&output.structured) {
                     Ok(structured) => {
-                        let mut result =
-                            CallToolResult::success(vec![ContentBlock::text(output.text)]);
+                        let mut result = CallToolResult::success(vec![ContentBlock::text(output.text)]);
                         result.structured_content = Some(structured);
                         result
                     }
-                    Err(error) => error_result(format!(
-                        "tool `{}` produced unserializable output: {error}",
-                        T::NAME
-                    )),
+                    Err(error) => error_result(format!("tool `{}` produced unserializable output: {error}", T::NAME)),
                 },
                 Err(error) => error_result(error.0),
             }
@@ -201,17 +193,11 @@ fn schema_object<T: JsonSchema>() -> Arc<JsonObject> {
 /// Removes schemars' Rust-specific numeric `format`s (`uint64`, `double`, ...): they are not
 /// JSON Schema formats and validators such as AJV warn about every one of them.
 fn drop_numeric_formats(value: &mut serde_json::Value) {
-    const RUST_FORMATS: &[&str] = &[
-        "int", "uint", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64",
-        "float", "double",
-    ];
+    const RUST_FORMATS: &[&str] =
+        &["int", "uint", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64", "float", "double"];
     match value {
         serde_json::Value::Object(object) => {
-            if object
-                .get("format")
-                .and_then(|f| f.as_str())
-                .is_some_and(|f| RUST_FORMATS.contains(&f))
-            {
+            if object.get("format").and_then(|f| f.as_str()).is_some_and(|f| RUST_FORMATS.contains(&f)) {
                 object.remove("format");
             }
             object.values_mut().for_each(drop_numeric_formats);
@@ -252,10 +238,7 @@ impl Registry {
 
     /// Every tool definition, ordered by name.
     pub fn definitions(&self) -> Vec<ToolDefinition> {
-        self.tools
-            .values()
-            .map(|tool| tool.definition().clone())
-            .collect()
+        self.tools.values().map(|tool| tool.definition().clone()).collect()
     }
 
     /// Tool names, ordered.
@@ -264,12 +247,7 @@ impl Registry {
     }
 
     /// Calls the tool `name` with a timeout; an unknown name is `None` (a protocol error).
-    pub async fn call(
-        &self,
-        name: &str,
-        arguments: JsonObject,
-        context: CallContext,
-    ) -> Option<CallToolResult> {
+    pub async fn call(&self, name: &str, arguments: JsonObject, context: CallContext) -> Option<CallToolResult> {
         let tool = self.get(name)?;
         let limit = tool.timeout();
         let cancel = context.cancel.clone();
@@ -317,19 +295,12 @@ mod tests {
             rmcp::model::ToolAnnotations::new().read_only(true)
         }
 
-        async fn run(
-            &self,
-            input: EchoInput,
-            _context: CallContext,
-        ) -> Result<Output<EchoOutput>, ToolError> {
+        async fn run(&self, input: EchoInput, _context: CallContext) -> Result<Output<EchoOutput>, ToolError> {
             if input.text.is_empty() {
                 return Err(ToolError::new("text must not be empty"));
             }
             let length = input.text.len() as u64;
-            Ok(Output::json(EchoOutput {
-                echoed: input.text,
-                length,
-            }))
+            Ok(Output::json(EchoOutput { echoed: input.text, length }))
         }
     }
 
@@ -353,48 +324,22 @@ mod tests {
         assert_eq!(echo.name, "echo");
         assert_eq!(echo.input_schema.get("type"), Some(&"object".into()));
         assert!(echo.input_schema["properties"]["text"].is_object());
-        let output = echo
-            .output_schema
-            .as_ref()
-            .map(|schema| schema.get("type").cloned());
+        let output = echo.output_schema.as_ref().map(|schema| schema.get("type").cloned());
         assert_eq!(output, Some(Some("object".into())));
-        assert_eq!(
-            echo.annotations.as_ref().and_then(|a| a.read_only_hint),
-            Some(true)
-        );
+        assert_eq!(echo.annotations.as_ref().and_then(|a| a.read_only_hint), Some(true));
     }
 
     #[tokio::test]
     async fn call_returns_structured_content() {
-        let result = registry()
-            .call(
-                "echo",
-                args(serde_json::json!({"text": "hi"})),
-                CallContext::detached(),
-            )
-            .await;
+        let result = registry().call("echo", args(serde_json::json!({"text": "hi"})), CallContext::detached()).await;
         let result = result.map(|r| (r.is_error, r.structured_content));
-        assert_eq!(
-            result,
-            Some((
-                Some(false),
-                Some(serde_json::json!({"echoed": "hi", "length": 2}))
-            ))
-        );
+        assert_eq!(result, Some((Some(false), Some(serde_json::json!({"echoed": "hi", "length": 2})))));
     }
 
     #[tokio::test]
     async fn bad_arguments_are_an_is_error_result() {
-        let result = registry()
-            .call(
-                "echo",
-                args(serde_json::json!({"txt": 1})),
-                CallContext::detached(),
-            )
-            .await;
-        let Some(result) = result else {
-            panic!("echo is registered")
-        };
+        let result = registry().call("echo", args(serde_json::json!({"txt": 1})), CallContext::detached()).await;
+        let Some(result) = result else { panic!("echo is registered") };
         assert_eq!(result.is_error, Some(true));
         let text = serde_json::to_string(&result.content).unwrap_or_default();
         assert!(text.contains("missing field `text`"), "{text}");
@@ -402,23 +347,12 @@ mod tests {
 
     #[tokio::test]
     async fn tool_errors_are_is_error_results() {
-        let result = registry()
-            .call(
-                "echo",
-                args(serde_json::json!({"text": ""})),
-                CallContext::detached(),
-            )
-            .await;
+        let result = registry().call("echo", args(serde_json::json!({"text": ""})), CallContext::detached()).await;
         assert_eq!(result.and_then(|r| r.is_error), Some(true));
     }
 
     #[tokio::test]
     async fn unknown_tool_is_none() {
-        assert!(
-            registry()
-                .call("nope", JsonObject::new(), CallContext::detached())
-                .await
-                .is_none()
-        );
+        assert!(registry().call("nope", JsonObject::new(), CallContext::detached()).await.is_none());
     }
 }

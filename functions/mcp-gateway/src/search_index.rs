@@ -15,10 +15,7 @@ use tantivy::{
     directory::RamDirectory,
     doc,
     query::{BooleanQuery, Occur, Query, QueryParser, RegexQuery, TermQuery},
-    schema::{
-        Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions,
-        Value as _,
-    },
+    schema::{Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions, Value as _},
     snippet::SnippetGenerator,
 };
 
@@ -110,9 +107,7 @@ pub struct SearchIndex {
 
 impl std::fmt::Debug for SearchIndex {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SearchIndex")
-            .field("info", &self.info)
-            .finish_non_exhaustive()
+        f.debug_struct("SearchIndex").field("info", &self.info).finish_non_exhaustive()
     }
 }
 
@@ -123,12 +118,7 @@ fn schema() -> (Schema, Fields) {
     let indexing = TextFieldIndexing::default()
         .set_tokenizer("en_stem")
         .set_index_option(IndexRecordOption::WithFreqsAndPositions);
-    let body = builder.add_text_field(
-        "body",
-        TextOptions::default()
-            .set_indexing_options(indexing)
-            .set_stored(),
-    );
+    let body = builder.add_text_field("body", TextOptions::default().set_indexing_options(indexing).set_stored());
     (builder.build(), Fields { path, line, body })
 }
 
@@ -158,11 +148,7 @@ impl SearchIndex {
                     let path = ObjectPath::parse(&entry.path).map_err(StorageError::from)?;
                     let bytes = storage.read_range(&path, 0, entry.size).await?;
                     let name = entry.path.rsplit('/').next().unwrap_or_default();
-                    tantivy::directory::Directory::atomic_write(
-                        &directory,
-                        Path::new(name),
-                        &bytes,
-                    )?;
+                    tantivy::directory::Directory::atomic_write(&directory, Path::new(name), &bytes)?;
                 }
                 Index::open(directory)?
             }
@@ -177,20 +163,13 @@ impl SearchIndex {
     }
 
     /// Indexes the corpus in memory (refusing corpora above [`MEMORY_BUILD_LIMIT`]).
-    pub async fn build_in_memory(
-        storage: &Storage,
-        progress: &Progress,
-    ) -> Result<Self, IndexError> {
+    pub async fn build_in_memory(storage: &Storage, progress: &Progress) -> Result<Self, IndexError> {
         let files = corpus::files(storage).await?;
         let bytes: u64 = files.iter().map(|entry| entry.size).sum();
         if bytes > MEMORY_BUILD_LIMIT {
             return Err(IndexError::TooLargeForMemory { bytes });
         }
-        tracing::info!(
-            files = files.len(),
-            bytes,
-            "no stored search index; indexing the data root in memory"
-        );
+        tracing::info!(files = files.len(), bytes, "no stored search index; indexing the data root in memory");
         let (schema, _) = schema();
         let index = Index::create_in_ram(schema);
         fill(&index, storage, &files, progress).await?;
@@ -198,11 +177,7 @@ impl SearchIndex {
     }
 
     /// Builds the index into `folder` on local disk (for `mcp-gateway index`).
-    pub async fn build_into(
-        storage: &Storage,
-        folder: &Path,
-        progress: &Progress,
-    ) -> Result<IndexInfo, IndexError> {
+    pub async fn build_into(storage: &Storage, folder: &Path, progress: &Progress) -> Result<IndexInfo, IndexError> {
         let files = corpus::files(storage).await?;
         std::fs::create_dir_all(folder)?;
         let (schema, _) = schema();
@@ -225,28 +200,13 @@ impl SearchIndex {
                 paths.insert(terms.key().to_vec());
             }
         }
-        let info = IndexInfo {
-            source: source.to_owned(),
-            documents,
-            files: paths.len() as u64,
-        };
-        Ok(Self {
-            index,
-            reader,
-            fields,
-            info,
-        })
+        let info = IndexInfo { source: source.to_owned(), documents, files: paths.len() as u64 };
+        Ok(Self { index, reader, fields, info })
     }
 
     /// Runs `query` (tantivy query syntax, parsed leniently), optionally only in paths matching
     /// `glob`, returning hits `offset..offset+limit`.
-    pub fn search(
-        &self,
-        query: &str,
-        glob: Option<&str>,
-        offset: usize,
-        limit: usize,
-    ) -> Result<Page, IndexError> {
+    pub fn search(&self, query: &str, glob: Option<&str>, offset: usize, limit: usize) -> Result<Page, IndexError> {
         let parser = QueryParser::for_index(&self.index, vec![self.fields.body]);
         let (text_query, _errors) = parser.parse_query_lenient(query);
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, text_query.box_clone())];
@@ -258,59 +218,29 @@ impl SearchIndex {
                 .regex()
                 .to_owned();
             // tantivy matches the whole term; strip the anchors and inline flags globset adds.
-            let pattern = regex
-                .trim_start_matches("(?-u)")
-                .trim_start_matches('^')
-                .trim_end_matches('$')
-                .to_owned();
+            let pattern = regex.trim_start_matches("(?-u)").trim_start_matches('^').trim_end_matches('$').to_owned();
             let filter = if pattern.contains(['*', '?', '[', '{', '\\', '.', '+', '(']) {
                 Box::new(RegexQuery::from_pattern(&pattern, self.fields.path)?) as Box<dyn Query>
             } else {
-                Box::new(TermQuery::new(
-                    Term::from_field_text(self.fields.path, glob),
-                    IndexRecordOption::Basic,
-                ))
+                Box::new(TermQuery::new(Term::from_field_text(self.fields.path, glob), IndexRecordOption::Basic))
             };
             clauses.push((Occur::Must, filter));
         }
         let query = BooleanQuery::new(clauses);
         let searcher = self.reader.searcher();
-        let (top, total) = searcher.search(
-            &query,
-            &(
-                TopDocs::with_limit(limit.max(1))
-                    .and_offset(offset)
-                    .order_by_score(),
-                Count,
-            ),
-        )?;
+        let (top, total) =
+            searcher.search(&query, &(TopDocs::with_limit(limit.max(1)).and_offset(offset).order_by_score(), Count))?;
         let mut snippets = SnippetGenerator::create(&searcher, &*text_query, self.fields.body)?;
         snippets.set_max_num_chars(240);
         let hits = top
             .into_iter()
             .map(|(score, address): (Score, DocAddress)| {
                 let doc: TantivyDocument = searcher.doc(address)?;
-                let path = doc
-                    .get_first(self.fields.path)
-                    .and_then(|v| v.as_str())
-                    .unwrap_or_default()
-                    .to_owned();
-                let line = doc
-                    .get_first(self.fields.line)
-                    .and_then(|v| v.as_u64())
-                    .unwrap_or(1);
-                let body = doc
-                    .get_first(self.fields.body)
-                    .and_then(|v| v.as_str())
-                    .unwrap_or_default()
-                    .to_owned();
+                let path = doc.get_first(self.fields.path).and_then(|v| v.as_str()).unwrap_or_default().to_owned();
+                let line = doc.get_first(self.fields.line).and_then(|v| v.as_u64()).unwrap_or(1);
+                let body = doc.get_first(self.fields.body).and_then(|v| v.as_str()).unwrap_or_default().to_owned();
                 let snippet = snippets.snippet(&body);
-                Ok(Hit {
-                    path,
-                    line,
-                    score,
-                    snippet: mark(&snippet, &body),
-                })
+                Ok(Hit { path, line, score, snippet: mark(&snippet, &body) })
             })
             .collect::<Result<Vec<_>, IndexError>>()?;
         Ok(Page { hits, total })
@@ -341,9 +271,7 @@ fn mark(snippet: &tantivy::snippet::Snippet, body: &str) -> String {
 }
 
 fn register_tokenizers(index: &Index) {
-    use tantivy::tokenizer::{
-        Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, TextAnalyzer,
-    };
+    use tantivy::tokenizer::{Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, TextAnalyzer};
     let analyzer = TextAnalyzer::builder(SimpleTokenizer::default())
         .filter(RemoveLongFilter::limit(64))
         .filter(LowerCaser)
@@ -380,11 +308,7 @@ async fn fill(
         if last_report.elapsed().as_millis() >= 500 || done + 1 == files.len() {
             tracing::info!(done = done + 1, files = files.len(), "indexing");
             progress
-                .report(
-                    (done + 1) as f64,
-                    Some(total),
-                    format!("indexed {} of {} files", done + 1, files.len()),
-                )
+                .report((done + 1) as f64, Some(total), format!("indexed {} of {} files", done + 1, files.len()))
                 .await;
             last_report = Instant::now();
         }
@@ -398,16 +322,11 @@ async fn fill(
 /// Builds the index and stores it in the data root under [`INDEX_DIR`], replacing any older
 /// one: on a local root by renaming a finished folder into place; on S3 by uploading the segment
 /// files first and `meta.json` (which makes them visible) last, then removing stale files.
-pub async fn build_and_store(
-    storage: &Storage,
-    progress: &Progress,
-) -> Result<IndexInfo, IndexError> {
+pub async fn build_and_store(storage: &Storage, progress: &Progress) -> Result<IndexInfo, IndexError> {
     match storage {
         Storage::Local(root) => {
             let final_dir = root.path().join(INDEX_DIR);
-            let staging = root
-                .path()
-                .join(format!("{INDEX_DIR}.tmp-{}", std::process::id()));
+            let staging = root.path().join(format!("{INDEX_DIR}.tmp-{}", std::process::id()));
             let _ = std::fs::remove_dir_all(&staging);
             let info = SearchIndex::build_into(storage, &staging, progress).await?;
             remove_lock_files(&staging);
@@ -420,14 +339,12 @@ pub async fn build_and_store(
             let _ = std::fs::remove_dir_all(&staging);
             let info = SearchIndex::build_into(storage, &staging, progress).await?;
             remove_lock_files(&staging);
-            let mut names: Vec<String> = std::fs::read_dir(&staging)?
-                .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
-                .collect();
+            let mut names: Vec<String> =
+                std::fs::read_dir(&staging)?.filter_map(|entry| entry.ok()?.file_name().into_string().ok()).collect();
             names.sort_by_key(|name| name == "meta.json");
             for name in &names {
                 let bytes = std::fs::read(staging.join(name))?;
-                let path = ObjectPath::parse(&format!("{INDEX_DIR}/{name}"))
-                    .map_err(StorageError::from)?;
+                let path = ObjectPath::parse(&format!("{INDEX_DIR}/{name}")).map_err(StorageError::from)?;
                 storage.write(&path, bytes).await?;
             }
             let dir = ObjectPath::parse(INDEX_DIR).map_err(StorageError::from)?;
@@ -476,18 +393,12 @@ impl SharedIndex {
     }
 
     /// The index of `storage`: the stored one if present, else built in memory.
-    pub async fn get(
-        &self,
-        storage: &Storage,
-        progress: &Progress,
-    ) -> Result<Arc<SearchIndex>, IndexError> {
+    pub async fn get(&self, storage: &Storage, progress: &Progress) -> Result<Arc<SearchIndex>, IndexError> {
         self.cell
             .get_or_try_init(|| async {
                 match SearchIndex::load(storage).await? {
                     Some(index) => Ok(Arc::new(index)),
-                    None => SearchIndex::build_in_memory(storage, progress)
-                        .await
-                        .map(Arc::new),
+                    None => SearchIndex::build_in_memory(storage, progress).await.map(Arc::new),
                 }
             })
             .await

@@ -10,12 +10,11 @@ use base64::Engine as _;
 use rmcp::{
     ErrorData as McpError, RoleServer, ServerHandler,
     model::{
-        CacheScope, CallToolRequestParams, CallToolResponse, GetPromptRequestParams,
-        GetPromptResponse, GetPromptResult, Implementation, ListPromptsResult,
-        ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
-        Prompt, PromptArgument, PromptMessage, ReadResourceRequestParams, ReadResourceResponse,
-        ReadResourceResult, Resource, ResourceContents, ResourceTemplate, Role, ServerCapabilities,
-        ServerConfig, Tool,
+        CacheScope, CallToolRequestParams, CallToolResponse, GetPromptRequestParams, GetPromptResponse,
+        GetPromptResult, Implementation, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
+        ListToolsResult, PaginatedRequestParams, Prompt, PromptArgument, PromptMessage, ReadResourceRequestParams,
+        ReadResourceResponse, ReadResourceResult, Resource, ResourceContents, ResourceTemplate, Role,
+        ServerCapabilities, ServerConfig, Tool,
     },
     service::RequestContext,
 };
@@ -55,11 +54,7 @@ impl Core {
         let search_index = Arc::new(SharedIndex::default());
         let mut registry = Registry::new();
         crate::tools::register_builtin(&mut registry, &storage, limits, &search_index);
-        Self {
-            registry,
-            storage,
-            search_index,
-        }
+        Self { registry, storage, search_index }
     }
 }
 
@@ -87,12 +82,8 @@ impl ServerHandler for Gateway {
     // Logging is deprecated in 2026-07-28 but part of every earlier revision we serve.
     #[allow(deprecated)]
     fn get_info(&self) -> ServerConfig {
-        let capabilities = ServerCapabilities::builder()
-            .enable_tools()
-            .enable_resources()
-            .enable_prompts()
-            .enable_logging()
-            .build();
+        let capabilities =
+            ServerCapabilities::builder().enable_tools().enable_resources().enable_prompts().enable_logging().build();
         let mut info = ServerConfig::new(capabilities);
         info.server_info = Self::implementation();
         info.instructions = Some(format!(
@@ -114,10 +105,7 @@ impl ServerHandler for Gateway {
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        self.core
-            .registry
-            .get(name)
-            .map(|tool| tool.definition().clone())
+        self.core.registry.get(name).map(|tool| tool.definition().clone())
     }
 
     async fn call_tool(
@@ -136,12 +124,7 @@ impl ServerHandler for Gateway {
         };
         let arguments = request.arguments.unwrap_or_default();
         let started = std::time::Instant::now();
-        let Some(result) = self
-            .core
-            .registry
-            .call(&name, arguments, call_context)
-            .await
-        else {
+        let Some(result) = self.core.registry.call(&name, arguments, call_context).await else {
             return Err(McpError::invalid_params(
                 format!("unknown tool `{name}`; tools/list shows the available tools"),
                 None,
@@ -176,20 +159,12 @@ impl ServerHandler for Gateway {
         let resources = entries
             .into_iter()
             .filter(|entry| entry.kind == EntryKind::File && is_dataset(&entry.path))
-            .filter(|entry| {
-                !entry
-                    .path
-                    .split('/')
-                    .any(|segment| segment.starts_with('.'))
-            })
+            .filter(|entry| !entry.path.split('/').any(|segment| segment.starts_with('.')))
             .map(|entry| {
-                Resource::new(
-                    format!("{RESOURCE_SCHEME}{}", entry.path),
-                    entry.path.clone(),
-                )
-                .with_mime_type(content_type(&entry.path))
-                .with_size(entry.size)
-                .with_description(format!("Dataset `{}` under the data root", entry.path))
+                Resource::new(format!("{RESOURCE_SCHEME}{}", entry.path), entry.path.clone())
+                    .with_mime_type(content_type(&entry.path))
+                    .with_size(entry.size)
+                    .with_description(format!("Dataset `{}` under the data root", entry.path))
             })
             .collect();
         let mut result = ListResourcesResult::with_all_items(resources);
@@ -203,11 +178,9 @@ impl ServerHandler for Gateway {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, McpError> {
-        let mut template =
-            ResourceTemplate::new(format!("{RESOURCE_SCHEME}{{+path}}"), "data-file");
+        let mut template = ResourceTemplate::new(format!("{RESOURCE_SCHEME}{{+path}}"), "data-file");
         template.title = Some("A file under the data root".to_owned());
-        template.description =
-            Some("Any file under the data root, by its relative path".to_owned());
+        template.description = Some("Any file under the data root, by its relative path".to_owned());
         let mut result = ListResourceTemplatesResult::with_all_items(vec![template]);
         result.ttl_ms = Some(TOOLS_TTL_MS);
         result.cache_scope = Some(CacheScope::Public);
@@ -228,18 +201,11 @@ impl ServerHandler for Gateway {
             }
         };
         let Some(relative) = request.uri.strip_prefix(RESOURCE_SCHEME) else {
-            return Err(not_found(format!(
-                "unknown resource `{}`; URIs start with {RESOURCE_SCHEME}",
-                request.uri
-            )));
+            return Err(not_found(format!("unknown resource `{}`; URIs start with {RESOURCE_SCHEME}", request.uri)));
         };
-        let path = ObjectPath::parse(relative)
-            .map_err(|error| McpError::invalid_params(error.to_string(), None))?;
+        let path = ObjectPath::parse(relative).map_err(|error| McpError::invalid_params(error.to_string(), None))?;
         let storage = &self.core.storage;
-        let entry = storage
-            .stat(&path)
-            .await
-            .map_err(|error| not_found(error.to_string()))?;
+        let entry = storage.stat(&path).await.map_err(|error| not_found(error.to_string()))?;
         if entry.kind == EntryKind::Dir || entry.size > MAX_RESOURCE_BYTES {
             return Err(McpError::invalid_params(
                 format!(
@@ -254,12 +220,7 @@ impl ServerHandler for Gateway {
             .map_err(|error| McpError::internal_error(error.to_string(), None))?;
         let mime_type = Some(content_type(&entry.path).to_owned());
         let contents = match String::from_utf8(bytes) {
-            Ok(text) => ResourceContents::TextResourceContents {
-                uri: request.uri,
-                mime_type,
-                text,
-                meta: None,
-            },
+            Ok(text) => ResourceContents::TextResourceContents { uri: request.uri, mime_type, text, meta: None },
             Err(error) => ResourceContents::BlobResourceContents {
                 uri: request.uri,
                 mime_type,
@@ -267,9 +228,8 @@ impl ServerHandler for Gateway {
                 meta: None,
             },
         };
-        let result = ReadResourceResult::new(vec![contents])
-            .with_ttl_ms(RESOURCES_TTL_MS)
-            .with_cache_scope(CacheScope::Private);
+        let result =
+            ReadResourceResult::new(vec![contents]).with_ttl_ms(RESOURCES_TTL_MS).with_cache_scope(CacheScope::Private);
         Ok(ReadResourceResponse::Complete(result))
     }
 
@@ -290,10 +250,7 @@ impl ServerHandler for Gateway {
         _context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, McpError> {
         if request.name != EXPLORE_PROMPT {
-            return Err(McpError::invalid_params(
-                format!("unknown prompt `{}`", request.name),
-                None,
-            ));
+            return Err(McpError::invalid_params(format!("unknown prompt `{}`", request.name), None));
         }
         let focus = request
             .arguments
@@ -331,11 +288,7 @@ fn explore_prompt() -> Prompt {
     let mut focus = PromptArgument::new("focus");
     focus.description = Some("What to look for (optional)".to_owned());
     focus.required = Some(false);
-    Prompt::new(
-        EXPLORE_PROMPT,
-        Some("Survey the files under the data root"),
-        Some(vec![focus]),
-    )
+    Prompt::new(EXPLORE_PROMPT, Some("Survey the files under the data root"), Some(vec![focus]))
 }
 
 /// Files that are datasets (tables), exposed as resources.

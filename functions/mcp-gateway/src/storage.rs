@@ -25,11 +25,7 @@ pub enum StorageError {
     NotFound(String),
     /// The path names a folder where a file was expected (or the reverse).
     #[error("`{path}` is {actual}, not {expected}")]
-    WrongKind {
-        path: String,
-        expected: &'static str,
-        actual: &'static str,
-    },
+    WrongKind { path: String, expected: &'static str, actual: &'static str },
     /// The object resolves (through a link) to somewhere outside the root.
     #[error("`{0}` leads outside the data root and cannot be used")]
     OutsideRoot(String),
@@ -38,10 +34,7 @@ pub enum StorageError {
     AccessDenied(String),
     /// Any other IO failure.
     #[error("storage error on `{path}`: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
+    Io { path: String, source: std::io::Error },
 }
 
 /// One file or folder under the root.
@@ -99,11 +92,7 @@ impl Storage {
     }
 
     /// Every entry below `dir` (recursively when asked), sorted by path.
-    pub async fn list(
-        &self,
-        dir: &ObjectPath,
-        recursive: bool,
-    ) -> Result<Vec<Entry>, StorageError> {
+    pub async fn list(&self, dir: &ObjectPath, recursive: bool) -> Result<Vec<Entry>, StorageError> {
         match self {
             Self::Local(root) => root.list(dir, recursive).await,
             Self::S3(root) => root.list(dir, recursive).await,
@@ -111,12 +100,7 @@ impl Storage {
     }
 
     /// Bytes `start..start+len` of a file (fewer at its end).
-    pub async fn read_range(
-        &self,
-        path: &ObjectPath,
-        start: u64,
-        len: u64,
-    ) -> Result<Vec<u8>, StorageError> {
+    pub async fn read_range(&self, path: &ObjectPath, start: u64, len: u64) -> Result<Vec<u8>, StorageError> {
         match self {
             Self::Local(root) => root.read_range(path, start, len).await,
             Self::S3(root) => root.read_range(path, start, len).await,
@@ -127,15 +111,38 @@ impl Storage {
     /// with one PutObject on S3.
     pub async fn write(&self, path: &ObjectPath, bytes: Vec<u8>) -> Result<(), StorageError> {
         if path.is_root() {
-            return Err(StorageError::WrongKind {
-                path: ".".into(),
-                expected: "a file",
-                actual: "the root folder",
-            });
+            return Err(StorageError::WrongKind { path: ".".into(), expected: "a file", actual: "the root folder" });
         }
         match self {
             Self::Local(root) => root.write(path, bytes).await,
             Self::S3(root) => root.write(path, bytes).await,
+        }
+    }
+
+    /// Copies a whole file into `sink` chunk by chunk (never whole in memory).
+    pub async fn stream_to(
+        &self,
+        path: &ObjectPath,
+        sink: &mut (impl tokio::io::AsyncWrite + Unpin),
+    ) -> Result<u64, StorageError> {
+        match self {
+            Self::Local(root) => {
+                let entry = root.stat(path).await?;
+                if entry.kind == EntryKind::Dir {
+                    return Err(StorageError::WrongKind {
+                        path: path.to_string(),
+                        expected: "a file",
+                        actual: "a folder",
+                    });
+                }
+                let mut file = tokio::fs::File::open(root.path().join(path.as_str()))
+                    .await
+                    .map_err(|source| StorageError::Io { path: path.to_string(), source })?;
+                tokio::io::copy(&mut file, sink)
+                    .await
+                    .map_err(|source| StorageError::Io { path: path.to_string(), source })
+            }
+            Self::S3(root) => root.stream_to(path, sink).await,
         }
     }
 
@@ -178,12 +185,7 @@ pub(crate) fn rfc3339(time: SystemTime) -> Option<String> {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    Some(format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    ))
+    Some(format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60))
 }
 
 #[cfg(test)]

@@ -1,5 +1,7 @@
 //! Built-in tools, one file each. Adding a tool: a file here plus one line in [`register_builtin`].
 
+pub mod dataset_metadata;
+pub mod db;
 pub mod file;
 pub mod file_write;
 pub mod search;
@@ -17,6 +19,8 @@ use crate::{
 pub struct ToolLimits {
     /// Limits of the `file` tool.
     pub file: file::FileLimits,
+    /// Limits of the `db` tool.
+    pub db: db::DbLimits,
     /// Whether `file_write` is offered at all.
     pub allow_write: bool,
     /// Largest file `file_write` accepts.
@@ -27,6 +31,7 @@ impl Default for ToolLimits {
     fn default() -> Self {
         Self {
             file: file::FileLimits::default(),
+            db: db::DbLimits::default(),
             allow_write: false,
             max_write_bytes: 8 << 20,
         }
@@ -34,21 +39,12 @@ impl Default for ToolLimits {
 }
 
 /// Registers every built-in tool over `storage`; `index` is the process's shared search index.
-pub fn register_builtin(
-    registry: &mut Registry,
-    storage: &Storage,
-    limits: ToolLimits,
-    index: &Arc<SharedIndex>,
-) {
+pub fn register_builtin(registry: &mut Registry, storage: &Storage, limits: ToolLimits, index: &Arc<SharedIndex>) {
     registry.register(typed(file::FileTool::new(storage.clone(), limits.file)));
-    registry.register(typed(search::SearchTool::new(
-        storage.clone(),
-        index.clone(),
-    )));
+    registry.register(typed(search::SearchTool::new(storage.clone(), index.clone())));
+    registry.register(typed(db::DbTool::new(storage.clone(), limits.db)));
+    registry.register(typed(dataset_metadata::DatasetMetadataTool::new(storage.clone())));
     if limits.allow_write {
-        registry.register(typed(file_write::FileWriteTool::new(
-            storage.clone(),
-            limits.max_write_bytes,
-        )));
+        registry.register(typed(file_write::FileWriteTool::new(storage.clone(), limits.max_write_bytes)));
     }
 }

@@ -35,8 +35,8 @@ use futures::TryStreamExt as _;
 use http::StatusCode;
 use scratchstack_aws_principal::User;
 use scratchstack_aws_signature::{
-    GetSigningKeyRequest, GetSigningKeyResponse, KSecretKey, NO_ADDITIONAL_SIGNED_HEADERS,
-    SignatureError, SignatureOptions, service_for_signing_key_fn, sigv4_validate_request,
+    GetSigningKeyRequest, GetSigningKeyResponse, KSecretKey, NO_ADDITIONAL_SIGNED_HEADERS, SignatureError,
+    SignatureOptions, service_for_signing_key_fn, sigv4_validate_request,
 };
 use serde::Deserialize;
 use serde_json::json;
@@ -85,9 +85,7 @@ struct AppState {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let listener = tokio::net::TcpListener::bind(cli.listen)
-        .await
-        .context("binding")?;
+    let listener = tokio::net::TcpListener::bind(cli.listen).await.context("binding")?;
     let address = listener.local_addr()?;
     let stage = cli.stage.clone();
     let state = Arc::new(AppState {
@@ -118,10 +116,7 @@ struct Throttle {
     n: u64,
 }
 
-async fn set_throttle(
-    State(state): State<Arc<AppState>>,
-    Query(throttle): Query<Throttle>,
-) -> StatusCode {
+async fn set_throttle(State(state): State<Arc<AppState>>, Query(throttle): Query<Throttle>) -> StatusCode {
     state.throttle.store(throttle.n, Ordering::SeqCst);
     StatusCode::NO_CONTENT
 }
@@ -132,10 +127,7 @@ async fn stats(State(state): State<Arc<AppState>>) -> axum::Json<serde_json::Val
 
 fn apigw_error(status: StatusCode, message: &str) -> Response {
     let mut response = (status, axum::Json(json!({ "message": message }))).into_response();
-    response.headers_mut().insert(
-        "x-amzn-errortype",
-        http::HeaderValue::from_static("AccessDeniedException"),
-    );
+    response.headers_mut().insert("x-amzn-errortype", http::HeaderValue::from_static("AccessDeniedException"));
     response
 }
 
@@ -146,10 +138,7 @@ async fn verify(
     service: &str,
 ) -> Result<(http::request::Parts, Bytes, String), Response> {
     if !request.headers().contains_key("authorization") {
-        return Err(apigw_error(
-            StatusCode::FORBIDDEN,
-            "Missing Authentication Token",
-        ));
+        return Err(apigw_error(StatusCode::FORBIDDEN, "Missing Authentication Token"));
     }
     let credentials: HashMap<String, Credential> = std::fs::read(&state.cli.credentials)
         .ok()
@@ -180,12 +169,8 @@ async fn verify(
             }
             let user = User::new("aws", "123456789012", "/", &credential.user)?;
             let secret = KSecretKey::from_str(&credential.secret)?;
-            let signing_key =
-                secret.to_ksigning(request.request_date(), &region, request.service());
-            Ok(GetSigningKeyResponse::builder()
-                .principal(user)
-                .signing_key(signing_key)
-                .build()?)
+            let signing_key = secret.to_ksigning(request.request_date(), &region, request.service());
+            Ok(GetSigningKeyResponse::builder().principal(user).signing_key(signing_key).build()?)
         }
     };
     let mut service_fn = service_for_signing_key_fn(lookup);
@@ -204,10 +189,7 @@ async fn verify(
         Ok((parts, body, auth)) => {
             state.verified.fetch_add(1, Ordering::SeqCst);
             let caller = auth.principal().to_string();
-            let caller = caller
-                .trim_start_matches("Principal(")
-                .trim_end_matches(')')
-                .to_owned();
+            let caller = caller.trim_start_matches("Principal(").trim_end_matches(')').to_owned();
             Ok((parts, body, caller))
         }
         Err(error) => {
@@ -252,9 +234,7 @@ async fn gateway(State(state): State<Arc<AppState>>, request: Request) -> Respon
     if state.throttle.load(Ordering::SeqCst) > 0 {
         state.throttle.fetch_sub(1, Ordering::SeqCst);
         let mut response = apigw_error(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests");
-        response
-            .headers_mut()
-            .insert("retry-after", http::HeaderValue::from_static("0"));
+        response.headers_mut().insert("retry-after", http::HeaderValue::from_static("0"));
         return response;
     }
     let upstream = if is_health {
@@ -262,18 +242,8 @@ async fn gateway(State(state): State<Arc<AppState>>, request: Request) -> Respon
     } else {
         state.cli.upstream.clone()
     };
-    let mut forward = state
-        .http
-        .request(parts.method.clone(), upstream)
-        .body(body);
-    for name in [
-        "content-type",
-        "accept",
-        "mcp-session-id",
-        "mcp-protocol-version",
-        "mcp-method",
-        "mcp-name",
-    ] {
+    let mut forward = state.http.request(parts.method.clone(), upstream).body(body);
+    for name in ["content-type", "accept", "mcp-session-id", "mcp-protocol-version", "mcp-method", "mcp-name"] {
         if let Some(value) = parts.headers.get(name) {
             forward = forward.header(name, value.clone());
         }
@@ -292,9 +262,7 @@ async fn gateway(State(state): State<Arc<AppState>>, request: Request) -> Respon
         }
     }
     response = response.header("x-standin-caller", caller);
-    let stream = upstream_response
-        .bytes_stream()
-        .map_err(|error| std::io::Error::other(error.to_string()));
+    let stream = upstream_response.bytes_stream().map_err(|error| std::io::Error::other(error.to_string()));
     response
         .body(Body::from_stream(stream))
         .unwrap_or_else(|_| apigw_error(StatusCode::BAD_GATEWAY, "Internal server error"))
@@ -312,10 +280,7 @@ async fn sts(State(state): State<Arc<AppState>>, request: Request) -> Result<Res
             );
             Ok(([("content-type", "text/xml")], xml).into_response())
         }
-        Ok(_) => Ok(apigw_error(
-            StatusCode::BAD_REQUEST,
-            "unsupported STS action",
-        )),
+        Ok(_) => Ok(apigw_error(StatusCode::BAD_REQUEST, "unsupported STS action")),
         Err(response) => Ok(response),
     }
 }

@@ -15,9 +15,9 @@ pub struct Chunk {
 
 /// Text formats worth indexing, by extension.
 const TEXT_EXTENSIONS: &[&str] = &[
-    "md", "markdown", "txt", "rst", "log", "json", "ndjson", "jsonl", "csv", "tsv", "yaml", "yml",
-    "toml", "xml", "html", "htm", "rs", "py", "js", "ts", "go", "java", "kt", "c", "h", "cpp",
-    "hpp", "cs", "rb", "php", "sh", "sql", "swift", "scala", "ini", "cfg",
+    "md", "markdown", "txt", "rst", "log", "json", "ndjson", "jsonl", "csv", "tsv", "yaml", "yml", "toml", "xml",
+    "html", "htm", "rs", "py", "js", "ts", "go", "java", "kt", "c", "h", "cpp", "hpp", "cs", "rb", "php", "sh", "sql",
+    "swift", "scala", "ini", "cfg",
 ];
 
 /// Whether `path` is a text document the search tool indexes.
@@ -25,10 +25,7 @@ pub fn is_indexable(path: &str) -> bool {
     if path.starts_with(INDEX_DIR) || path.split('/').any(|segment| segment.starts_with('.')) {
         return false;
     }
-    let extension = path
-        .rsplit_once('.')
-        .map(|(_, ext)| ext.to_ascii_lowercase())
-        .unwrap_or_default();
+    let extension = path.rsplit_once('.').map(|(_, ext)| ext.to_ascii_lowercase()).unwrap_or_default();
     TEXT_EXTENSIONS.contains(&extension.as_str())
 }
 
@@ -37,21 +34,14 @@ pub(super) async fn files(storage: &Storage) -> Result<Vec<Entry>, StorageError>
     let entries = storage.list(&ObjectPath::root(), true).await?;
     Ok(entries
         .into_iter()
-        .filter(|entry| {
-            entry.kind == EntryKind::File
-                && entry.size <= MAX_FILE_BYTES
-                && is_indexable(&entry.path)
-        })
+        .filter(|entry| entry.kind == EntryKind::File && entry.size <= MAX_FILE_BYTES && is_indexable(&entry.path))
         .collect())
 }
 
 /// Cuts a file into chunks: one per row for tables (CSV/TSV/NDJSON), one per paragraph (at
 /// most 20 lines) for everything else. Empty chunks are dropped.
 pub(super) fn chunks(path: &str, text: &str) -> Vec<Chunk> {
-    let extension = path
-        .rsplit_once('.')
-        .map(|(_, ext)| ext.to_ascii_lowercase())
-        .unwrap_or_default();
+    let extension = path.rsplit_once('.').map(|(_, ext)| ext.to_ascii_lowercase()).unwrap_or_default();
     let per_row = matches!(extension.as_str(), "csv" | "tsv" | "ndjson" | "jsonl");
     let mut chunks = Vec::new();
     let mut current = String::new();
@@ -61,19 +51,13 @@ pub(super) fn chunks(path: &str, text: &str) -> Vec<Chunk> {
         let number = index as u64 + 1;
         if per_row {
             if !line.trim().is_empty() {
-                chunks.push(Chunk {
-                    line: number,
-                    text: line.to_owned(),
-                });
+                chunks.push(Chunk { line: number, text: line.to_owned() });
             }
             continue;
         }
         let blank = line.trim().is_empty();
         if (blank || lines_in_chunk == 20) && !current.trim().is_empty() {
-            chunks.push(Chunk {
-                line: start,
-                text: std::mem::take(&mut current),
-            });
+            chunks.push(Chunk { line: start, text: std::mem::take(&mut current) });
             lines_in_chunk = 0;
         }
         if blank {
@@ -88,10 +72,7 @@ pub(super) fn chunks(path: &str, text: &str) -> Vec<Chunk> {
         lines_in_chunk += 1;
     }
     if !current.trim().is_empty() {
-        chunks.push(Chunk {
-            line: start,
-            text: current,
-        });
+        chunks.push(Chunk { line: start, text: current });
     }
     chunks
 }
@@ -107,25 +88,13 @@ mod tests {
         assert_eq!(
             chunks,
             vec![
-                Chunk {
-                    line: 1,
-                    text: "# Title\n".into()
-                },
-                Chunk {
-                    line: 3,
-                    text: "First paragraph\ncontinues here.\n".into()
-                },
-                Chunk {
-                    line: 7,
-                    text: "Second.\n".into()
-                },
+                Chunk { line: 1, text: "# Title\n".into() },
+                Chunk { line: 3, text: "First paragraph\ncontinues here.\n".into() },
+                Chunk { line: 7, text: "Second.\n".into() },
             ]
         );
         let rows = super::chunks("t.csv", "a,b\n1,2\n\n3,4\n");
-        assert_eq!(
-            rows.iter().map(|c| c.line).collect::<Vec<_>>(),
-            vec![1, 2, 4]
-        );
+        assert_eq!(rows.iter().map(|c| c.line).collect::<Vec<_>>(), vec![1, 2, 4]);
     }
 
     #[test]

@@ -19,21 +19,15 @@ pub struct LocalRoot {
 impl LocalRoot {
     /// Opens `root`, which must be an existing folder.
     pub fn open(root: impl AsRef<Path>) -> io::Result<Self> {
-        let root = fs::canonicalize(root.as_ref()).map_err(|error| {
-            io::Error::new(
-                error.kind(),
-                format!("data root {}: {error}", root.as_ref().display()),
-            )
-        })?;
+        let root = fs::canonicalize(root.as_ref())
+            .map_err(|error| io::Error::new(error.kind(), format!("data root {}: {error}", root.as_ref().display())))?;
         if !root.is_dir() {
             return Err(io::Error::new(
                 io::ErrorKind::NotADirectory,
                 format!("data root {} is not a folder", root.display()),
             ));
         }
-        Ok(Self {
-            root: Arc::new(root),
-        })
+        Ok(Self { root: Arc::new(root) })
     }
 
     /// The canonical root folder.
@@ -54,21 +48,13 @@ impl LocalRoot {
     }
 
     /// Entries below `dir`, sorted by path; symlinks leading outside the root are skipped.
-    pub async fn list(
-        &self,
-        dir: &ObjectPath,
-        recursive: bool,
-    ) -> Result<Vec<Entry>, StorageError> {
+    pub async fn list(&self, dir: &ObjectPath, recursive: bool) -> Result<Vec<Entry>, StorageError> {
         let this = self.clone();
         let dir = dir.clone();
         blocking(move || {
             let full = this.resolve(&dir)?;
             if !full.is_dir() {
-                return Err(StorageError::WrongKind {
-                    path: dir.to_string(),
-                    expected: "a folder",
-                    actual: "a file",
-                });
+                return Err(StorageError::WrongKind { path: dir.to_string(), expected: "a folder", actual: "a file" });
             }
             let mut entries = Vec::new();
             let mut pending = vec![(dir, full)];
@@ -101,30 +87,18 @@ impl LocalRoot {
     }
 
     /// Up to `len` bytes of a file from `start`.
-    pub async fn read_range(
-        &self,
-        path: &ObjectPath,
-        start: u64,
-        len: u64,
-    ) -> Result<Vec<u8>, StorageError> {
+    pub async fn read_range(&self, path: &ObjectPath, start: u64, len: u64) -> Result<Vec<u8>, StorageError> {
         let this = self.clone();
         let path = path.clone();
         blocking(move || {
             let full = this.resolve(&path)?;
             if full.is_dir() {
-                return Err(StorageError::WrongKind {
-                    path: path.to_string(),
-                    expected: "a file",
-                    actual: "a folder",
-                });
+                return Err(StorageError::WrongKind { path: path.to_string(), expected: "a file", actual: "a folder" });
             }
             let mut file = fs::File::open(&full).map_err(|error| io_error(&path, error))?;
-            file.seek(SeekFrom::Start(start))
-                .map_err(|error| io_error(&path, error))?;
+            file.seek(SeekFrom::Start(start)).map_err(|error| io_error(&path, error))?;
             let mut buffer = Vec::with_capacity(usize::try_from(len.min(1 << 20)).unwrap_or(0));
-            file.take(len)
-                .read_to_end(&mut buffer)
-                .map_err(|error| io_error(&path, error))?;
+            file.take(len).read_to_end(&mut buffer).map_err(|error| io_error(&path, error))?;
             Ok(buffer)
         })
         .await
@@ -140,17 +114,9 @@ impl LocalRoot {
             let name = path.segments().last().unwrap_or_default().to_owned();
             let target = parent.join(&name);
             if target.is_dir() {
-                return Err(StorageError::WrongKind {
-                    path: path.to_string(),
-                    expected: "a file",
-                    actual: "a folder",
-                });
+                return Err(StorageError::WrongKind { path: path.to_string(), expected: "a file", actual: "a folder" });
             }
-            let temporary = parent.join(format!(
-                ".{name}.tmp-{}-{:x}",
-                std::process::id(),
-                rand_suffix()
-            ));
+            let temporary = parent.join(format!(".{name}.tmp-{}-{:x}", std::process::id(), rand_suffix()));
             let result = (|| {
                 let mut file = fs::File::create(&temporary)?;
                 std::io::Write::write_all(&mut file, &bytes)?;
@@ -173,11 +139,7 @@ impl LocalRoot {
         blocking(move || {
             let full = this.resolve(&path)?;
             if full.is_dir() {
-                return Err(StorageError::WrongKind {
-                    path: path.to_string(),
-                    expected: "a file",
-                    actual: "a folder",
-                });
+                return Err(StorageError::WrongKind { path: path.to_string(), expected: "a file", actual: "a folder" });
             }
             fs::remove_file(&full).map_err(|error| io_error(&path, error))
         })
@@ -209,11 +171,7 @@ impl LocalRoot {
         let mut full = self.root.to_path_buf();
         full.extend(path.segments());
         let real = fs::canonicalize(&full).map_err(|error| io_error(path, error))?;
-        if real.starts_with(self.root.as_path()) {
-            Ok(real)
-        } else {
-            Err(StorageError::OutsideRoot(path.to_string()))
-        }
+        if real.starts_with(self.root.as_path()) { Ok(real) } else { Err(StorageError::OutsideRoot(path.to_string())) }
     }
 }
 
@@ -228,11 +186,7 @@ fn entry(path: String, metadata: &fs::Metadata) -> Entry {
     });
     Entry {
         path,
-        kind: if is_dir {
-            EntryKind::Dir
-        } else {
-            EntryKind::File
-        },
+        kind: if is_dir { EntryKind::Dir } else { EntryKind::File },
         size: if is_dir { 0 } else { metadata.len() },
         modified: modified.and_then(rfc3339),
         etag,
@@ -240,9 +194,8 @@ fn entry(path: String, metadata: &fs::Metadata) -> Entry {
 }
 
 fn rand_suffix() -> u64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| since.subsec_nanos());
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |since| since.subsec_nanos());
     u64::from(nanos) ^ (u64::from(std::process::id()) << 32)
 }
 
@@ -250,10 +203,7 @@ fn io_error(path: &ObjectPath, error: io::Error) -> StorageError {
     match error.kind() {
         io::ErrorKind::NotFound => StorageError::NotFound(path.to_string()),
         io::ErrorKind::PermissionDenied => StorageError::AccessDenied(path.to_string()),
-        _ => StorageError::Io {
-            path: path.to_string(),
-            source: error,
-        },
+        _ => StorageError::Io { path: path.to_string(), source: error },
     }
 }
 
@@ -262,12 +212,7 @@ async fn blocking<T: Send + 'static>(
 ) -> Result<T, StorageError> {
     tokio::task::spawn_blocking(work)
         .await
-        .unwrap_or_else(|error| {
-            Err(StorageError::Io {
-                path: String::new(),
-                source: io::Error::other(error),
-            })
-        })
+        .unwrap_or_else(|error| Err(StorageError::Io { path: String::new(), source: io::Error::other(error) }))
 }
 
 #[cfg(test)]
@@ -282,10 +227,8 @@ mod tests {
         fs::write(dir.0.join("secret.txt"), "top secret").ok();
         #[cfg(unix)]
         {
-            std::os::unix::fs::symlink(dir.0.join("secret.txt"), dir.0.join("root/escape.txt"))
-                .ok();
-            std::os::unix::fs::symlink(dir.0.join("root/a.txt"), dir.0.join("root/inside.txt"))
-                .ok();
+            std::os::unix::fs::symlink(dir.0.join("secret.txt"), dir.0.join("root/escape.txt")).ok();
+            std::os::unix::fs::symlink(dir.0.join("root/a.txt"), dir.0.join("root/inside.txt")).ok();
         }
         let root = LocalRoot::open(dir.0.join("root")).ok();
         (dir, root.unwrap_or_else(|| panic!("fixture root opens")))
@@ -299,8 +242,7 @@ mod tests {
                 use std::sync::atomic::{AtomicU32, Ordering};
                 static NEXT: AtomicU32 = AtomicU32::new(0);
                 let n = NEXT.fetch_add(1, Ordering::Relaxed);
-                let path = std::env::temp_dir()
-                    .join(format!("mcp-gateway-local-{}-{n}", std::process::id()));
+                let path = std::env::temp_dir().join(format!("mcp-gateway-local-{}-{n}", std::process::id()));
                 std::fs::create_dir_all(&path).ok();
                 Self(path)
             }
@@ -324,12 +266,7 @@ mod tests {
             .await
             .map(|entries| entries.into_iter().map(|e| e.path).collect::<Vec<_>>());
         let expected: Vec<String> = if cfg!(unix) {
-            vec![
-                "a.txt".into(),
-                "inside.txt".into(),
-                "sub".into(),
-                "sub/b.csv".into(),
-            ]
+            vec!["a.txt".into(), "inside.txt".into(), "sub".into(), "sub/b.csv".into()]
         } else {
             vec!["a.txt".into(), "sub".into(), "sub/b.csv".into()]
         };
@@ -340,26 +277,14 @@ mod tests {
     async fn symlink_leaving_the_root_is_refused() {
         let (_dir, root) = fixture();
         let result = root.read_range(&path("escape.txt"), 0, 100).await;
-        assert!(
-            matches!(result, Err(StorageError::OutsideRoot(_))),
-            "{result:?}"
-        );
+        assert!(matches!(result, Err(StorageError::OutsideRoot(_))), "{result:?}");
     }
 
     #[tokio::test]
     async fn reads_ranges_and_reports_missing_files() {
         let (_dir, root) = fixture();
-        assert_eq!(
-            root.read_range(&path("a.txt"), 6, 100).await.ok(),
-            Some(b"world\n".to_vec())
-        );
-        assert!(matches!(
-            root.stat(&path("nope.txt")).await,
-            Err(StorageError::NotFound(_))
-        ));
-        assert_eq!(
-            root.stat(&path("sub/b.csv")).await.ok().map(|e| e.size),
-            Some(8)
-        );
+        assert_eq!(root.read_range(&path("a.txt"), 6, 100).await.ok(), Some(b"world\n".to_vec()));
+        assert!(matches!(root.stat(&path("nope.txt")).await, Err(StorageError::NotFound(_))));
+        assert_eq!(root.stat(&path("sub/b.csv")).await.ok().map(|e| e.size), Some(8));
     }
 }

@@ -44,9 +44,7 @@ impl ObjectPath {
             return Err(PathError::TooLong(input.len()));
         }
         if input.chars().any(char::is_control) {
-            return Err(PathError::ControlCharacter(
-                input.escape_debug().to_string(),
-            ));
+            return Err(PathError::ControlCharacter(input.escape_debug().to_string()));
         }
         if input.contains('\\') {
             return Err(PathError::Backslash(input.to_owned()));
@@ -85,21 +83,13 @@ impl ObjectPath {
 
     /// `self/name`, for a name that is known to be one plain segment.
     pub(crate) fn child(&self, name: &str) -> Self {
-        if self.0.is_empty() {
-            Self(name.to_owned())
-        } else {
-            Self(format!("{}/{name}", self.0))
-        }
+        if self.0.is_empty() { Self(name.to_owned()) } else { Self(format!("{}/{name}", self.0)) }
     }
 }
 
 impl fmt::Display for ObjectPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0.is_empty() {
-            f.write_str(".")
-        } else {
-            f.write_str(&self.0)
-        }
+        if self.0.is_empty() { f.write_str(".") } else { f.write_str(&self.0) }
     }
 }
 
@@ -111,11 +101,7 @@ fn has_drive_prefix(input: &str) -> bool {
 /// `%2e`, `%2f`, `%5c` in any case, also double-encoded (`%252e`).
 fn has_encoded_separator(input: &str) -> bool {
     let lower = input.to_ascii_lowercase();
-    [
-        "%2e", "%2f", "%5c", "%252e", "%252f", "%255c", "%c0%ae", "%c0%af",
-    ]
-    .iter()
-    .any(|needle| lower.contains(needle))
+    ["%2e", "%2f", "%5c", "%252e", "%252f", "%255c", "%c0%ae", "%c0%af"].iter().any(|needle| lower.contains(needle))
 }
 
 #[cfg(test)]

@@ -23,19 +23,13 @@ pub struct S3Root {
 impl S3Root {
     /// Parses `s3://bucket/prefix` (the prefix may be empty).
     pub fn parse_url(url: &str) -> Result<(String, String), String> {
-        let rest = url
-            .strip_prefix("s3://")
-            .ok_or_else(|| format!("`{url}` is not an s3:// URL"))?;
+        let rest = url.strip_prefix("s3://").ok_or_else(|| format!("`{url}` is not an s3:// URL"))?;
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         if bucket.is_empty() {
             return Err(format!("`{url}` names no bucket; use s3://bucket/prefix/"));
         }
         let prefix = prefix.trim_matches('/');
-        let prefix = if prefix.is_empty() {
-            String::new()
-        } else {
-            format!("{prefix}/")
-        };
+        let prefix = if prefix.is_empty() { String::new() } else { format!("{prefix}/") };
         Ok((bucket.to_owned(), prefix))
     }
 
@@ -44,16 +38,10 @@ impl S3Root {
     pub async fn connect(url: &str) -> Result<Self, String> {
         let (bucket, prefix) = Self::parse_url(url)?;
         let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        let custom_endpoint = std::env::var_os("AWS_ENDPOINT_URL").is_some()
-            || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some();
-        let s3_config = aws_sdk_s3::config::Builder::from(&config)
-            .force_path_style(custom_endpoint)
-            .build();
-        Ok(Self {
-            client: Client::from_conf(s3_config),
-            bucket: bucket.into(),
-            prefix: prefix.into(),
-        })
+        let custom_endpoint =
+            std::env::var_os("AWS_ENDPOINT_URL").is_some() || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some();
+        let s3_config = aws_sdk_s3::config::Builder::from(&config).force_path_style(custom_endpoint).build();
+        Ok(Self { client: Client::from_conf(s3_config), bucket: bucket.into(), prefix: prefix.into() })
     }
 
     /// `s3://bucket/prefix/`, for logs and tool output.
@@ -72,25 +60,16 @@ impl S3Root {
     /// Metadata of one object, or of a "folder" (a prefix with objects under it).
     pub async fn stat(&self, path: &ObjectPath) -> Result<Entry, StorageError> {
         if !path.is_root() {
-            let head = self
-                .client
-                .head_object()
-                .bucket(&*self.bucket)
-                .key(self.key(path))
-                .send()
-                .await;
+            let head = self.client.head_object().bucket(&*self.bucket).key(self.key(path)).send().await;
             match head {
                 Ok(head) => {
                     return Ok(Entry {
                         path: path.as_str().to_owned(),
                         kind: EntryKind::File,
-                        size: head
-                            .content_length()
-                            .and_then(|n| u64::try_from(n).ok())
-                            .unwrap_or(0),
-                        modified: head.last_modified().and_then(|t| {
-                            t.fmt(aws_smithy_types::date_time::Format::DateTime).ok()
-                        }),
+                        size: head.content_length().and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
+                        modified: head
+                            .last_modified()
+                            .and_then(|t| t.fmt(aws_smithy_types::date_time::Format::DateTime).ok()),
                         etag: head.e_tag().map(|etag| etag.trim_matches('"').to_owned()),
                     });
                 }
@@ -98,11 +77,7 @@ impl S3Root {
                 Err(error) => return Err(s3_error(path, error)),
             }
         }
-        let folder = if path.is_root() {
-            self.prefix.to_string()
-        } else {
-            format!("{}/", self.key(path))
-        };
+        let folder = if path.is_root() { self.prefix.to_string() } else { format!("{}/", self.key(path)) };
         let listing = self
             .client
             .list_objects_v2()
@@ -113,29 +88,15 @@ impl S3Root {
             .await
             .map_err(|error| s3_error(path, error))?;
         if listing.key_count().unwrap_or(0) > 0 || path.is_root() {
-            Ok(Entry {
-                path: path.as_str().to_owned(),
-                kind: EntryKind::Dir,
-                size: 0,
-                modified: None,
-                etag: None,
-            })
+            Ok(Entry { path: path.as_str().to_owned(), kind: EntryKind::Dir, size: 0, modified: None, etag: None })
         } else {
             Err(StorageError::NotFound(path.to_string()))
         }
     }
 
     /// Entries below `dir`, sorted by path, following continuation tokens past 1,000 keys.
-    pub async fn list(
-        &self,
-        dir: &ObjectPath,
-        recursive: bool,
-    ) -> Result<Vec<Entry>, StorageError> {
-        let folder = if dir.is_root() {
-            self.prefix.to_string()
-        } else {
-            format!("{}/", self.key(dir))
-        };
+    pub async fn list(&self, dir: &ObjectPath, recursive: bool) -> Result<Vec<Entry>, StorageError> {
+        let folder = if dir.is_root() { self.prefix.to_string() } else { format!("{}/", self.key(dir)) };
         let mut entries = Vec::new();
         let mut folders = std::collections::BTreeSet::new();
         let mut pages = self
@@ -165,10 +126,7 @@ impl S3Root {
                 entries.push(Entry {
                     path: relative.to_owned(),
                     kind: EntryKind::File,
-                    size: object
-                        .size()
-                        .and_then(|n| u64::try_from(n).ok())
-                        .unwrap_or(0),
+                    size: object.size().and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
                     modified: object
                         .last_modified()
                         .and_then(|t| t.fmt(aws_smithy_types::date_time::Format::DateTime).ok()),
@@ -181,22 +139,12 @@ impl S3Root {
                 }
             }
         }
-        let below = if dir.is_root() {
-            String::new()
-        } else {
-            format!("{}/", dir.as_str())
-        };
+        let below = if dir.is_root() { String::new() } else { format!("{}/", dir.as_str()) };
         entries.extend(
             folders
                 .into_iter()
                 .filter(|folder| folder.starts_with(&below) && folder.len() > below.len())
-                .map(|path| Entry {
-                    path,
-                    kind: EntryKind::Dir,
-                    size: 0,
-                    modified: None,
-                    etag: None,
-                }),
+                .map(|path| Entry { path, kind: EntryKind::Dir, size: 0, modified: None, etag: None }),
         );
         if entries.is_empty() && !dir.is_root() {
             self.stat(dir).await?;
@@ -206,30 +154,16 @@ impl S3Root {
     }
 
     /// Up to `len` bytes from `start` (a ranged GET).
-    pub async fn read_range(
-        &self,
-        path: &ObjectPath,
-        start: u64,
-        len: u64,
-    ) -> Result<Vec<u8>, StorageError> {
+    pub async fn read_range(&self, path: &ObjectPath, start: u64, len: u64) -> Result<Vec<u8>, StorageError> {
         if len == 0 {
             return Ok(Vec::new());
         }
         let range = format!("bytes={start}-{}", start.saturating_add(len) - 1);
-        let object = self
-            .client
-            .get_object()
-            .bucket(&*self.bucket)
-            .key(self.key(path))
-            .range(range)
-            .send()
-            .await;
+        let object = self.client.get_object().bucket(&*self.bucket).key(self.key(path)).range(range).send().await;
         let object = match object {
             Ok(object) => object,
             // Asking past the end of an object is "not satisfiable": that is an empty read.
-            Err(error)
-                if error.as_service_error().and_then(|e| e.code()) == Some("InvalidRange") =>
-            {
+            Err(error) if error.as_service_error().and_then(|e| e.code()) == Some("InvalidRange") => {
                 return Ok(Vec::new());
             }
             Err(error) => return Err(s3_error(path, error)),
@@ -238,10 +172,7 @@ impl S3Root {
             .body
             .collect()
             .await
-            .map_err(|error| StorageError::Io {
-                path: path.to_string(),
-                source: std::io::Error::other(error),
-            })?;
+            .map_err(|error| StorageError::Io { path: path.to_string(), source: std::io::Error::other(error) })?;
         Ok(bytes.into_bytes().to_vec())
     }
 
@@ -262,16 +193,12 @@ impl S3Root {
             .map_err(|error| s3_error(path, error))?;
         let mut body = object.body;
         let mut written = 0u64;
-        while let Some(chunk) = body.try_next().await.map_err(|error| StorageError::Io {
-            path: path.to_string(),
-            source: std::io::Error::other(error),
-        })? {
-            sink.write_all(&chunk)
-                .await
-                .map_err(|source| StorageError::Io {
-                    path: path.to_string(),
-                    source,
-                })?;
+        while let Some(chunk) = body
+            .try_next()
+            .await
+            .map_err(|error| StorageError::Io { path: path.to_string(), source: std::io::Error::other(error) })?
+        {
+            sink.write_all(&chunk).await.map_err(|source| StorageError::Io { path: path.to_string(), source })?;
             written += chunk.len() as u64;
         }
         Ok(written)
@@ -294,11 +221,7 @@ impl S3Root {
     pub async fn delete(&self, path: &ObjectPath) -> Result<(), StorageError> {
         let entry = self.stat(path).await?;
         if entry.kind == EntryKind::Dir {
-            return Err(StorageError::WrongKind {
-                path: path.to_string(),
-                expected: "a file",
-                actual: "a folder",
-            });
+            return Err(StorageError::WrongKind { path: path.to_string(), expected: "a file", actual: "a folder" });
         }
         self.client
             .delete_object()
@@ -326,20 +249,15 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
 {
-    let code = error
-        .as_service_error()
-        .and_then(|e| e.code())
-        .map(str::to_owned);
+    let code = error.as_service_error().and_then(|e| e.code()).map(str::to_owned);
     match code.as_deref() {
         Some("NoSuchKey" | "NotFound") => StorageError::NotFound(path.to_string()),
-        Some(
-            "AccessDenied" | "AllAccessDisabled" | "InvalidAccessKeyId" | "SignatureDoesNotMatch",
-        ) => StorageError::AccessDenied(path.to_string()),
+        Some("AccessDenied" | "AllAccessDisabled" | "InvalidAccessKeyId" | "SignatureDoesNotMatch") => {
+            StorageError::AccessDenied(path.to_string())
+        }
         Some("NoSuchBucket") => StorageError::Io {
             path: path.to_string(),
-            source: std::io::Error::other(
-                "the bucket of the data root does not exist (check DATA_ROOT)",
-            ),
+            source: std::io::Error::other("the bucket of the data root does not exist (check DATA_ROOT)"),
         },
         _ => StorageError::Io {
             path: path.to_string(),
@@ -354,18 +272,9 @@ mod tests {
 
     #[test]
     fn parses_s3_urls() {
-        assert_eq!(
-            S3Root::parse_url("s3://bucket/data/"),
-            Ok(("bucket".into(), "data/".into()))
-        );
-        assert_eq!(
-            S3Root::parse_url("s3://bucket/a/b"),
-            Ok(("bucket".into(), "a/b/".into()))
-        );
-        assert_eq!(
-            S3Root::parse_url("s3://bucket"),
-            Ok(("bucket".into(), String::new()))
-        );
+        assert_eq!(S3Root::parse_url("s3://bucket/data/"), Ok(("bucket".into(), "data/".into())));
+        assert_eq!(S3Root::parse_url("s3://bucket/a/b"), Ok(("bucket".into(), "a/b/".into())));
+        assert_eq!(S3Root::parse_url("s3://bucket"), Ok(("bucket".into(), String::new())));
         assert!(S3Root::parse_url("s3:///x").is_err());
         assert!(S3Root::parse_url("/local").is_err());
     }

@@ -29,10 +29,7 @@ pub struct FileLimits {
 
 impl Default for FileLimits {
     fn default() -> Self {
-        Self {
-            max_read_bytes: 1 << 20,
-            max_page: 1000,
-        }
+        Self { max_read_bytes: 1 << 20, max_page: 1000 }
     }
 }
 
@@ -130,18 +127,10 @@ impl TypedTool for FileTool {
         Paths are relative to the data root.";
 
     fn annotations(&self) -> ToolAnnotations {
-        ToolAnnotations::new()
-            .read_only(true)
-            .destructive(false)
-            .idempotent(true)
-            .open_world(false)
+        ToolAnnotations::new().read_only(true).destructive(false).idempotent(true).open_world(false)
     }
 
-    async fn run(
-        &self,
-        input: FileInput,
-        context: CallContext,
-    ) -> Result<Output<FileOutput>, ToolError> {
+    async fn run(&self, input: FileInput, context: CallContext) -> Result<Output<FileOutput>, ToolError> {
         let path = ObjectPath::parse(&input.path)?;
         match input.action {
             FileAction::List => self.list(&path, &input, &context).await,
@@ -149,13 +138,7 @@ impl TypedTool for FileTool {
             FileAction::Info => {
                 let entry = self.storage.stat(&path).await?;
                 let text = format!("{} ({:?}, {} bytes)", entry.path, entry.kind, entry.size);
-                Ok(Output {
-                    structured: FileOutput {
-                        info: Some(info(entry)),
-                        ..FileOutput::default()
-                    },
-                    text,
-                })
+                Ok(Output { structured: FileOutput { info: Some(info(entry)), ..FileOutput::default() }, text })
             }
         }
     }
@@ -171,33 +154,18 @@ impl FileTool {
         let matcher = input.glob.as_deref().map(glob_matcher).transpose()?;
         let limit = input.limit.unwrap_or(100);
         if limit == 0 || limit > self.limits.max_page {
-            return Err(ToolError::new(format!(
-                "limit must be between 1 and {}",
-                self.limits.max_page
-            )));
+            return Err(ToolError::new(format!("limit must be between 1 and {}", self.limits.max_page)));
         }
         let start = match &input.cursor {
             Some(cursor) => parse_cursor(cursor)?,
             None => 0,
         };
-        context
-            .progress
-            .report(0.0, None, format!("listing {dir}"))
-            .await;
+        context.progress.report(0.0, None, format!("listing {dir}")).await;
         let entries = self.storage.list(dir, input.recursive).await?;
-        let matching: Vec<Entry> = entries
-            .into_iter()
-            .filter(|entry| matcher.as_ref().is_none_or(|m| m.is_match(&entry.path)))
-            .collect();
+        let matching: Vec<Entry> =
+            entries.into_iter().filter(|entry| matcher.as_ref().is_none_or(|m| m.is_match(&entry.path))).collect();
         let total = matching.len();
-        context
-            .progress
-            .report(
-                total as f64,
-                Some(total as f64),
-                format!("{total} entries found"),
-            )
-            .await;
+        context.progress.report(total as f64, Some(total as f64), format!("{total} entries found")).await;
         let page: Vec<Entry> = matching.into_iter().skip(start).take(limit).collect();
         let next = start + page.len();
         let next_cursor = (next < total).then(|| format!("o{next}"));
@@ -210,47 +178,27 @@ impl FileTool {
             .collect::<Vec<_>>()
             .join("\n");
         if let Some(cursor) = &next_cursor {
-            text.push_str(&format!(
-                "\n… {} more; pass cursor \"{cursor}\" for the next page",
-                total - next
-            ));
+            text.push_str(&format!("\n… {} more; pass cursor \"{cursor}\" for the next page", total - next));
         }
         if page.is_empty() {
             text = format!("no entries under {dir}");
         }
-        Ok(Output {
-            structured: FileOutput {
-                entries: Some(page),
-                next_cursor,
-                ..FileOutput::default()
-            },
-            text,
-        })
+        Ok(Output { structured: FileOutput { entries: Some(page), next_cursor, ..FileOutput::default() }, text })
     }
 
-    async fn read(
-        &self,
-        path: &ObjectPath,
-        input: &FileInput,
-    ) -> Result<Output<FileOutput>, ToolError> {
+    async fn read(&self, path: &ObjectPath, input: &FileInput) -> Result<Output<FileOutput>, ToolError> {
         let entry = self.storage.stat(path).await?;
         if entry.kind == EntryKind::Dir {
-            return Err(ToolError::new(format!(
-                "`{path}` is a folder; use action=list to see its contents"
-            )));
+            return Err(ToolError::new(format!("`{path}` is a folder; use action=list to see its contents")));
         }
         let cap = self.limits.max_read_bytes;
         let by_lines = input.start_line.is_some() || input.end_line.is_some();
         let by_bytes = input.offset.is_some() || input.length.is_some();
         if by_lines && by_bytes {
-            return Err(ToolError::new(
-                "give either start_line/end_line or offset/length, not both",
-            ));
+            return Err(ToolError::new("give either start_line/end_line or offset/length, not both"));
         }
         if by_lines {
-            return self
-                .read_lines(path, entry, input.start_line.unwrap_or(1), input.end_line)
-                .await;
+            return self.read_lines(path, entry, input.start_line.unwrap_or(1), input.end_line).await;
         }
         let offset = input.offset.unwrap_or(0);
         let length = match input.length {
@@ -269,17 +217,11 @@ impl FileTool {
             None => entry.size.saturating_sub(offset),
         };
         if offset > entry.size {
-            return Err(ToolError::new(format!(
-                "offset {offset} is past the end of `{path}` ({} bytes)",
-                entry.size
-            )));
+            return Err(ToolError::new(format!("offset {offset} is past the end of `{path}` ({} bytes)", entry.size)));
         }
         let bytes = self.storage.read_range(path, offset, length).await?;
         let end = offset + bytes.len() as u64;
-        let mut output = FileOutput {
-            byte_range: Some([offset, end]),
-            ..FileOutput::default()
-        };
+        let mut output = FileOutput { byte_range: Some([offset, end]), ..FileOutput::default() };
         let text = match decode_text(bytes) {
             Ok(text) => {
                 output.text = Some(text.clone());
@@ -292,10 +234,7 @@ impl FileTool {
             }
         };
         output.info = Some(info(entry));
-        Ok(Output {
-            structured: output,
-            text,
-        })
+        Ok(Output { structured: output, text })
     }
 
     async fn read_lines(
@@ -306,9 +245,7 @@ impl FileTool {
         end_line: Option<u64>,
     ) -> Result<Output<FileOutput>, ToolError> {
         if start_line == 0 || end_line.is_some_and(|end| end < start_line) {
-            return Err(ToolError::new(
-                "lines are numbered from 1 and end_line must not be before start_line",
-            ));
+            return Err(ToolError::new("lines are numbered from 1 and end_line must not be before start_line"));
         }
         let cap = self.limits.max_read_bytes;
         const CHUNK: u64 = 256 * 1024;
@@ -350,9 +287,7 @@ impl FileTool {
         let start = first_byte.unwrap_or(offset);
         let byte_range = Some([start, start + selected.len() as u64]);
         let text = decode_text(selected).map_err(|_| {
-            ToolError::new(format!(
-                "`{path}` is not UTF-8 text; read it with offset/length to get base64 bytes"
-            ))
+            ToolError::new(format!("`{path}` is not UTF-8 text; read it with offset/length to get base64 bytes"))
         })?;
         let output = FileOutput {
             text: Some(text.clone()),
@@ -361,10 +296,7 @@ impl FileTool {
             info: Some(info(entry)),
             ..FileOutput::default()
         };
-        Ok(Output {
-            structured: output,
-            text,
-        })
+        Ok(Output { structured: output, text })
     }
 }
 
@@ -373,18 +305,12 @@ fn info(entry: Entry) -> FileInfo {
         EntryKind::Dir => "inode/directory".to_owned(),
         EntryKind::File => content_type(&entry.path).to_owned(),
     };
-    FileInfo {
-        entry,
-        content_type,
-    }
+    FileInfo { entry, content_type }
 }
 
 /// The media type of a path, from its extension.
 pub fn content_type(path: &str) -> &'static str {
-    let extension = path
-        .rsplit_once('.')
-        .map(|(_, ext)| ext.to_ascii_lowercase())
-        .unwrap_or_default();
+    let extension = path.rsplit_once('.').map(|(_, ext)| ext.to_ascii_lowercase()).unwrap_or_default();
     match extension.as_str() {
         "csv" => "text/csv",
         "tsv" => "text/tab-separated-values",
@@ -397,9 +323,7 @@ pub fn content_type(path: &str) -> &'static str {
         "xml" => "application/xml",
         "yaml" | "yml" => "application/yaml",
         "toml" => "application/toml",
-        "rs" | "py" | "js" | "ts" | "go" | "java" | "c" | "h" | "cpp" | "sh" | "sql" => {
-            "text/plain"
-        }
+        "rs" | "py" | "js" | "ts" | "go" | "java" | "c" | "h" | "cpp" | "sh" | "sql" => "text/plain",
         "png" => "image/png",
         "jpg" | "jpeg" => "image/jpeg",
         "gif" => "image/gif",
@@ -417,14 +341,9 @@ fn glob_matcher(pattern: &str) -> Result<GlobMatcher, ToolError> {
 }
 
 fn parse_cursor(cursor: &str) -> Result<usize, ToolError> {
-    cursor
-        .strip_prefix('o')
-        .and_then(|n| n.parse().ok())
-        .ok_or_else(|| {
-            ToolError::new(format!(
-                "invalid cursor `{cursor}`; pass the next_cursor of a previous list call"
-            ))
-        })
+    cursor.strip_prefix('o').and_then(|n| n.parse().ok()).ok_or_else(|| {
+        ToolError::new(format!("invalid cursor `{cursor}`; pass the next_cursor of a previous list call"))
+    })
 }
 
 /// UTF-8 text, or the bytes back when they are binary (NUL bytes or invalid UTF-8).

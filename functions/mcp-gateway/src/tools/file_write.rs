@@ -21,10 +21,7 @@ pub struct FileWriteTool {
 impl FileWriteTool {
     /// A `file_write` tool over `storage`, refusing content above `max_write_bytes`.
     pub fn new(storage: Storage, max_write_bytes: usize) -> Self {
-        Self {
-            storage,
-            max_write_bytes,
-        }
+        Self { storage, max_write_bytes }
     }
 }
 
@@ -73,18 +70,10 @@ impl TypedTool for FileWriteTool {
         (action=delete) one file under the data root. Writes replace the whole file atomically.";
 
     fn annotations(&self) -> ToolAnnotations {
-        ToolAnnotations::new()
-            .read_only(false)
-            .destructive(true)
-            .idempotent(true)
-            .open_world(false)
+        ToolAnnotations::new().read_only(false).destructive(true).idempotent(true).open_world(false)
     }
 
-    async fn run(
-        &self,
-        input: FileWriteInput,
-        _context: CallContext,
-    ) -> Result<Output<FileWriteOutput>, ToolError> {
+    async fn run(&self, input: FileWriteInput, _context: CallContext) -> Result<Output<FileWriteOutput>, ToolError> {
         let path = ObjectPath::parse(&input.path)?;
         if path.is_root() {
             return Err(ToolError::new("give the path of a file, not the data root"));
@@ -93,11 +82,7 @@ impl TypedTool for FileWriteTool {
             WriteAction::Delete => {
                 self.storage.delete(&path).await?;
                 let text = format!("deleted {path}");
-                let structured = FileWriteOutput {
-                    done: "deleted".into(),
-                    path: path.to_string(),
-                    entry: None,
-                };
+                let structured = FileWriteOutput { done: "deleted".into(), path: path.to_string(), entry: None };
                 Ok(Output { structured, text })
             }
             WriteAction::Write => {
@@ -105,13 +90,9 @@ impl TypedTool for FileWriteTool {
                     (Some(text), None) => text.into_bytes(),
                     (None, Some(encoded)) => base64::engine::general_purpose::STANDARD
                         .decode(encoded.trim())
-                        .map_err(|error| {
-                            ToolError::new(format!("`base64` is not valid base64: {error}"))
-                        })?,
+                        .map_err(|error| ToolError::new(format!("`base64` is not valid base64: {error}")))?,
                     _ => {
-                        return Err(ToolError::new(
-                            "action=write needs exactly one of `text` or `base64`",
-                        ));
+                        return Err(ToolError::new("action=write needs exactly one of `text` or `base64`"));
                     }
                 };
                 if bytes.len() > self.max_write_bytes {
@@ -125,11 +106,7 @@ impl TypedTool for FileWriteTool {
                 self.storage.write(&path, bytes).await?;
                 let entry = self.storage.stat(&path).await.ok();
                 let text = format!("wrote {size} bytes to {path}");
-                let structured = FileWriteOutput {
-                    done: "written".into(),
-                    path: path.to_string(),
-                    entry,
-                };
+                let structured = FileWriteOutput { done: "written".into(), path: path.to_string(), entry };
                 Ok(Output { structured, text })
             }
         }

@@ -64,47 +64,30 @@ impl TypedTool for SearchTool {
         matched terms in **bold**. Filter with path_glob; page with limit and cursor.";
 
     fn annotations(&self) -> ToolAnnotations {
-        ToolAnnotations::new()
-            .read_only(true)
-            .destructive(false)
-            .idempotent(true)
-            .open_world(false)
+        ToolAnnotations::new().read_only(true).destructive(false).idempotent(true).open_world(false)
     }
 
-    async fn run(
-        &self,
-        input: SearchInput,
-        context: CallContext,
-    ) -> Result<Output<SearchOutput>, ToolError> {
+    async fn run(&self, input: SearchInput, context: CallContext) -> Result<Output<SearchOutput>, ToolError> {
         if input.query.trim().is_empty() {
-            return Err(ToolError::new(
-                "query is empty; give one or more words to look for",
-            ));
+            return Err(ToolError::new("query is empty; give one or more words to look for"));
         }
         let limit = input.limit.unwrap_or(10);
         if !(1..=100).contains(&limit) {
             return Err(ToolError::new("limit must be between 1 and 100"));
         }
         let offset = match &input.cursor {
-            Some(cursor) => cursor
-                .strip_prefix('o')
-                .and_then(|n| n.parse::<usize>().ok())
-                .ok_or_else(|| {
-                    ToolError::new(format!(
-                        "invalid cursor `{cursor}`; pass the next_cursor of a previous search"
-                    ))
-                })?,
+            Some(cursor) => cursor.strip_prefix('o').and_then(|n| n.parse::<usize>().ok()).ok_or_else(|| {
+                ToolError::new(format!("invalid cursor `{cursor}`; pass the next_cursor of a previous search"))
+            })?,
             None => 0,
         };
         let index = self.index.get(&self.storage, &context.progress).await?;
         let query = input.query.clone();
         let glob = input.path_glob.clone();
         let searcher = index.clone();
-        let page = tokio::task::spawn_blocking(move || {
-            searcher.search(&query, glob.as_deref(), offset, limit)
-        })
-        .await
-        .map_err(|error| ToolError::new(format!("search failed: {error}")))??;
+        let page = tokio::task::spawn_blocking(move || searcher.search(&query, glob.as_deref(), offset, limit))
+            .await
+            .map_err(|error| ToolError::new(format!("search failed: {error}")))??;
         let next = offset + page.hits.len();
         let next_cursor = (next < page.total).then(|| format!("o{next}"));
         let mut text = if page.hits.is_empty() {
@@ -113,29 +96,15 @@ impl TypedTool for SearchTool {
             page.hits
                 .iter()
                 .map(|hit| {
-                    format!(
-                        "{}:{} ({:.2})\n  {}",
-                        hit.path,
-                        hit.line,
-                        hit.score,
-                        hit.snippet.replace('\n', "\n  ")
-                    )
+                    format!("{}:{} ({:.2})\n  {}", hit.path, hit.line, hit.score, hit.snippet.replace('\n', "\n  "))
                 })
                 .collect::<Vec<_>>()
                 .join("\n")
         };
         if let Some(cursor) = &next_cursor {
-            text.push_str(&format!(
-                "\n… {} more; pass cursor \"{cursor}\"",
-                page.total - next
-            ));
+            text.push_str(&format!("\n… {} more; pass cursor \"{cursor}\"", page.total - next));
         }
-        let structured = SearchOutput {
-            hits: page.hits,
-            total: page.total,
-            next_cursor,
-            index: index.info().clone(),
-        };
+        let structured = SearchOutput { hits: page.hits, total: page.total, next_cursor, index: index.info().clone() };
         Ok(Output { structured, text })
     }
 }

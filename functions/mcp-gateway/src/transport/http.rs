@@ -35,12 +35,7 @@ pub enum AllowedHosts {
 impl AllowedHosts {
     /// The loopback names a local server accepts by default.
     pub fn loopback() -> Self {
-        Self::Only(vec![
-            "localhost".into(),
-            "127.0.0.1".into(),
-            "[::1]".into(),
-            "::1".into(),
-        ])
+        Self::Only(vec!["localhost".into(), "127.0.0.1".into(), "[::1]".into(), "::1".into()])
     }
 }
 
@@ -80,10 +75,7 @@ pub(crate) struct AppState {
 
 /// The protocol revisions this server speaks, newest first.
 pub fn supported_versions() -> Vec<String> {
-    let mut versions: Vec<String> = ProtocolVersion::KNOWN_VERSIONS
-        .iter()
-        .map(|v| v.as_str().to_owned())
-        .collect();
+    let mut versions: Vec<String> = ProtocolVersion::KNOWN_VERSIONS.iter().map(|v| v.as_str().to_owned()).collect();
     versions.sort_unstable_by(|a, b| b.cmp(a));
     versions
 }

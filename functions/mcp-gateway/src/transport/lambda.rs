@@ -28,9 +28,7 @@ impl FromStr for ResponseMode {
         match value.to_ascii_lowercase().as_str() {
             "buffered" | "buffer" => Ok(Self::Buffered),
             "streaming" | "stream" | "response_stream" => Ok(Self::Streaming),
-            other => Err(format!(
-                "unknown Lambda response mode `{other}`: use `buffered` or `streaming`"
-            )),
+            other => Err(format!("unknown Lambda response mode `{other}`: use `buffered` or `streaming`")),
         }
     }
 }

@@ -7,14 +7,10 @@ use axum::{Router, serve::ListenerExt as _};
 use tokio_util::sync::CancellationToken;
 
 /// Serves `router` on `addr` until SIGTERM/Ctrl-C, then drains open requests.
-pub async fn run(
-    router: Router,
-    addr: SocketAddr,
-    shutdown: CancellationToken,
-) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|error| {
-        std::io::Error::new(error.kind(), format!("cannot listen on {addr}: {error}"))
-    })?;
+pub async fn run(router: Router, addr: SocketAddr, shutdown: CancellationToken) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|error| std::io::Error::new(error.kind(), format!("cannot listen on {addr}: {error}")))?;
     let local = listener.local_addr()?;
     // SSE events are small writes that must leave at once, not wait for Nagle's algorithm.
     let listener = listener.tap_io(|stream| {
@@ -29,9 +25,7 @@ pub async fn run(
         tracing::info!("shutdown requested; finishing open requests");
         signal.cancel();
     });
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
+    axum::serve(listener, router).with_graceful_shutdown(shutdown.cancelled_owned()).await
 }
 
 async fn wait_for_signal() {

@@ -36,12 +36,7 @@ struct Refusal {
 
 impl Refusal {
     fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            message: message.into(),
-            id: Value::Null,
-        }
+        Self { status, code, message: message.into(), id: Value::Null }
     }
 
     fn with_id(mut self, id: Value) -> Self {
@@ -61,9 +56,7 @@ impl Refusal {
         });
         let mut response = json_response(self.status, body.to_string().into());
         if self.status == StatusCode::METHOD_NOT_ALLOWED {
-            response
-                .headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static("POST"));
+            response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
         }
         response
     }
@@ -81,11 +74,7 @@ pub(super) async fn mcp_endpoint(State(state): State<Arc<AppState>>, request: Re
     log_when_body_ends(response, record)
 }
 
-async fn handle(
-    state: &AppState,
-    request: Request,
-    record: &RequestRecord,
-) -> Result<Response, Refusal> {
+async fn handle(state: &AppState, request: Request, record: &RequestRecord) -> Result<Response, Refusal> {
     check_host_and_origin(&state.settings, request.headers())?;
     if request.method() != Method::POST {
         return Err(Refusal::new(
@@ -100,28 +89,23 @@ async fn handle(
     check_accept(request.headers())?;
     check_content_type(request.headers())?;
     let (parts, body) = request.into_parts();
-    let bytes = axum::body::to_bytes(body, state.settings.max_body_bytes)
-        .await
-        .map_err(|error| {
-            let too_large = std::error::Error::source(&error)
-                .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
-            if too_large {
-                Refusal::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    ErrorCode::INVALID_REQUEST,
-                    format!(
-                        "request body exceeds {} bytes",
-                        state.settings.max_body_bytes
-                    ),
-                )
-            } else {
-                Refusal::new(
-                    StatusCode::BAD_REQUEST,
-                    ErrorCode::INVALID_REQUEST,
-                    format!("could not read the request body: {error}"),
-                )
-            }
-        })?;
+    let bytes = axum::body::to_bytes(body, state.settings.max_body_bytes).await.map_err(|error| {
+        let too_large =
+            std::error::Error::source(&error).is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
+        if too_large {
+            Refusal::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorCode::INVALID_REQUEST,
+                format!("request body exceeds {} bytes", state.settings.max_body_bytes),
+            )
+        } else {
+            Refusal::new(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::INVALID_REQUEST,
+                format!("could not read the request body: {error}"),
+            )
+        }
+    })?;
     let value: Value = serde_json::from_slice(&bytes).map_err(|error| {
         Refusal::new(
             StatusCode::BAD_REQUEST,
@@ -172,10 +156,7 @@ async fn single(
         return Ok(Response::from_parts(parts, Body::new(body)));
     }
     // JSON answers are complete in memory already; read the error code for the log.
-    let bytes = http_body_util::BodyExt::collect(body)
-        .await
-        .map(|body| body.to_bytes())
-        .unwrap_or_default();
+    let bytes = http_body_util::BodyExt::collect(body).await.map(|body| body.to_bytes()).unwrap_or_default();
     if let Some((code, message)) = error_of(&bytes) {
         record.update(|fields| {
             fields.error_code = Some(code);
@@ -196,9 +177,7 @@ async fn batch(
     record: &RequestRecord,
 ) -> Result<Response, Refusal> {
     record.update(|fields| fields.method = Some("batch".to_owned()));
-    let revision = header_str(&parts.headers, VERSION_HEADER)
-        .unwrap_or(BATCH_REVISION)
-        .to_owned();
+    let revision = header_str(&parts.headers, VERSION_HEADER).unwrap_or(BATCH_REVISION).to_owned();
     if revision != BATCH_REVISION {
         return Err(Refusal::new(
             StatusCode::BAD_REQUEST,
@@ -209,16 +188,9 @@ async fn batch(
         ));
     }
     if messages.is_empty() {
-        return Err(Refusal::new(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::INVALID_REQUEST,
-            "empty JSON-RPC batch",
-        ));
+        return Err(Refusal::new(StatusCode::BAD_REQUEST, ErrorCode::INVALID_REQUEST, "empty JSON-RPC batch"));
     }
-    if messages
-        .iter()
-        .any(|message| message.get("method").and_then(Value::as_str) == Some("initialize"))
-    {
+    if messages.iter().any(|message| message.get("method").and_then(Value::as_str) == Some("initialize")) {
         return Err(Refusal::new(
             StatusCode::BAD_REQUEST,
             ErrorCode::INVALID_REQUEST,
@@ -239,10 +211,7 @@ async fn batch(
     if answers.is_empty() {
         return Ok(accepted());
     }
-    Ok(json_response(
-        StatusCode::OK,
-        Value::Array(answers).to_string().into(),
-    ))
+    Ok(json_response(StatusCode::OK, Value::Array(answers).to_string().into()))
 }
 
 /// What the guard learned from one message.
@@ -265,51 +234,30 @@ impl Envelope {
         };
         let id = object.get("id").cloned().unwrap_or(Value::Null);
         let invalid = |message: String| {
-            let id = if matches!(id, Value::String(_) | Value::Number(_)) {
-                id.clone()
-            } else {
-                Value::Null
-            };
+            let id = if matches!(id, Value::String(_) | Value::Number(_)) { id.clone() } else { Value::Null };
             Refusal::new(StatusCode::BAD_REQUEST, ErrorCode::INVALID_REQUEST, message).with_id(id)
         };
         if object.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
-            return Err(invalid(
-                "Invalid Request: \"jsonrpc\" must be \"2.0\"".to_owned(),
-            ));
+            return Err(invalid("Invalid Request: \"jsonrpc\" must be \"2.0\"".to_owned()));
         }
-        if !matches!(id, Value::Null | Value::String(_) | Value::Number(_))
-            || object.get("id") == Some(&Value::Null)
-        {
-            return Err(invalid(
-                "Invalid Request: \"id\" must be a string or a number".to_owned(),
-            ));
+        if !matches!(id, Value::Null | Value::String(_) | Value::Number(_)) || object.get("id") == Some(&Value::Null) {
+            return Err(invalid("Invalid Request: \"id\" must be a string or a number".to_owned()));
         }
         let method = match object.get("method") {
             Some(Value::String(method)) => Some(method.clone()),
             Some(_) => {
-                return Err(invalid(
-                    "Invalid Request: \"method\" must be a string".to_owned(),
-                ));
+                return Err(invalid("Invalid Request: \"method\" must be a string".to_owned()));
             }
             None if object.contains_key("result") || object.contains_key("error") => None,
             None => return Err(invalid("Invalid Request: missing \"method\"".to_owned())),
         };
-        if object
-            .get("params")
-            .is_some_and(|params| !params.is_object())
-        {
-            return Err(invalid_params(
-                &id,
-                "\"params\" must be an object".to_owned(),
-            ));
+        if object.get("params").is_some_and(|params| !params.is_object()) {
+            return Err(invalid_params(&id, "\"params\" must be an object".to_owned()));
         }
         if let Some(method) = &method
             && let Err(error) = check_params(method, object.get("params"))
         {
-            return Err(invalid_params(
-                &id,
-                format!("bad params for {method}: {error}"),
-            ));
+            return Err(invalid_params(&id, format!("bad params for {method}: {error}")));
         }
         let meta_version = object
             .get("params")
@@ -329,12 +277,7 @@ impl Envelope {
             })
             .unwrap_or(BATCH_REVISION)
             .to_owned();
-        Ok(Self {
-            method,
-            id,
-            protocol_version,
-            is_legacy,
-        })
+        Ok(Self { method, id, protocol_version, is_legacy })
     }
 }
 
@@ -342,12 +285,10 @@ impl Envelope {
 /// otherwise treat a known method with malformed params as an unknown method.
 fn check_params(method: &str, params: Option<&Value>) -> Result<(), serde_json::Error> {
     use rmcp::model::{
-        CallToolRequestParams, CompleteRequestParams, GetPromptRequestParams,
-        InitializeRequestParams, PaginatedRequestParams, ReadResourceRequestParams,
+        CallToolRequestParams, CompleteRequestParams, GetPromptRequestParams, InitializeRequestParams,
+        PaginatedRequestParams, ReadResourceRequestParams,
     };
-    fn shape<T: serde::de::DeserializeOwned>(
-        params: Option<&Value>,
-    ) -> Result<(), serde_json::Error> {
+    fn shape<T: serde::de::DeserializeOwned>(params: Option<&Value>) -> Result<(), serde_json::Error> {
         T::deserialize(params.unwrap_or(&Value::Null)).map(drop)
     }
     match method {
@@ -369,29 +310,19 @@ fn check_params(method: &str, params: Option<&Value>) -> Result<(), serde_json::
 }
 
 fn invalid_params(id: &Value, message: String) -> Refusal {
-    Refusal::new(
-        StatusCode::BAD_REQUEST,
-        ErrorCode::INVALID_PARAMS,
-        format!("Invalid params: {message}"),
-    )
-    .with_id(id.clone())
+    Refusal::new(StatusCode::BAD_REQUEST, ErrorCode::INVALID_PARAMS, format!("Invalid params: {message}"))
+        .with_id(id.clone())
 }
 
 /// Legacy requests that carry a session id must carry one we issued.
-fn check_session(
-    state: &AppState,
-    headers: &HeaderMap,
-    envelope: &Envelope,
-) -> Result<(), Refusal> {
+fn check_session(state: &AppState, headers: &HeaderMap, envelope: &Envelope) -> Result<(), Refusal> {
     let Some(id) = headers.get(SESSION_HEADER) else {
         return Ok(());
     };
     if envelope.method.as_deref() == Some("initialize") {
         return Ok(());
     }
-    let valid = id
-        .to_str()
-        .is_ok_and(|id| state.settings.session_key.verify(id));
+    let valid = id.to_str().is_ok_and(|id| state.settings.session_key.verify(id));
     if valid {
         Ok(())
     } else {
@@ -404,10 +335,7 @@ fn check_session(
     }
 }
 
-fn check_host_and_origin(
-    settings: &super::HttpSettings,
-    headers: &HeaderMap,
-) -> Result<(), Refusal> {
+fn check_host_and_origin(settings: &super::HttpSettings, headers: &HeaderMap) -> Result<(), Refusal> {
     let host = header_str(headers, "host").unwrap_or_default();
     if let AllowedHosts::Only(allowed) = &settings.allowed_hosts
         && !authority_allowed(host, allowed)
@@ -415,24 +343,17 @@ fn check_host_and_origin(
         return Err(Refusal::new(
             StatusCode::FORBIDDEN,
             ErrorCode::INVALID_REQUEST,
-            format!(
-                "Forbidden: Host `{host}` is not allowed (add it with --allowed-host or MCP_ALLOWED_HOSTS)"
-            ),
+            format!("Forbidden: Host `{host}` is not allowed (add it with --allowed-host or MCP_ALLOWED_HOSTS)"),
         ));
     }
     let Some(origin) = headers.get(header::ORIGIN) else {
         return Ok(());
     };
     let origin = origin.to_str().unwrap_or_default();
-    let origin_authority = origin
-        .split_once("://")
-        .map(|(_, rest)| rest.trim_end_matches('/'));
-    let same_origin =
-        origin_authority.is_some_and(|authority| authority.eq_ignore_ascii_case(host));
-    let listed = settings
-        .allowed_origins
-        .iter()
-        .any(|allowed| allowed.trim_end_matches('/').eq_ignore_ascii_case(origin));
+    let origin_authority = origin.split_once("://").map(|(_, rest)| rest.trim_end_matches('/'));
+    let same_origin = origin_authority.is_some_and(|authority| authority.eq_ignore_ascii_case(host));
+    let listed =
+        settings.allowed_origins.iter().any(|allowed| allowed.trim_end_matches('/').eq_ignore_ascii_case(origin));
     if same_origin || listed {
         Ok(())
     } else {
@@ -451,11 +372,7 @@ fn check_host_and_origin(
 fn authority_allowed(host: &str, allowed: &[String]) -> bool {
     let host = host.to_ascii_lowercase();
     let name = match host.rsplit_once(':') {
-        Some((name, port))
-            if !name.is_empty()
-                && port.chars().all(|c| c.is_ascii_digit())
-                && !name.ends_with(':') =>
-        {
+        Some((name, port)) if !name.is_empty() && port.chars().all(|c| c.is_ascii_digit()) && !name.ends_with(':') => {
             name
         }
         _ => host.as_str(),
@@ -469,18 +386,10 @@ fn authority_allowed(host: &str, allowed: &[String]) -> bool {
 fn check_accept(headers: &HeaderMap) -> Result<(), Refusal> {
     let mut json = false;
     let mut sse = false;
-    for value in headers
-        .get_all(header::ACCEPT)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-    {
+    for value in headers.get_all(header::ACCEPT).iter().filter_map(|value| value.to_str().ok()) {
         for item in value.split(',') {
             let mut pieces = item.split(';');
-            let media = pieces
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .to_ascii_lowercase();
+            let media = pieces.next().unwrap_or_default().trim().to_ascii_lowercase();
             let refused = pieces.any(|param| {
                 let param = param.trim().replace(' ', "");
                 param == "q=0" || param == "q=0.0" || param == "q=0.00" || param == "q=0.000"
@@ -509,11 +418,7 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), Refusal> {
     if essence.eq_ignore_ascii_case("application/json") {
         Ok(())
     } else {
-        let shown = if content_type.is_empty() {
-            "none"
-        } else {
-            content_type
-        };
+        let shown = if content_type.is_empty() { "none" } else { content_type };
         Err(Refusal::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorCode::INVALID_REQUEST,
@@ -549,10 +454,8 @@ async fn answers_in(response: Response) -> Vec<Value> {
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
         .is_some_and(|value| value.starts_with("text/event-stream"));
-    let bytes = http_body_util::BodyExt::collect(response.into_body())
-        .await
-        .map(|body| body.to_bytes())
-        .unwrap_or_default();
+    let bytes =
+        http_body_util::BodyExt::collect(response.into_body()).await.map(|body| body.to_bytes()).unwrap_or_default();
     if bytes.is_empty() {
         return Vec::new();
     }
@@ -568,10 +471,8 @@ async fn answers_in(response: Response) -> Vec<Value> {
 }
 
 fn clone_parts(parts: &http::request::Parts) -> http::request::Parts {
-    let mut builder = http::Request::builder()
-        .method(parts.method.clone())
-        .uri(parts.uri.clone())
-        .version(parts.version);
+    let mut builder =
+        http::Request::builder().method(parts.method.clone()).uri(parts.uri.clone()).version(parts.version);
     if let Some(headers) = builder.headers_mut() {
         *headers = parts.headers.clone();
     }
@@ -583,10 +484,7 @@ fn clone_parts(parts: &http::request::Parts) -> http::request::Parts {
 fn json_response(status: StatusCode, body: Body) -> Response {
     let mut response = Response::new(body);
     *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }
 
@@ -605,31 +503,17 @@ fn record_lambda_identity(request: &Request, record: &RequestRecord) {
     let (request_id, caller) = match context {
         RequestContext::ApiGatewayV1(context) => {
             let identity = &context.identity;
-            (
-                context.request_id.clone(),
-                identity
-                    .user_arn
-                    .clone()
-                    .or_else(|| identity.caller.clone()),
-            )
+            (context.request_id.clone(), identity.user_arn.clone().or_else(|| identity.caller.clone()))
         }
         RequestContext::ApiGatewayV2(context) => {
-            let iam = context
-                .authorizer
-                .as_ref()
-                .and_then(|authorizer| authorizer.iam.as_ref());
-            (
-                context.request_id.clone(),
-                iam.and_then(|iam| iam.user_arn.clone()),
-            )
+            let iam = context.authorizer.as_ref().and_then(|authorizer| authorizer.iam.as_ref());
+            (context.request_id.clone(), iam.and_then(|iam| iam.user_arn.clone()))
         }
         #[allow(unreachable_patterns)]
         _ => (None, None),
     };
-    let lambda_request_id = request
-        .extensions()
-        .get::<lambda_http::Context>()
-        .map(|context| context.request_id.clone());
+    let lambda_request_id =
+        request.extensions().get::<lambda_http::Context>().map(|context| context.request_id.clone());
     record.update(|fields| {
         fields.request_id = lambda_request_id.or(request_id);
         fields.caller_arn = caller;
@@ -659,29 +543,14 @@ mod tests {
 
     #[test]
     fn host_allow_list_matches_names_and_ports() {
-        let allowed = vec![
-            "localhost".to_owned(),
-            "127.0.0.1".to_owned(),
-            "[::1]".to_owned(),
-            "api.example.com:443".to_owned(),
-        ];
-        for host in [
-            "localhost",
-            "LOCALHOST:8080",
-            "127.0.0.1:1",
-            "[::1]:8080",
-            "api.example.com:443",
-        ] {
+        let allowed =
+            vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "[::1]".to_owned(), "api.example.com:443".to_owned()];
+        for host in ["localhost", "LOCALHOST:8080", "127.0.0.1:1", "[::1]:8080", "api.example.com:443"] {
             assert!(authority_allowed(host, &allowed), "{host}");
         }
-        for host in [
-            "evil.example.com",
-            "localhost.evil.com",
-            "127.0.0.2",
-            "api.example.com",
-            "api.example.com:8443",
-            "",
-        ] {
+        for host in
+            ["evil.example.com", "localhost.evil.com", "127.0.0.2", "api.example.com", "api.example.com:8443", ""]
+        {
             assert!(!authority_allowed(host, &allowed), "{host}");
         }
     }
@@ -706,9 +575,6 @@ mod tests {
             error_of(br#"{"jsonrpc":"2.0","id":1,"error":{"code":-32601,"message":"x"}}"#),
             Some((-32601, "x".into()))
         );
-        assert_eq!(
-            error_of(br#"{"jsonrpc":"2.0","id":1,"result":{"error":{"code":1}}}"#),
-            None
-        );
+        assert_eq!(error_of(br#"{"jsonrpc":"2.0","id":1,"result":{"error":{"code":1}}}"#), None);
     }
 }

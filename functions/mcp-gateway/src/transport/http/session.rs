@@ -21,9 +21,7 @@ pub struct SessionKey {
 
 impl std::fmt::Debug for SessionKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SessionKey")
-            .field("shared", &self.shared)
-            .finish_non_exhaustive()
+        f.debug_struct("SessionKey").field("shared", &self.shared).finish_non_exhaustive()
     }
 }
 
@@ -31,18 +29,12 @@ impl SessionKey {
     /// A key from configuration (`MCP_SESSION_SECRET`): all instances given it accept each
     /// other's ids.
     pub fn from_secret(secret: &str) -> Self {
-        Self {
-            key: secret.as_bytes().to_vec(),
-            shared: true,
-        }
+        Self { key: secret.as_bytes().to_vec(), shared: true }
     }
 
     /// A random key for this process only (ids die with it; clients then re-initialize).
     pub fn random() -> Self {
-        Self {
-            key: random_bytes().to_vec(),
-            shared: false,
-        }
+        Self { key: random_bytes().to_vec(), shared: false }
     }
 
     /// A new session id.
@@ -82,9 +74,7 @@ impl SessionKey {
 fn random_bytes() -> [u8; 32] {
     let mut bytes = [0u8; 32];
     if getrandom::fill(&mut bytes).is_err() {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         let seed = now.as_nanos().to_le_bytes();
         bytes[..16].copy_from_slice(&seed);
         bytes[16..20].copy_from_slice(&std::process::id().to_le_bytes());
@@ -101,10 +91,7 @@ mod tests {
         let key = SessionKey::from_secret("a shared secret");
         let id = key.issue();
         assert!(key.verify(&id));
-        assert!(
-            SessionKey::from_secret("a shared secret").verify(&id),
-            "another instance accepts it"
-        );
+        assert!(SessionKey::from_secret("a shared secret").verify(&id), "another instance accepts it");
         assert!(!SessionKey::from_secret("another secret").verify(&id));
         assert!(!SessionKey::random().verify(&id));
     }
@@ -114,14 +101,7 @@ mod tests {
         let key = SessionKey::random();
         let id = key.issue();
         let (nonce, mac) = id.split_once('.').unwrap_or_default();
-        for forged in [
-            "",
-            "abc",
-            "abc.def",
-            &format!("{nonce}x.{mac}"),
-            &format!("{nonce}.{}", &mac[1..]),
-            nonce,
-        ] {
+        for forged in ["", "abc", "abc.def", &format!("{nonce}x.{mac}"), &format!("{nonce}.{}", &mac[1..]), nonce] {
             assert!(!key.verify(forged), "{forged:?} verified");
         }
     }

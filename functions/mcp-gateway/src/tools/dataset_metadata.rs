@@ -1,0 +1,500 @@
+//! `dataset_metadata`: format, schema, row count and per-column statistics of the datasets under
+//! the data root, computed with polars' streaming engine (bounded memory for CSV/NDJSON of any
+//! size; see `chunked`) or, for Parquet, read from the file footers without touching the data
+//! pages.
+
+mod chunked;
+
+use polars::prelude::{Engine, LazyFrame};
+use polars_buffer::Buffer;
+use polars_core::query_result::QueryResult;
+use polars_parquet::parquet::{read::deserialize_metadata, statistics::Statistics, types::NativeType};
+use rmcp::model::ToolAnnotations;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use crate::{
+    datasets::{self, CsvDialect, Dataset, Format},
+    registry::{CallContext, Output, ToolError, TypedTool},
+    storage::{EntryKind, ObjectPath, Storage},
+    tools::db::rows_of,
+};
+
+/// Most datasets described in one call (for a folder).
+const MAX_DATASETS: usize = 50;
+
+/// The `dataset_metadata` tool over one data root.
+#[derive(Debug, Clone)]
+pub struct DatasetMetadataTool {
+    storage: Storage,
+}
+
+impl DatasetMetadataTool {
+    /// A `dataset_metadata` tool over `storage`.
+    pub fn new(storage: Storage) -> Self {
+        Self { storage }
+    }
+}
+
+/// Arguments of `dataset_metadata`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MetadataInput {
+    /// A dataset file (CSV, TSV, Parquet, NDJSON), a partitioned Parquet folder, or a folder
+    /// whose datasets should all be described. Empty for the whole root.
+    #[serde(default)]
+    pub path: String,
+    /// Sample rows to include per dataset (default 5, at most 50).
+    pub sample_rows: Option<usize>,
+    /// Most frequent values to list per text column (default 5, at most 50).
+    pub top_values: Option<usize>,
+}
+
+/// Statistics of one column.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ColumnStats {
+    /// Column name.
+    pub name: String,
+    /// polars data type.
+    pub dtype: String,
+    /// Number of nulls (missing values).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub null_count: Option<u64>,
+    /// Number of distinct values (see `distinct_is_approximate`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub distinct_count: Option<u64>,
+    /// Whether `distinct_count` is a HyperLogLog estimate (about 0.8 % error, used past 250,000
+    /// distinct values) rather than an exact count.
+    pub distinct_is_approximate: bool,
+    /// Smallest value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min: Option<Value>,
+    /// Largest value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max: Option<Value>,
+    /// Mean, for numbers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mean: Option<f64>,
+    /// Sample standard deviation, for numbers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub std: Option<f64>,
+    /// Most frequent values with their counts, for text columns.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub top_values: Option<Vec<TopValue>>,
+}
+
+/// A value and how often it occurs.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct TopValue {
+    /// The value.
+    pub value: Value,
+    /// Its number of occurrences.
+    pub count: u64,
+}
+
+/// Metadata of one dataset.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct DatasetMetadata {
+    /// Path relative to the data root.
+    pub path: String,
+    /// The SQL table name used by `db`.
+    pub table: String,
+    /// File format.
+    pub format: Format,
+    /// Size in bytes.
+    pub size: u64,
+    /// CSV: the detected field separator.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delimiter: Option<String>,
+    /// CSV: whether the first row was detected as a header.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub has_header: Option<bool>,
+    /// Number of rows.
+    pub row_count: u64,
+    /// Parquet: number of row groups.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub row_groups: Option<usize>,
+    /// Where the statistics come from: `scan` (a streaming pass over the data) or
+    /// `parquet-footer` (the file's own statistics; no data pages read).
+    pub statistics_source: String,
+    /// Per-column statistics.
+    pub columns: Vec<ColumnStats>,
+    /// The first rows.
+    pub sample: Vec<Map<String, Value>>,
+}
+
+/// Result of `dataset_metadata`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct MetadataOutput {
+    /// One entry per dataset described.
+    pub datasets: Vec<DatasetMetadata>,
+    /// Datasets under the path that were not described (over the per-call limit).
+    pub skipped: usize,
+}
+
+impl TypedTool for DatasetMetadataTool {
+    type Input = MetadataInput;
+    type Output = MetadataOutput;
+    const NAME: &'static str = "dataset_metadata";
+    const TITLE: &'static str = "Dataset metadata";
+    const DESCRIPTION: &'static str = "Describe CSV, TSV, Parquet and NDJSON datasets under the data root: \
+        format (CSV delimiter and header detected), schema, row count, and per column the null count, \
+        distinct count (approximate), min/max/mean/std for numbers, top values for text, plus sample rows. \
+        Give a file, a partitioned Parquet folder, or a folder to describe every dataset in it.";
+
+    fn annotations(&self) -> ToolAnnotations {
+        ToolAnnotations::new().read_only(true).destructive(false).idempotent(true).open_world(false)
+    }
+
+    fn timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(600)
+    }
+
+    async fn run(&self, input: MetadataInput, context: CallContext) -> Result<Output<MetadataOutput>, ToolError> {
+        let sample_rows = input.sample_rows.unwrap_or(5).min(50);
+        let top_values = input.top_values.unwrap_or(5).min(50);
+        let path = ObjectPath::parse(&input.path)?;
+        let all = datasets::discover(&self.storage).await?;
+        let exact: Vec<Dataset> = all.iter().filter(|d| d.path == path.as_str()).cloned().collect();
+        let chosen = if exact.is_empty() {
+            let entry = self.storage.stat(&path).await?;
+            if entry.kind == EntryKind::File {
+                return Err(datasets::DatasetError::NotADataset(path.to_string()).into());
+            }
+            let prefix = if path.is_root() { String::new() } else { format!("{}/", path.as_str()) };
+            all.into_iter().filter(|d| d.path.starts_with(&prefix)).collect()
+        } else {
+            exact
+        };
+        if chosen.is_empty() {
+            return Err(ToolError::new(format!("no datasets (CSV, TSV, Parquet, NDJSON) under `{path}`")));
+        }
+        let skipped = chosen.len().saturating_sub(MAX_DATASETS);
+        let total = chosen.len().min(MAX_DATASETS);
+        let mut described = Vec::with_capacity(total);
+        for (done, dataset) in chosen.into_iter().take(MAX_DATASETS).enumerate() {
+            context.progress.report(done as f64, Some(total as f64), format!("describing {}", dataset.path)).await;
+            described.push(self.describe(dataset, sample_rows, top_values).await?);
+        }
+        context.progress.report(total as f64, Some(total as f64), "done").await;
+        let text = described.iter().map(summary).collect::<Vec<_>>().join("\n\n");
+        Ok(Output { structured: MetadataOutput { datasets: described, skipped }, text })
+    }
+}
+
+impl DatasetMetadataTool {
+    async fn describe(&self, dataset: Dataset, sample_rows: usize, top: usize) -> Result<DatasetMetadata, ToolError> {
+        if dataset.format == Format::Parquet {
+            let files: Vec<(String, u64)> = if dataset.partitioned {
+                dataset.files.iter().map(|file| (file.path.clone(), file.size)).collect()
+            } else {
+                vec![(dataset.path.clone(), dataset.size)]
+            };
+            let mut merged: Option<DatasetMetadata> = None;
+            for (path, size) in files {
+                let footer = self.parquet_footer(&dataset, &path, size).await?;
+                merged = Some(match merged {
+                    None => footer,
+                    Some(total) => merge_footers(total, footer),
+                });
+            }
+            let mut metadata =
+                merged.ok_or_else(|| ToolError::new(format!("`{}` holds no Parquet files", dataset.path)))?;
+            let local = datasets::local_path(&self.storage, &dataset).await?;
+            let sample_source = dataset.clone();
+            metadata.sample =
+                blocking(move || sample_of(datasets::scan(&sample_source, &local, None)?, sample_rows)).await?;
+            return Ok(metadata);
+        }
+        let dialect = match dataset.format {
+            Format::Csv | Format::Tsv => {
+                let object = ObjectPath::parse(&dataset.path)?;
+                let head = self.storage.read_range(&object, 0, 64 * 1024).await?;
+                Some(sniff_csv(&head, dataset.format == Format::Tsv))
+            }
+            _ => None,
+        };
+        let local = datasets::local_path(&self.storage, &dataset).await?;
+        let format = dataset.format;
+        let scan = blocking(move || chunked::scan(&local, format, dialect, sample_rows, top)).await?;
+        Ok(DatasetMetadata {
+            table: dataset.name.clone(),
+            path: dataset.path,
+            format: dataset.format,
+            size: dataset.size,
+            delimiter: dialect.map(|d| (d.separator as char).to_string()),
+            has_header: dialect.map(|d| d.has_header),
+            row_count: scan.rows,
+            row_groups: None,
+            statistics_source: "scan".into(),
+            columns: scan.columns,
+            sample: scan.sample,
+        })
+    }
+
+    /// Row count, schema and column statistics from the Parquet footer (two ranged reads).
+    async fn parquet_footer(&self, dataset: &Dataset, path: &str, size: u64) -> Result<DatasetMetadata, ToolError> {
+        let object = ObjectPath::parse(path)?;
+        let tail_len = size.min(8);
+        let tail = self.storage.read_range(&object, size - tail_len, tail_len).await?;
+        if tail.len() < 8 || &tail[4..] != b"PAR1" {
+            return Err(ToolError::new(format!("`{path}` is not a Parquet file (no PAR1 footer)")));
+        }
+        let footer_len = u64::from(u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]])) + 8;
+        if footer_len > size {
+            return Err(ToolError::new(format!("`{path}` has a corrupt Parquet footer")));
+        }
+        let footer = self.storage.read_range(&object, size - footer_len, footer_len).await?;
+        let metadata = deserialize_metadata(Buffer::from_vec(footer))
+            .map_err(|error| ToolError::new(format!("reading the Parquet footer of `{path}`: {error}")))?;
+        let mut columns: Vec<ColumnStats> = metadata
+            .schema_descr
+            .columns()
+            .iter()
+            .map(|column| ColumnStats {
+                name: column.path_in_schema.join("."),
+                dtype: format!("{:?}", column.descriptor.primitive_type.physical_type).to_lowercase(),
+                null_count: Some(0),
+                distinct_count: None,
+                distinct_is_approximate: false,
+                min: None,
+                max: None,
+                mean: None,
+                std: None,
+                top_values: None,
+            })
+            .collect();
+        for group in &metadata.row_groups {
+            for (index, chunk) in group.parquet_columns().iter().enumerate() {
+                let Some(column) = columns.get_mut(index) else { continue };
+                match chunk.statistics(&metadata.footer_buf) {
+                    Some(Ok(statistics)) => merge_statistics(column, &statistics),
+                    _ => column.null_count = None,
+                }
+            }
+        }
+        if metadata.row_groups.is_empty() {
+            columns.iter_mut().for_each(|c| c.null_count = Some(0));
+        }
+        Ok(DatasetMetadata {
+            path: dataset.path.clone(),
+            table: dataset.name.clone(),
+            format: Format::Parquet,
+            size,
+            delimiter: None,
+            has_header: None,
+            row_count: metadata.num_rows as u64,
+            row_groups: Some(metadata.row_groups.len()),
+            statistics_source: "parquet-footer".into(),
+            columns,
+            sample: Vec::new(),
+        })
+    }
+}
+
+/// Adds the footer statistics of another file of a partitioned dataset.
+fn merge_footers(mut total: DatasetMetadata, other: DatasetMetadata) -> DatasetMetadata {
+    total.row_count += other.row_count;
+    total.row_groups = Some(total.row_groups.unwrap_or(0) + other.row_groups.unwrap_or(0));
+    for column in other.columns {
+        let Some(into) = total.columns.iter_mut().find(|c| c.name == column.name) else { continue };
+        into.null_count = into.null_count.zip(column.null_count).map(|(a, b)| a + b);
+        if let Some(min) = column.min.filter(|min| into.min.as_ref().is_none_or(|old| json_less(min, old))) {
+            into.min = Some(min);
+        }
+        if let Some(max) = column.max.filter(|max| into.max.as_ref().is_none_or(|old| json_less(old, max))) {
+            into.max = Some(max);
+        }
+    }
+    total
+}
+
+fn json_less(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64() < y.as_f64(),
+        (Value::String(x), Value::String(y)) => x < y,
+        _ => false,
+    }
+}
+
+/// Folds one row group's statistics into the column totals.
+fn merge_statistics(column: &mut ColumnStats, statistics: &Statistics) {
+    fn nulls(column: &mut ColumnStats, count: Option<i64>) {
+        column.null_count = match (column.null_count, count) {
+            (Some(total), Some(count)) => Some(total + u64::try_from(count).unwrap_or(0)),
+            _ => None,
+        };
+    }
+    fn bounds<T: NativeType + Into<f64>>(column: &mut ColumnStats, min: Option<T>, max: Option<T>, integer: bool) {
+        let to_json = |value: T| {
+            let value: f64 = value.into();
+            if integer { json!(value as i64) } else { json!(value) }
+        };
+        if let Some(min) = min.map(to_json) {
+            let smaller = column.min.as_ref().is_none_or(|old| min.as_f64() < old.as_f64());
+            if smaller {
+                column.min = Some(min);
+            }
+        }
+        if let Some(max) = max.map(to_json) {
+            let larger = column.max.as_ref().is_none_or(|old| max.as_f64() > old.as_f64());
+            if larger {
+                column.max = Some(max);
+            }
+        }
+    }
+    match statistics {
+        Statistics::Int32(s) => {
+            nulls(column, s.null_count);
+            bounds(column, s.min_value, s.max_value, true);
+        }
+        Statistics::Int64(s) => {
+            nulls(column, s.null_count);
+            bounds(column, s.min_value.map(|v| v as f64), s.max_value.map(|v| v as f64), true);
+        }
+        Statistics::Float(s) => {
+            nulls(column, s.null_count);
+            bounds(column, s.min_value, s.max_value, false);
+        }
+        Statistics::Double(s) => {
+            nulls(column, s.null_count);
+            bounds(column, s.min_value, s.max_value, false);
+        }
+        Statistics::Binary(s) => {
+            nulls(column, s.null_count);
+            let text = |bytes: &Vec<u8>| String::from_utf8_lossy(bytes).into_owned();
+            if let Some(min) = s.min_value.as_ref().map(text)
+                && column.min.as_ref().and_then(Value::as_str).is_none_or(|old| min.as_str() < old)
+            {
+                column.min = Some(Value::String(min));
+            }
+            if let Some(max) = s.max_value.as_ref().map(text)
+                && column.max.as_ref().and_then(Value::as_str).is_none_or(|old| max.as_str() > old)
+            {
+                column.max = Some(Value::String(max));
+            }
+            if s.distinct_count.is_some() {
+                column.distinct_count = s.distinct_count.and_then(|n| u64::try_from(n).ok());
+            }
+        }
+        Statistics::Boolean(s) => nulls(column, s.null_count),
+        Statistics::FixedLen(s) => nulls(column, s.null_count),
+        Statistics::Int96(s) => nulls(column, s.null_count),
+    }
+}
+
+fn sample_of(frame: LazyFrame, rows: usize) -> Result<Vec<Map<String, Value>>, datasets::DatasetError> {
+    if rows == 0 {
+        return Ok(Vec::new());
+    }
+    Ok(rows_of(&collect(frame.limit(rows as u32))?))
+}
+
+fn collect(frame: LazyFrame) -> Result<polars::prelude::DataFrame, datasets::DatasetError> {
+    match frame.collect_with_engine(Engine::Streaming)? {
+        QueryResult::Single(frame) => Ok(frame),
+        QueryResult::Multiple(mut frames) => Ok(frames.pop().unwrap_or_default()),
+    }
+}
+
+/// Detects the separator and header of a CSV from its first bytes: the candidate that splits
+/// the first lines (outside quotes) into the same number (> 1) of fields wins; the first row is
+/// a header unless it looks like data (a numeric field where later rows have numbers too).
+pub fn sniff_csv(head: &[u8], tsv: bool) -> CsvDialect {
+    let text = String::from_utf8_lossy(head);
+    let mut lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).take(20).collect();
+    if head.len() >= 64 * 1024 && lines.len() > 1 {
+        lines.pop(); // the last line may be cut
+    }
+    let mut separator = if tsv { b'\t' } else { b',' };
+    let mut best = 0usize;
+    for candidate in [b',', b';', b'\t', b'|'] {
+        let counts: Vec<usize> = lines.iter().map(|line| split(line, candidate).len()).collect();
+        let Some(&first) = counts.first() else { continue };
+        let consistent = counts.iter().all(|&n| n == first);
+        if first > 1 && consistent && first > best {
+            best = first;
+            separator = candidate;
+        }
+    }
+    let numeric = |field: &str| field.trim().trim_matches('"').parse::<f64>().is_ok();
+    let has_header = match (lines.first(), lines.get(1)) {
+        (Some(first), Some(second)) => {
+            let first = split(first, separator);
+            let second = split(second, separator);
+            !first.iter().zip(&second).any(|(a, b)| numeric(a) && numeric(b))
+        }
+        _ => true,
+    };
+    CsvDialect { separator, has_header }
+}
+
+/// Fields of one CSV line, honouring double quotes.
+fn split(line: &str, separator: u8) -> Vec<String> {
+    let mut fields = vec![String::new()];
+    let mut quoted = false;
+    for ch in line.chars() {
+        if ch == '"' {
+            quoted = !quoted;
+        } else if !quoted && ch == separator as char {
+            fields.push(String::new());
+            continue;
+        }
+        if let Some(field) = fields.last_mut() {
+            field.push(ch);
+        }
+    }
+    fields
+}
+
+fn summary(metadata: &DatasetMetadata) -> String {
+    let mut text = format!(
+        "{} ({:?}, {} bytes, {} rows, table `{}`)",
+        metadata.path, metadata.format, metadata.size, metadata.row_count, metadata.table
+    );
+    for column in &metadata.columns {
+        text.push_str(&format!("\n  {}: {}", column.name, column.dtype));
+        if let Some(nulls) = column.null_count {
+            text.push_str(&format!(", {nulls} nulls"));
+        }
+        if let Some(distinct) = column.distinct_count {
+            text.push_str(&format!(", ~{distinct} distinct"));
+        }
+        if let (Some(min), Some(max)) = (&column.min, &column.max) {
+            text.push_str(&format!(", {min} … {max}"));
+        }
+        if let Some(mean) = column.mean {
+            text.push_str(&format!(", mean {mean:.4}"));
+        }
+    }
+    text
+}
+
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, datasets::DatasetError> + Send + 'static,
+) -> Result<T, ToolError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|error| ToolError::new(format!("metadata worker failed: {error}")))?
+        .map_err(ToolError::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sniffs_separators_and_headers() {
+        assert_eq!(sniff_csv(b"a,b,c\n1,2,3\n4,5,6\n", false), CsvDialect { separator: b',', has_header: true });
+        assert_eq!(sniff_csv(b"a;b\n1;2\n", false), CsvDialect { separator: b';', has_header: true });
+        assert_eq!(sniff_csv(b"x|y|z\n\"a|b\"|2|3\n", false), CsvDialect { separator: b'|', has_header: true });
+        assert_eq!(sniff_csv(b"1,2\n3,4\n", false), CsvDialect { separator: b',', has_header: false });
+        assert_eq!(sniff_csv(b"name\tage\nann\t3\n", true), CsvDialect { separator: b'\t', has_header: true });
+    }
+
+    #[test]
+    fn quoted_separators_do_not_split() {
+        assert_eq!(split("\"a,b\",c", b','), vec!["\"a,b\"".to_owned(), "c".to_owned()]);
+    }
+}
