@@ -244,6 +244,27 @@ fn cache_key(root: &str, dataset: &Dataset) -> String {
     format!("{:016x}", hasher.finish())
 }
 
+/// Runs polars work on the blocking pool, as a tool error on failure.
+pub async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, DatasetError> + Send + 'static,
+) -> Result<T, crate::registry::ToolError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|error| crate::registry::ToolError::new(format!("dataset worker failed: {error}")))?
+        .map_err(crate::registry::ToolError::from)
+}
+
+/// Orders two JSON scalars of the same kind (numbers, strings, booleans); others are unordered.
+pub fn json_less(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64() < y.as_f64(),
+        (Value::String(x), Value::String(y)) => x < y,
+        (Value::Bool(x), Value::Bool(y)) => !x & y,
+        _ => false,
+    }
+}
+
 /// Options for reading CSV: separator, and whether the first row is a header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CsvDialect {

@@ -168,6 +168,20 @@ impl<T: TypedTool> Tool for Typed<T> {
     }
 }
 
+/// The offset in an opaque pagination cursor (`o<offset>`), or 0 without one.
+pub fn cursor_offset(cursor: Option<&str>) -> Result<usize, ToolError> {
+    let Some(cursor) = cursor else { return Ok(0) };
+    cursor
+        .strip_prefix('o')
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| ToolError::new(format!("invalid cursor `{cursor}`; pass the next_cursor of the previous call")))
+}
+
+/// The cursor of the page after `next` items, when `total` has more.
+pub fn next_cursor(next: usize, total: usize) -> Option<String> {
+    (next < total).then(|| format!("o{next}"))
+}
+
 /// An `isError: true` result carrying `message` as text.
 pub fn error_result(message: impl Into<String>) -> CallToolResult {
     CallToolResult::error(vec![ContentBlock::text(message.into())])

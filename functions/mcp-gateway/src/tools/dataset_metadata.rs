@@ -204,7 +204,8 @@ impl DatasetMetadataTool {
             let local = datasets::local_path(&self.storage, &dataset).await?;
             let sample_source = dataset.clone();
             metadata.sample =
-                blocking(move || sample_of(datasets::scan(&sample_source, &local, None)?, sample_rows)).await?;
+                datasets::blocking(move || sample_of(datasets::scan(&sample_source, &local, None)?, sample_rows))
+                    .await?;
             return Ok(metadata);
         }
         let dialect = match dataset.format {
@@ -217,7 +218,7 @@ impl DatasetMetadataTool {
         };
         let local = datasets::local_path(&self.storage, &dataset).await?;
         let format = dataset.format;
-        let scan = blocking(move || chunked::scan(&local, format, dialect, sample_rows, top)).await?;
+        let scan = datasets::blocking(move || chunked::scan(&local, format, dialect, sample_rows, top)).await?;
         Ok(DatasetMetadata {
             table: dataset.name.clone(),
             path: dataset.path,
@@ -300,22 +301,14 @@ fn merge_footers(mut total: DatasetMetadata, other: DatasetMetadata) -> DatasetM
     for column in other.columns {
         let Some(into) = total.columns.iter_mut().find(|c| c.name == column.name) else { continue };
         into.null_count = into.null_count.zip(column.null_count).map(|(a, b)| a + b);
-        if let Some(min) = column.min.filter(|min| into.min.as_ref().is_none_or(|old| json_less(min, old))) {
+        if let Some(min) = column.min.filter(|min| into.min.as_ref().is_none_or(|old| datasets::json_less(min, old))) {
             into.min = Some(min);
         }
-        if let Some(max) = column.max.filter(|max| into.max.as_ref().is_none_or(|old| json_less(old, max))) {
+        if let Some(max) = column.max.filter(|max| into.max.as_ref().is_none_or(|old| datasets::json_less(old, max))) {
             into.max = Some(max);
         }
     }
     total
-}
-
-fn json_less(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) => x.as_f64() < y.as_f64(),
-        (Value::String(x), Value::String(y)) => x < y,
-        _ => false,
-    }
 }
 
 /// Folds one row group's statistics into the column totals.
@@ -469,15 +462,6 @@ fn summary(metadata: &DatasetMetadata) -> String {
         }
     }
     text
-}
-
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, datasets::DatasetError> + Send + 'static,
-) -> Result<T, ToolError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|error| ToolError::new(format!("metadata worker failed: {error}")))?
-        .map_err(ToolError::from)
 }
 
 #[cfg(test)]

@@ -143,7 +143,7 @@ impl TypedTool for DbTool {
                     .ok_or_else(|| ToolError::from(datasets::DatasetError::UnknownTable(name.to_owned())))?;
                 let path = datasets::local_path(&self.storage, dataset).await?;
                 let dataset = dataset.clone();
-                let schema = blocking(move || {
+                let schema = datasets::blocking(move || {
                     let mut frame = datasets::scan(&dataset, &path, None)?;
                     Ok(frame.collect_schema()?)
                 })
@@ -178,7 +178,7 @@ impl TypedTool for DbTool {
                 }
                 context.progress.report(1.0, None, "running the query").await;
                 let sql = sql.to_owned();
-                let run = blocking(move || {
+                let run = datasets::blocking(move || {
                     let mut ctx = SQLContext::new();
                     for (dataset, path) in &registrations {
                         ctx.register(&dataset.name, datasets::scan(dataset, path, None)?);
@@ -245,15 +245,6 @@ fn referenced_tables<'a>(sql: &str, tables: &'a [Dataset]) -> Vec<&'a Dataset> {
         })
         .collect();
     tables.iter().filter(|table| words.contains(&table.name)).collect()
-}
-
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, datasets::DatasetError> + Send + 'static,
-) -> Result<T, ToolError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|error| ToolError::new(format!("query worker failed: {error}")))?
-        .map_err(ToolError::from)
 }
 
 /// The frame as JSON objects, one per row.

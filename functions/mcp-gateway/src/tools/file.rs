@@ -7,7 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    registry::{CallContext, Output, ToolError, TypedTool},
+    registry::{CallContext, Output, ToolError, TypedTool, cursor_offset, next_cursor},
     storage::{Entry, EntryKind, ObjectPath, Storage},
 };
 
@@ -156,10 +156,7 @@ impl FileTool {
         if limit == 0 || limit > self.limits.max_page {
             return Err(ToolError::new(format!("limit must be between 1 and {}", self.limits.max_page)));
         }
-        let start = match &input.cursor {
-            Some(cursor) => parse_cursor(cursor)?,
-            None => 0,
-        };
+        let start = cursor_offset(input.cursor.as_deref())?;
         context.progress.report(0.0, None, format!("listing {dir}")).await;
         let entries = self.storage.list(dir, input.recursive).await?;
         let matching: Vec<Entry> =
@@ -168,7 +165,7 @@ impl FileTool {
         context.progress.report(total as f64, Some(total as f64), format!("{total} entries found")).await;
         let page: Vec<Entry> = matching.into_iter().skip(start).take(limit).collect();
         let next = start + page.len();
-        let next_cursor = (next < total).then(|| format!("o{next}"));
+        let next_cursor = next_cursor(next, total);
         let mut text = page
             .iter()
             .map(|e| match e.kind {
@@ -340,12 +337,6 @@ fn glob_matcher(pattern: &str) -> Result<GlobMatcher, ToolError> {
         .map_err(|error| ToolError::new(format!("invalid glob `{pattern}`: {error}")))
 }
 
-fn parse_cursor(cursor: &str) -> Result<usize, ToolError> {
-    cursor.strip_prefix('o').and_then(|n| n.parse().ok()).ok_or_else(|| {
-        ToolError::new(format!("invalid cursor `{cursor}`; pass the next_cursor of a previous list call"))
-    })
-}
-
 /// UTF-8 text, or the bytes back when they are binary (NUL bytes or invalid UTF-8).
 fn decode_text(bytes: Vec<u8>) -> Result<String, Vec<u8>> {
     if bytes.contains(&0) {
@@ -360,9 +351,11 @@ mod tests {
 
     #[test]
     fn cursor_round_trips_and_rejects_garbage() {
-        assert_eq!(parse_cursor("o42").ok(), Some(42));
-        assert!(parse_cursor("42").is_err());
-        assert!(parse_cursor("o-1").is_err());
+        assert_eq!(cursor_offset(next_cursor(42, 50).as_deref()).ok(), Some(42));
+        assert_eq!(next_cursor(50, 50), None);
+        assert_eq!(cursor_offset(None).ok(), Some(0));
+        assert!(cursor_offset(Some("42")).is_err());
+        assert!(cursor_offset(Some("o-1")).is_err());
     }
 
     #[test]

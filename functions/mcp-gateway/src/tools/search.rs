@@ -7,7 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    registry::{CallContext, Output, ToolError, TypedTool},
+    registry::{CallContext, Output, ToolError, TypedTool, cursor_offset, next_cursor},
     search_index::{Hit, IndexInfo, SharedIndex},
     storage::Storage,
 };
@@ -75,12 +75,7 @@ impl TypedTool for SearchTool {
         if !(1..=100).contains(&limit) {
             return Err(ToolError::new("limit must be between 1 and 100"));
         }
-        let offset = match &input.cursor {
-            Some(cursor) => cursor.strip_prefix('o').and_then(|n| n.parse::<usize>().ok()).ok_or_else(|| {
-                ToolError::new(format!("invalid cursor `{cursor}`; pass the next_cursor of a previous search"))
-            })?,
-            None => 0,
-        };
+        let offset = cursor_offset(input.cursor.as_deref())?;
         let index = self.index.get(&self.storage, &context.progress).await?;
         let query = input.query.clone();
         let glob = input.path_glob.clone();
@@ -89,7 +84,7 @@ impl TypedTool for SearchTool {
             .await
             .map_err(|error| ToolError::new(format!("search failed: {error}")))??;
         let next = offset + page.hits.len();
-        let next_cursor = (next < page.total).then(|| format!("o{next}"));
+        let next_cursor = next_cursor(next, page.total);
         let mut text = if page.hits.is_empty() {
             format!("no matches for `{}`", input.query)
         } else {

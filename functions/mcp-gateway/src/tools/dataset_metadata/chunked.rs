@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 
 use super::{ColumnStats, TopValue};
 use crate::{
-    datasets::{CsvDialect, DatasetError, Format},
+    datasets::{CsvDialect, DatasetError, Format, json_less},
     tools::db::{json_value, rows_of},
 };
 
@@ -167,10 +167,10 @@ impl Accumulator {
         if self.dtype.is_primitive_numeric() || self.dtype.is_temporal() || self.dtype == DataType::String {
             let low = json_value(&series.min_reduce()?.as_any_value());
             let high = json_value(&series.max_reduce()?.as_any_value());
-            if !low.is_null() && self.min.as_ref().is_none_or(|old| less(&low, old)) {
+            if !low.is_null() && self.min.as_ref().is_none_or(|old| json_less(&low, old)) {
                 self.min = Some(low);
             }
-            if !high.is_null() && self.max.as_ref().is_none_or(|old| less(old, &high)) {
+            if !high.is_null() && self.max.as_ref().is_none_or(|old| json_less(old, &high)) {
                 self.max = Some(high);
             }
         }
@@ -216,15 +216,6 @@ fn merge_moments(a: (u64, f64, f64), b: (u64, f64, f64)) -> (u64, f64, f64) {
     let mean = mean_a + delta * nb as f64 / n as f64;
     let m2 = m2_a + m2_b + delta * delta * (na as f64) * (nb as f64) / n as f64;
     (n, mean, m2)
-}
-
-fn less(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) => x.as_f64() < y.as_f64(),
-        (Value::String(x), Value::String(y)) => x < y,
-        (Value::Bool(x), Value::Bool(y)) => !x & y,
-        _ => false,
-    }
 }
 
 /// Distinct values: exact (hash set) up to a limit, then a HyperLogLog estimate.
