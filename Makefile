@@ -12,12 +12,21 @@ BIN        := $(CARGO_TARGET_DIR)/debug/mcp-gateway
 ADDR       ?= 127.0.0.1:8080
 DATA_ROOT  ?= $(CURDIR)/examples/data
 EVENT      ?= events/http-v2/tools-list.json
+# Deployment: SAM CLI, cfn-lint and actionlint in one venv, checkov (whose boto3 pin conflicts with
+# the SAM CLI's) in another; ENV picks the samconfig.toml environment (default, dev, prod).
+IAC_VENV   := $(TOOLS)/iac-venv
+CHECKOV_VENV := $(TOOLS)/checkov-venv
+SAM        := $(IAC_VENV)/bin/sam
+ENV        ?= default
+ARM64      := aarch64-unknown-linux-gnu
 export PATH := $(VENV)/bin:$(PATH)
+export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help run stdio test unit e2e lint fmt clippy tools build watch invoke
+.PHONY: help run stdio test unit e2e lint fmt clippy tools build watch invoke \
+	iac-tools lint-iac deploy-test sam-build arm64-target deploy delete logs proxy bench
 
 help: ## Show this help
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
 run: ## Serve MCP on http://127.0.0.1:8080/mcp over examples/data (no AWS needed)
 	cargo run -p mcp-gateway -- --data-root $(DATA_ROOT) serve --addr $(ADDR)
@@ -25,9 +34,9 @@ run: ## Serve MCP on http://127.0.0.1:8080/mcp over examples/data (no AWS needed
 stdio: ## Serve MCP over stdin/stdout over examples/data
 	cargo run -q -p mcp-gateway -- --data-root $(DATA_ROOT) stdio
 
-test: lint unit e2e ## Everything: fmt, clippy, unit and end-to-end tests (installs its tools)
+test: lint unit e2e deploy-test sam-build ## Everything: lints, unit, end-to-end and deployment tests, offline sam build
 
-lint: fmt clippy ## cargo fmt --check and clippy -D warnings
+lint: fmt clippy lint-iac ## cargo fmt --check, clippy -D warnings, and lint-iac
 
 fmt: ## Check formatting
 	cargo fmt --all -- --check
@@ -53,7 +62,7 @@ $(NODE_DIR)/.installed: tests/package.json tests/package-lock.json
 	cd tests && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-build: tools ## Release build for Lambda (arm64, via cargo lambda)
+build: tools arm64-target ## Release build for Lambda (arm64, via cargo lambda)
 	cargo lambda build --release --arm64 -p mcp-gateway
 
 watch: tools ## Run the function under the local Lambda emulator (cargo lambda watch)
@@ -61,3 +70,52 @@ watch: tools ## Run the function under the local Lambda emulator (cargo lambda w
 
 invoke: tools ## Send an event from events/ to `make watch` (EVENT=events/rest-v1/initialize.json)
 	cargo lambda invoke mcp-gateway --data-file $(EVENT)
+
+# ---------------------------------------------------------------------------------- deployment
+
+iac-tools: $(IAC_VENV)/.installed ## Install the SAM CLI, cfn-lint (+serverless rules), actionlint, shellcheck into .tools/
+
+$(IAC_VENV)/.installed: tests/requirements-iac.txt
+	python3 -m venv $(IAC_VENV)
+	$(IAC_VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/requirements-iac.txt
+	touch $@
+
+$(CHECKOV_VENV)/.installed: tests/requirements-checkov.txt
+	python3 -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/requirements-checkov.txt
+	touch $@
+
+lint-iac: iac-tools $(CHECKOV_VENV)/.installed ## cfn-lint, sam validate --lint, checkov (.checkov.yaml), actionlint on the workflows
+	$(IAC_VENV)/bin/cfn-lint --append-rules cfn_lint_serverless.rules -- template.yaml
+	$(SAM) validate --lint --template template.yaml
+	$(CHECKOV_VENV)/bin/checkov --config-file .checkov.yaml -f template.yaml --framework cloudformation
+	$(CHECKOV_VENV)/bin/checkov --config-file .checkov.yaml -d .github/workflows --framework github_actions
+	$(IAC_VENV)/bin/actionlint -shellcheck $(IAC_VENV)/bin/shellcheck .github/workflows/*.yml
+	@echo "lint-iac: cfn-lint, sam validate --lint, checkov and actionlint passed"
+
+deploy-test: tools iac-tools ## Template, samconfig and workflow checks; every event in events/ through cargo lambda watch
+	$(IAC_VENV)/bin/pytest tests/deploy -q
+
+arm64-target: ## Install Rust's arm64 Linux target (rustup) if missing
+	rustup target list --installed | grep -qx $(ARM64) || rustup target add $(ARM64)
+
+sam-build: tools iac-tools arm64-target ## sam build offline (cargo lambda, arm64), check the bootstrap is an arm64 ELF, print the zip size
+	$(SAM) build --template template.yaml --build-dir .aws-sam/build
+	$(IAC_VENV)/bin/python tests/deploy/check_artifact.py .aws-sam/build/McpFunction/bootstrap
+
+deploy: tools iac-tools arm64-target ## sam build && sam deploy (ENV=default|dev|prod from samconfig.toml)
+	$(SAM) build --config-env $(ENV)
+	$(SAM) deploy --config-env $(ENV)
+
+delete: iac-tools ## Delete the stack of ENV (sam delete; the data bucket it created is kept)
+	$(SAM) delete --config-env $(ENV)
+
+logs: iac-tools ## Tail the function and API access logs of ENV (sam logs)
+	$(SAM) logs --config-env $(ENV) --tail
+
+proxy: ## Build mcp-sigv4-proxy, the SigV4-signing stdio proxy for deployed endpoints (release)
+	cargo build --release -p mcp-sigv4-proxy
+
+bench: tools ## Benchmarks (today: mcp-sigv4-proxy, benches/proxy.py on release builds; writes benches/results/)
+	cargo build --release -p mcp-gateway -p mcp-sigv4-proxy -p apigw-standin
+	$(VENV)/bin/python benches/proxy.py

@@ -331,7 +331,8 @@ def test_tool_filters_hide_and_refuse_locally(standin, tmp_path):
     proxy.read()
     proxy.send({"jsonrpc": "2.0", "id": 2, "method": "tools/list"})
     _, listed = proxy.read()
-    assert [tool["name"] for tool in listed["result"]["tools"]] == ["search"], "fi* tools are hidden"
+    names = [tool["name"] for tool in listed["result"]["tools"]]
+    assert "search" in names and not any(name.startswith("fi") for name in names), names
     before = standin.verified()
     proxy.send({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "file", "arguments": {"action": "info"}}})
     _, refused = proxy.read()
