@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from mcp import StdioServerParameters
 from mcp.client.client import Client
@@ -55,8 +57,14 @@ async def test_resources_and_prompts_legacy(server):
         resources = await client.list_resources()
         uris = {resource.uri for resource in resources.resources}
         assert "gateway://data/sales/orders.csv" in uris
+        resource = next(r for r in resources.resources if r.uri == "gateway://data/sales/regions.csv")
+        assert resource.mime_type == "application/json"
         read = await client.read_resource("gateway://data/sales/regions.csv")
-        assert read.contents[0].text.startswith("code,name,manager")
+        metadata = json.loads(read.contents[0].text)
+        assert metadata["row_count"] == 4 and metadata["format"] == "csv" and metadata["table"] == "sales_regions"
+        assert [c["name"] for c in metadata["columns"]] == ["code", "name", "manager"]
+        doc = await client.read_resource("gateway://data/docs/orders.md")
+        assert doc.contents[0].text == (DATA / "docs" / "orders.md").read_text()
         templates = await client.list_resource_templates()
         assert templates.resource_templates[0].uri_template == "gateway://data/{+path}"
         prompts = await client.list_prompts()

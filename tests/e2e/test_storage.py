@@ -21,6 +21,7 @@ BUCKET = "gateway-data"
 S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1",
           "AWS_EC2_METADATA_DISABLED": "true"}
 MANY = 1205  # more than one ListObjectsV2 page
+LATIN1 = "café crème\n".encode("latin-1")  # not UTF-8
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +44,7 @@ def moto(tmp_path_factory):
             s3.upload_file(str(path), BUCKET, f"data/{path.relative_to(DATA).as_posix()}")
     for i in range(MANY):
         s3.put_object(Bucket=BUCKET, Key=f"data/many/item-{i:05d}.txt", Body=f"item {i}\n".encode())
+    s3.put_object(Bucket=BUCKET, Key="data/odd/latin1.txt", Body=LATIN1)
     yield endpoint, s3
     proc.terminate()
     proc.wait(timeout=10)
@@ -53,6 +55,8 @@ def moto(tmp_path_factory):
 def local_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("local-root")
     shutil.copytree(DATA, root, dirs_exist_ok=True)
+    (root / "odd").mkdir()
+    (root / "odd" / "latin1.txt").write_bytes(LATIN1)
     (root / "many").mkdir()
     for i in range(MANY):
         (root / "many" / f"item-{i:05d}.txt").write_text(f"item {i}\n")
@@ -84,6 +88,8 @@ async def test_list_read_info(root):
         assert listed.is_error is not True, listed.content
         paths = {e["path"] for e in listed.structured_content["entries"] if e["kind"] == "file"}
         assert paths == data_files(), kind
+        raw = await client.call_tool("file", {"action": "read", "path": "odd/latin1.txt"})
+        assert base64.b64decode(raw.structured_content["base64"]) == LATIN1, "non-UTF-8 bytes come back intact"
         info = await client.call_tool("file", {"action": "info", "path": "sales/orders.csv"})
         entry = info.structured_content["info"]
         assert entry["size"] == (DATA / "sales/orders.csv").stat().st_size and entry["content_type"] == "text/csv"
@@ -178,8 +184,9 @@ async def test_writes_are_absent_without_allow_write(tmp_path):
         ({"action": "read", "path": "sales/orders.csv", "offset": 0, "length": 10**12}, "larger than the read limit"),
         ({"action": "read", "path": "sales", "start_line": 1}, "is a folder"),
         ({"action": "list", "cursor": "bogus"}, "invalid cursor"),
+        ({"action": "read", "path": "odd/latin1.txt", "start_line": 1}, "is not UTF-8 text"),
     ],
-    ids=["traversal", "absolute", "encoded", "missing", "glob", "huge-range", "folder", "cursor"],
+    ids=["traversal", "absolute", "encoded", "missing", "glob", "huge-range", "folder", "cursor", "non-utf8"],
 )
 async def test_bad_input_is_a_clear_tool_error(root, args, message):
     kind, server = root

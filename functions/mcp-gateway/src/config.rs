@@ -42,6 +42,10 @@ pub struct Cli {
     #[arg(long, env = "DB_TIMEOUT", default_value_t = 60, global = true)]
     pub db_timeout: u64,
 
+    /// Seconds one `dataset_metadata` call may run (large CSVs are read in full).
+    #[arg(long, env = "METADATA_TIMEOUT", default_value_t = 600, global = true)]
+    pub metadata_timeout: u64,
+
     /// Largest file `file_write` accepts, in bytes.
     #[arg(long, env = "MAX_WRITE_BYTES", default_value_t = 8 << 20, global = true)]
     pub max_write_bytes: usize,
@@ -165,6 +169,7 @@ impl Cli {
                 timeout: std::time::Duration::from_secs(self.db_timeout),
                 ..DbLimits::default()
             },
+            metadata_timeout: std::time::Duration::from_secs(self.metadata_timeout),
             allow_write: self.allow_write,
             max_write_bytes: self.max_write_bytes,
         }

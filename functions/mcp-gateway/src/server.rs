@@ -34,6 +34,8 @@ const TOOLS_TTL_MS: u64 = 5 * 60 * 1000;
 const RESOURCES_TTL_MS: u64 = 30 * 1000;
 /// URI prefix of data-root files exposed as resources.
 pub const RESOURCE_SCHEME: &str = "gateway://data/";
+/// The media type of a dataset resource: its metadata as JSON.
+const METADATA_MIME: &str = "application/json";
 /// Largest resource body returned by `resources/read`.
 const MAX_RESOURCE_BYTES: u64 = 1 << 20;
 
@@ -75,6 +77,34 @@ impl Gateway {
         Implementation::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"))
             .with_title("MCP Lambda Gateway")
             .with_description("Data tools (file, search, db, dataset metadata) over MCP")
+    }
+}
+
+impl Gateway {
+    /// A dataset read as a resource: its metadata (from the `dataset_metadata` tool) as JSON.
+    async fn dataset_resource(&self, uri: String, path: &ObjectPath) -> Result<ReadResourceResponse, McpError> {
+        let mut arguments = rmcp::model::JsonObject::new();
+        arguments.insert("path".into(), path.as_str().into());
+        let result = self
+            .core
+            .registry
+            .call("dataset_metadata", arguments, CallContext::detached())
+            .await
+            .ok_or_else(|| McpError::internal_error("the dataset_metadata tool is not registered", None))?;
+        let metadata = result.structured_content.as_ref().and_then(|content| content["datasets"].get(0));
+        let Some(metadata) = metadata.filter(|_| result.is_error != Some(true)) else {
+            let message = serde_json::to_value(&result.content)
+                .ok()
+                .and_then(|content| content[0]["text"].as_str().map(str::to_owned))
+                .unwrap_or_else(|| format!("could not describe `{path}`"));
+            return Err(McpError::internal_error(message, None));
+        };
+        let text = serde_json::to_string_pretty(metadata).unwrap_or_default();
+        let contents =
+            ResourceContents::TextResourceContents { uri, mime_type: Some(METADATA_MIME.to_owned()), text, meta: None };
+        let result =
+            ReadResourceResult::new(vec![contents]).with_ttl_ms(RESOURCES_TTL_MS).with_cache_scope(CacheScope::Private);
+        Ok(ReadResourceResponse::Complete(result))
     }
 }
 
@@ -150,21 +180,19 @@ impl ServerHandler for Gateway {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, McpError> {
-        let entries = self
-            .core
-            .storage
-            .list(&ObjectPath::root(), true)
+        let datasets = crate::datasets::discover(&self.core.storage)
             .await
             .map_err(|error| McpError::internal_error(error.to_string(), None))?;
-        let resources = entries
+        let resources = datasets
             .into_iter()
-            .filter(|entry| entry.kind == EntryKind::File && is_dataset(&entry.path))
-            .filter(|entry| !entry.path.split('/').any(|segment| segment.starts_with('.')))
-            .map(|entry| {
-                Resource::new(format!("{RESOURCE_SCHEME}{}", entry.path), entry.path.clone())
-                    .with_mime_type(content_type(&entry.path))
-                    .with_size(entry.size)
-                    .with_description(format!("Dataset `{}` under the data root", entry.path))
+            .map(|dataset| {
+                Resource::new(format!("{RESOURCE_SCHEME}{}", dataset.path), dataset.path.clone())
+                    .with_mime_type(METADATA_MIME)
+                    .with_size(dataset.size)
+                    .with_description(format!(
+                        "Metadata of the {:?} dataset `{}` (SQL table `{}`): schema, row count, column statistics, sample rows",
+                        dataset.format, dataset.path, dataset.name
+                    ))
             })
             .collect();
         let mut result = ListResourcesResult::with_all_items(resources);
@@ -180,7 +208,11 @@ impl ServerHandler for Gateway {
     ) -> Result<ListResourceTemplatesResult, McpError> {
         let mut template = ResourceTemplate::new(format!("{RESOURCE_SCHEME}{{+path}}"), "data-file");
         template.title = Some("A file under the data root".to_owned());
-        template.description = Some("Any file under the data root, by its relative path".to_owned());
+        template.description = Some(
+            "Any file under the data root, by its relative path: a dataset reads as its metadata (JSON), \
+             other files as their content"
+                .to_owned(),
+        );
         let mut result = ListResourceTemplatesResult::with_all_items(vec![template]);
         result.ttl_ms = Some(TOOLS_TTL_MS);
         result.cache_scope = Some(CacheScope::Public);
@@ -205,6 +237,9 @@ impl ServerHandler for Gateway {
         };
         let path = ObjectPath::parse(relative).map_err(|error| McpError::invalid_params(error.to_string(), None))?;
         let storage = &self.core.storage;
+        if crate::datasets::find(storage, path.as_str()).await.is_ok() {
+            return self.dataset_resource(request.uri, &path).await;
+        }
         let entry = storage.stat(&path).await.map_err(|error| not_found(error.to_string()))?;
         if entry.kind == EntryKind::Dir || entry.size > MAX_RESOURCE_BYTES {
             return Err(McpError::invalid_params(
@@ -289,16 +324,4 @@ fn explore_prompt() -> Prompt {
     focus.description = Some("What to look for (optional)".to_owned());
     focus.required = Some(false);
     Prompt::new(EXPLORE_PROMPT, Some("Survey the files under the data root"), Some(vec![focus]))
-}
-
-/// Files that are datasets (tables), exposed as resources.
-fn is_dataset(path: &str) -> bool {
-    matches!(
-        content_type(path),
-        "text/csv"
-            | "text/tab-separated-values"
-            | "application/x-ndjson"
-            | "application/vnd.apache.parquet"
-            | "application/json"
-    )
 }

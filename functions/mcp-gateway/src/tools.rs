@@ -21,6 +21,8 @@ pub struct ToolLimits {
     pub file: file::FileLimits,
     /// Limits of the `db` tool.
     pub db: db::DbLimits,
+    /// How long one `dataset_metadata` call may run.
+    pub metadata_timeout: std::time::Duration,
     /// Whether `file_write` is offered at all.
     pub allow_write: bool,
     /// Largest file `file_write` accepts.
@@ -32,6 +34,7 @@ impl Default for ToolLimits {
         Self {
             file: file::FileLimits::default(),
             db: db::DbLimits::default(),
+            metadata_timeout: std::time::Duration::from_secs(600),
             allow_write: false,
             max_write_bytes: 8 << 20,
         }
@@ -43,7 +46,7 @@ pub fn register_builtin(registry: &mut Registry, storage: &Storage, limits: Tool
     registry.register(typed(file::FileTool::new(storage.clone(), limits.file)));
     registry.register(typed(search::SearchTool::new(storage.clone(), index.clone())));
     registry.register(typed(db::DbTool::new(storage.clone(), limits.db)));
-    registry.register(typed(dataset_metadata::DatasetMetadataTool::new(storage.clone())));
+    registry.register(typed(dataset_metadata::DatasetMetadataTool::new(storage.clone(), limits.metadata_timeout)));
     if limits.allow_write {
         registry.register(typed(file_write::FileWriteTool::new(storage.clone(), limits.max_write_bytes)));
     }

@@ -28,12 +28,13 @@ const MAX_DATASETS: usize = 50;
 #[derive(Debug, Clone)]
 pub struct DatasetMetadataTool {
     storage: Storage,
+    timeout: std::time::Duration,
 }
 
 impl DatasetMetadataTool {
-    /// A `dataset_metadata` tool over `storage`.
-    pub fn new(storage: Storage) -> Self {
-        Self { storage }
+    /// A `dataset_metadata` tool over `storage`, giving up after `timeout`.
+    pub fn new(storage: Storage, timeout: std::time::Duration) -> Self {
+        Self { storage, timeout }
     }
 }
 
@@ -148,7 +149,7 @@ impl TypedTool for DatasetMetadataTool {
     }
 
     fn timeout(&self) -> std::time::Duration {
-        std::time::Duration::from_secs(600)
+        self.timeout
     }
 
     async fn run(&self, input: MetadataInput, context: CallContext) -> Result<Output<MetadataOutput>, ToolError> {
