@@ -37,6 +37,13 @@ pub enum StorageError {
     Io { path: String, source: std::io::Error },
 }
 
+impl StorageError {
+    /// A folder was given where a file is needed.
+    pub(crate) fn not_a_file(path: &ObjectPath) -> Self {
+        Self::WrongKind { path: path.to_string(), expected: "a file", actual: "a folder" }
+    }
+}
+
 /// One file or folder under the root.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct Entry {
@@ -127,17 +134,7 @@ impl Storage {
     ) -> Result<u64, StorageError> {
         match self {
             Self::Local(root) => {
-                let entry = root.stat(path).await?;
-                if entry.kind == EntryKind::Dir {
-                    return Err(StorageError::WrongKind {
-                        path: path.to_string(),
-                        expected: "a file",
-                        actual: "a folder",
-                    });
-                }
-                let mut file = tokio::fs::File::open(root.path().join(path.as_str()))
-                    .await
-                    .map_err(|source| StorageError::Io { path: path.to_string(), source })?;
+                let mut file = tokio::fs::File::from_std(root.open_file(path).await?);
                 tokio::io::copy(&mut file, sink)
                     .await
                     .map_err(|source| StorageError::Io { path: path.to_string(), source })

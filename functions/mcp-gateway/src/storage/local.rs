@@ -91,11 +91,7 @@ impl LocalRoot {
         let this = self.clone();
         let path = path.clone();
         blocking(move || {
-            let full = this.resolve(&path)?;
-            if full.is_dir() {
-                return Err(StorageError::WrongKind { path: path.to_string(), expected: "a file", actual: "a folder" });
-            }
-            let mut file = fs::File::open(&full).map_err(|error| io_error(&path, error))?;
+            let mut file = this.open_file_blocking(&path)?;
             file.seek(SeekFrom::Start(start)).map_err(|error| io_error(&path, error))?;
             let mut buffer = Vec::with_capacity(usize::try_from(len.min(1 << 20)).unwrap_or(0));
             file.take(len).read_to_end(&mut buffer).map_err(|error| io_error(&path, error))?;
@@ -114,7 +110,7 @@ impl LocalRoot {
             let name = path.segments().last().unwrap_or_default().to_owned();
             let target = parent.join(&name);
             if target.is_dir() {
-                return Err(StorageError::WrongKind { path: path.to_string(), expected: "a file", actual: "a folder" });
+                return Err(StorageError::not_a_file(&path));
             }
             let temporary = parent.join(format!(".{name}.tmp-{}-{:x}", std::process::id(), rand_suffix()));
             let result = (|| {
@@ -137,10 +133,7 @@ impl LocalRoot {
         let this = self.clone();
         let path = path.clone();
         blocking(move || {
-            let full = this.resolve(&path)?;
-            if full.is_dir() {
-                return Err(StorageError::WrongKind { path: path.to_string(), expected: "a file", actual: "a folder" });
-            }
+            let full = this.file_path(&path)?;
             fs::remove_file(&full).map_err(|error| io_error(&path, error))
         })
         .await
@@ -164,6 +157,24 @@ impl LocalRoot {
             }
         }
         Ok(parent)
+    }
+
+    /// Opens a file (not a folder) for reading, after the root checks.
+    pub async fn open_file(&self, path: &ObjectPath) -> Result<fs::File, StorageError> {
+        let this = self.clone();
+        let path = path.clone();
+        blocking(move || this.open_file_blocking(&path)).await
+    }
+
+    fn open_file_blocking(&self, path: &ObjectPath) -> Result<fs::File, StorageError> {
+        let full = self.file_path(path)?;
+        fs::File::open(&full).map_err(|error| io_error(path, error))
+    }
+
+    /// The real path of a file (folders are refused) inside the root.
+    fn file_path(&self, path: &ObjectPath) -> Result<PathBuf, StorageError> {
+        let full = self.resolve(path)?;
+        if full.is_dir() { Err(StorageError::not_a_file(path)) } else { Ok(full) }
     }
 
     /// The real path of `path`, refusing anything that resolves outside the root.

@@ -221,7 +221,7 @@ impl S3Root {
     pub async fn delete(&self, path: &ObjectPath) -> Result<(), StorageError> {
         let entry = self.stat(path).await?;
         if entry.kind == EntryKind::Dir {
-            return Err(StorageError::WrongKind { path: path.to_string(), expected: "a file", actual: "a folder" });
+            return Err(StorageError::not_a_file(path));
         }
         self.client
             .delete_object()
