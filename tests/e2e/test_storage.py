@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 import shutil
 import subprocess
@@ -197,13 +198,70 @@ async def test_bad_input_is_a_clear_tool_error(root, args, message):
 
 
 @pytest.mark.anyio
-async def test_s3_access_denied_is_explained(moto, tmp_path):
-    endpoint, s3 = moto
+async def test_missing_bucket_is_explained(moto, tmp_path):
+    endpoint, _ = moto
     server = Server(tmp_path, data_root="s3://no-such-bucket-here/x/", env={**S3_ENV, "AWS_ENDPOINT_URL": endpoint})
     try:
         async with Client(server.url, mode="legacy") as client:
             result = await client.call_tool("file", {"action": "list"})
         assert result.is_error is True
         assert "bucket of the data root does not exist" in result.content[0].text
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def moto_with_iam(tmp_path):
+    """A moto server enforcing IAM, with a user who may list the bucket but not read objects."""
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    log = open(tmp_path / "moto-iam.log", "w")
+    proc = subprocess.Popen([str(Path(os.sys.executable).parent / "moto_server"), "-p", str(port)], stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"{endpoint}/moto-api/", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        admin = {"endpoint_url": endpoint, "aws_access_key_id": "testing", "aws_secret_access_key": "testing",
+                 "region_name": "us-east-1"}
+        s3 = boto3.client("s3", **admin)
+        s3.create_bucket(Bucket=BUCKET)
+        s3.put_object(Bucket=BUCKET, Key="data/secret.csv", Body=b"a,b\n1,2\n")
+        iam = boto3.client("iam", **admin)
+        iam.create_user(UserName="lister")
+        iam.put_user_policy(UserName="lister", PolicyName="list-only", PolicyDocument=json.dumps({
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": "s3:ListBucket", "Resource": f"arn:aws:s3:::{BUCKET}"}],
+        }))
+        key = iam.create_access_key(UserName="lister")["AccessKey"]
+        # From here on every S3 call is authenticated and authorized against IAM.
+        httpx.post(f"{endpoint}/moto-api/reset-auth", content=b"0", timeout=5).raise_for_status()
+        yield endpoint, key["AccessKeyId"], key["SecretAccessKey"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        log.close()
+
+
+@pytest.mark.anyio
+async def test_s3_access_denied_is_explained(moto_with_iam, tmp_path):
+    endpoint, key_id, secret = moto_with_iam
+    env = {**S3_ENV, "AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": key_id, "AWS_SECRET_ACCESS_KEY": secret}
+    server = Server(tmp_path, data_root=f"s3://{BUCKET}/data/", env=env)
+    try:
+        async with Client(server.url, mode="legacy") as client:
+            listing = await client.call_tool("file", {"action": "list"})
+            assert listing.is_error is not True, listing
+            assert "secret.csv" in listing.content[0].text
+            for args in ({"action": "read", "path": "secret.csv"}, {"action": "info", "path": "secret.csv"}):
+                result = await client.call_tool("file", args)
+                assert result.is_error is True, (args, result)
+                text = result.content[0].text
+                assert "access to `secret.csv` was denied" in text and "s3:GetObject" in text, (args, text)
+            metadata = await client.call_tool("dataset_metadata", {"path": "secret.csv"})
+            assert metadata.is_error is True and "denied" in metadata.content[0].text, metadata
     finally:
         server.stop()

@@ -13,6 +13,7 @@ use std::{
 #[derive(Debug, Clone)]
 pub struct RequestRecord {
     started: Instant,
+    deadline: Option<Instant>,
     fields: Arc<Mutex<Fields>>,
 }
 
@@ -47,7 +48,18 @@ impl RequestRecord {
     /// Starts the record of a request.
     pub fn start(http_method: &str) -> Self {
         let fields = Fields { http_method: http_method.to_owned(), ..Fields::default() };
-        Self { started: Instant::now(), fields: Arc::new(Mutex::new(fields)) }
+        Self { started: Instant::now(), deadline: None, fields: Arc::new(Mutex::new(fields)) }
+    }
+
+    /// Sets when the request must be answered by (on Lambda: the invocation's deadline).
+    pub fn with_deadline(mut self, deadline: Option<Instant>) -> Self {
+        self.deadline = deadline;
+        self
+    }
+
+    /// When the request must be answered by, if the platform sets a limit.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
     }
 
     /// The record the transport put in rmcp's request extensions, if this call came over HTTP.

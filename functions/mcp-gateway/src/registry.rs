@@ -5,7 +5,14 @@
 //! compiled in (for example an upstream MCP server's tools, forwarded by a future federation
 //! layer) implement [`Tool`] directly with the JSON schemas they were given.
 
-use std::{collections::BTreeMap, fmt, future::Future, pin::Pin, sync::Arc, time::Duration};
+use std::{
+    collections::BTreeMap,
+    fmt,
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use rmcp::model::{CallToolResult, ContentBlock, JsonObject, Tool as ToolDefinition};
 use schemars::JsonSchema;
@@ -24,12 +31,14 @@ pub struct CallContext {
     pub cancel: CancellationToken,
     /// Reports progress to the client when the request carried a progress token.
     pub progress: Progress,
+    /// When the answer must be sent by at the latest (a Lambda invocation's deadline).
+    pub deadline: Option<Instant>,
 }
 
 impl CallContext {
     /// A context with no progress token and a token that is never cancelled (stdio tests, CLI).
     pub fn detached() -> Self {
-        Self { cancel: CancellationToken::new(), progress: Progress::disabled() }
+        Self { cancel: CancellationToken::new(), progress: Progress::disabled(), deadline: None }
     }
 }
 
@@ -261,21 +270,39 @@ impl Registry {
     }
 
     /// Calls the tool `name` with a timeout; an unknown name is `None` (a protocol error).
+    ///
+    /// The time limit is the tool's own, cut short to end [`DEADLINE_MARGIN`] before the
+    /// context's deadline, so that on Lambda the caller gets an `isError` result naming the limit
+    /// instead of the function being killed mid-answer.
     pub async fn call(&self, name: &str, arguments: JsonObject, context: CallContext) -> Option<CallToolResult> {
         let tool = self.get(name)?;
-        let limit = tool.timeout();
+        let (limit, hint) = time_limit(tool.timeout(), context.deadline, Instant::now());
         let cancel = context.cancel.clone();
         let result = tokio::select! {
             result = tokio::time::timeout(limit, tool.call(arguments, context)) => match result {
                 Ok(result) => result,
-                Err(_) => error_result(format!(
-                    "tool `{name}` timed out after {} s; narrow the request (a smaller range, a LIMIT, a path filter) or raise the tool timeout",
-                    limit.as_secs_f64()
-                )),
+                Err(_) => error_result(format!("tool `{name}` timed out after {:.1} s; {hint}", limit.as_secs_f64())),
             },
             () = cancel.cancelled() => error_result(format!("tool `{name}` was cancelled by the client")),
         };
         Some(result)
+    }
+}
+
+/// How long before an invocation's deadline a tool call is abandoned, leaving time to answer.
+pub const DEADLINE_MARGIN: Duration = Duration::from_secs(1);
+
+/// The time a call may run, given the tool's timeout and the request's deadline, and what to tell
+/// the user if it runs out.
+fn time_limit(tool_timeout: Duration, deadline: Option<Instant>, now: Instant) -> (Duration, &'static str) {
+    let left = deadline.map(|deadline| deadline.saturating_duration_since(now).saturating_sub(DEADLINE_MARGIN));
+    match left {
+        Some(left) if left < tool_timeout => (
+            left,
+            "the Lambda invocation was about to time out: narrow the request (a smaller range, a LIMIT, \
+             a path filter) or raise the function's Timeout (template parameter `Timeout`)",
+        ),
+        _ => (tool_timeout, "narrow the request (a smaller range, a LIMIT, a path filter) or raise the tool timeout"),
     }
 }
 
@@ -368,5 +395,20 @@ mod tests {
     #[tokio::test]
     async fn unknown_tool_is_none() {
         assert!(registry().call("nope", JsonObject::new(), CallContext::detached()).await.is_none());
+    }
+
+    #[test]
+    fn lambda_deadline_shortens_the_time_limit_and_says_so() {
+        let now = Instant::now();
+        let tool_timeout = Duration::from_secs(600);
+        let (limit, hint) = time_limit(tool_timeout, Some(now + Duration::from_secs(30)), now);
+        assert_eq!(limit, Duration::from_secs(29));
+        assert!(hint.contains("Timeout"), "{hint}");
+        let (limit, hint) = time_limit(tool_timeout, Some(now + Duration::from_secs(900)), now);
+        assert_eq!(limit, tool_timeout);
+        assert!(hint.contains("raise the tool timeout"), "{hint}");
+        assert_eq!(time_limit(tool_timeout, None, now).0, tool_timeout);
+        // A deadline already (nearly) past leaves no time rather than wrapping around.
+        assert_eq!(time_limit(tool_timeout, Some(now), now).0, Duration::ZERO);
     }
 }

@@ -151,6 +151,7 @@ impl ServerHandler for Gateway {
         let call_context = CallContext {
             cancel: context.ct.clone(),
             progress: Progress::new(context.meta.get_progress_token(), context.peer.clone()),
+            deadline: record.as_ref().and_then(RequestRecord::deadline),
         };
         let arguments = request.arguments.unwrap_or_default();
         let started = std::time::Instant::now();

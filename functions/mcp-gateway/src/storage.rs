@@ -30,8 +30,8 @@ pub enum StorageError {
     #[error("`{0}` leads outside the data root and cannot be used")]
     OutsideRoot(String),
     /// The object exists but this process may not read it.
-    #[error("access to `{0}` was denied by the storage backend")]
-    AccessDenied(String),
+    #[error("access to `{path}` was denied: {hint}")]
+    AccessDenied { path: String, hint: &'static str },
     /// Any other IO failure.
     #[error("storage error on `{path}`: {source}")]
     Io { path: String, source: std::io::Error },

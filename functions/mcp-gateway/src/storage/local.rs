@@ -213,7 +213,10 @@ fn rand_suffix() -> u64 {
 fn io_error(path: &ObjectPath, error: io::Error) -> StorageError {
     match error.kind() {
         io::ErrorKind::NotFound => StorageError::NotFound(path.to_string()),
-        io::ErrorKind::PermissionDenied => StorageError::AccessDenied(path.to_string()),
+        io::ErrorKind::PermissionDenied => StorageError::AccessDenied {
+            path: path.to_string(),
+            hint: "the file's permissions do not let the user running mcp-gateway use it",
+        },
         _ => StorageError::Io { path: path.to_string(), source: error },
     }
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use aws_sdk_s3::{
     Client,
+    config::http::HttpResponse,
     error::{ProvideErrorMetadata, SdkError},
     primitives::ByteStream,
 };
@@ -234,28 +235,32 @@ impl S3Root {
     }
 }
 
-fn is_not_found<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> bool {
-    match error {
-        SdkError::ServiceError(service) => {
-            matches!(service.err().code(), Some("NotFound" | "NoSuchKey" | "404"))
-                || service.err().code().is_none() && service.err().message().is_none()
-        }
-        _ => false,
-    }
+/// The HTTP status of a failed S3 call, when a response came back.
+fn http_status<E>(error: &SdkError<E, HttpResponse>) -> Option<u16> {
+    error.raw_response().map(|response| response.status().as_u16())
 }
 
-fn s3_error<E, R>(path: &ObjectPath, error: SdkError<E, R>) -> StorageError
+/// Whether the object (or prefix) does not exist. HEAD answers have no body, hence no error
+/// code: only their status tells a missing object (404) from a forbidden one (403).
+fn is_not_found<E: ProvideErrorMetadata>(error: &SdkError<E, HttpResponse>) -> bool {
+    let code = error.as_service_error().and_then(ProvideErrorMetadata::code);
+    matches!(code, Some("NotFound" | "NoSuchKey")) || code.is_none() && http_status(error) == Some(404)
+}
+
+fn s3_error<E>(path: &ObjectPath, error: SdkError<E, HttpResponse>) -> StorageError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
 {
     let code = error.as_service_error().and_then(|e| e.code()).map(str::to_owned);
-    match code.as_deref() {
-        Some("NoSuchKey" | "NotFound") => StorageError::NotFound(path.to_string()),
-        Some("AccessDenied" | "AllAccessDisabled" | "InvalidAccessKeyId" | "SignatureDoesNotMatch") => {
-            StorageError::AccessDenied(path.to_string())
-        }
-        Some("NoSuchBucket") => StorageError::Io {
+    match (code.as_deref(), http_status(&error)) {
+        (Some("NoSuchKey" | "NotFound"), _) | (None, Some(404)) => StorageError::NotFound(path.to_string()),
+        (Some("AccessDenied" | "AllAccessDisabled" | "InvalidAccessKeyId" | "SignatureDoesNotMatch"), _)
+        | (None, Some(403)) => StorageError::AccessDenied {
+            path: path.to_string(),
+            hint: "the credentials in use (on Lambda, the function's role) need s3:GetObject and \
+                   s3:ListBucket on the data root (s3:PutObject and s3:DeleteObject to write)",
+        },
+        (Some("NoSuchBucket"), _) => StorageError::Io {
             path: path.to_string(),
             source: std::io::Error::other("the bucket of the data root does not exist (check DATA_ROOT)"),
         },

@@ -6,7 +6,7 @@
 //! params (-32602), session (404). Every refusal carries a JSON-RPC error body and is logged
 //! with its reason.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Instant};
 
 use axum::{
     body::{Body, Bytes},
@@ -64,7 +64,7 @@ impl Refusal {
 
 /// The MCP endpoint handler.
 pub(super) async fn mcp_endpoint(State(state): State<Arc<AppState>>, request: Request) -> Response {
-    let record = RequestRecord::start(request.method().as_str());
+    let record = RequestRecord::start(request.method().as_str()).with_deadline(lambda_deadline(&request));
     record_lambda_identity(&request, &record);
     let response = match handle(&state, request, &record).await {
         Ok(response) => response,
@@ -518,6 +518,15 @@ fn record_lambda_identity(request: &Request, record: &RequestRecord) {
         fields.request_id = lambda_request_id.or(request_id);
         fields.caller_arn = caller;
     });
+}
+
+/// When the Lambda invocation carrying `request` times out; `None` off Lambda or when the runtime
+/// gave no deadline (0, as in hand-built test contexts).
+fn lambda_deadline(request: &Request) -> Option<Instant> {
+    let context = request.extensions().get::<lambda_http::Context>().filter(|context| context.deadline > 0)?;
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_millis();
+    let left_ms = u64::try_from(u128::from(context.deadline).saturating_sub(now_ms)).ok()?;
+    Instant::now().checked_add(std::time::Duration::from_millis(left_ms))
 }
 
 /// Emits the access-log line once the response body has been sent (or dropped).
