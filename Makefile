@@ -23,7 +23,7 @@ export PATH := $(VENV)/bin:$(PATH)
 export SAM_CLI_TELEMETRY := 0
 
 .PHONY: help run stdio test unit e2e lint fmt clippy tools build watch invoke \
-	iac-tools lint-iac deploy-test sam-build arm64-target deploy delete logs proxy bench
+	iac-tools lint-iac deploy-test sam-build arm64-target deploy delete logs proxy compare bench
 
 help: ## Show this help
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -48,8 +48,10 @@ unit: ## Rust unit tests and the in-process Lambda event tests
 	cargo test --workspace
 
 e2e: tools ## End-to-end tests: real binaries, real MCP clients, conformance suite, cargo lambda watch
-	cargo build -p mcp-gateway -p mcp-sigv4-proxy -p apigw-standin
-	MCP_GATEWAY_BIN=$(BIN) MCP_PROXY_BIN=$(CARGO_TARGET_DIR)/debug/mcp-sigv4-proxy APIGW_STANDIN_BIN=$(CARGO_TARGET_DIR)/debug/apigw-standin $(VENV)/bin/pytest tests/e2e -q
+	cargo build -p mcp-gateway -p mcp-sigv4-proxy -p mcp-compare -p apigw-standin
+	MCP_GATEWAY_BIN=$(BIN) MCP_PROXY_BIN=$(CARGO_TARGET_DIR)/debug/mcp-sigv4-proxy \
+	MCP_COMPARE_BIN=$(CARGO_TARGET_DIR)/debug/mcp-compare APIGW_STANDIN_BIN=$(CARGO_TARGET_DIR)/debug/apigw-standin \
+	$(VENV)/bin/pytest tests/e2e -q
 
 tools: $(VENV)/.installed $(NODE_DIR)/.installed ## Install test tools into .tools/ and tests/node_modules
 
@@ -112,6 +114,10 @@ delete: iac-tools ## Delete the stack of ENV (sam delete; the data bucket it cre
 
 logs: iac-tools ## Tail the function and API access logs of ENV (sam logs)
 	$(SAM) logs --config-env $(ENV) --tail
+
+compare: ## Build mcp-compare (release): compare endpoints, e.g. Lambda vs EC2 (see README)
+	cargo build --release -p mcp-compare
+	@echo "$(CARGO_TARGET_DIR)/release/mcp-compare --help"
 
 proxy: ## Build mcp-sigv4-proxy, the SigV4-signing stdio proxy for deployed endpoints (release)
 	cargo build --release -p mcp-sigv4-proxy

@@ -1,0 +1,125 @@
+//! One named endpoint, and sending a request to it (SigV4-signed when it is an AWS endpoint).
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use http::HeaderMap;
+use mcp_sigv4_proxy::{credentials::CredentialSource, endpoint, sign};
+
+/// Overrides for signing (flags win over what the URL says).
+#[derive(Debug, Clone, Default)]
+pub struct Signing {
+    pub region: Option<String>,
+    pub profile: Option<String>,
+    pub service: Option<String>,
+}
+
+/// A named MCP endpoint.
+#[derive(Debug)]
+pub struct Target {
+    pub name: String,
+    pub url: String,
+    signer: Option<Signer>,
+}
+
+#[derive(Debug)]
+struct Signer {
+    endpoint: endpoint::Endpoint,
+    credentials: Arc<CredentialSource>,
+}
+
+/// An HTTP answer, read whole.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub content_type: String,
+    pub session: Option<String>,
+    pub body: Bytes,
+}
+
+/// Why no answer came back.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error("timed out")]
+    Timeout,
+    #[error("connection failed: {0}")]
+    Connect(String),
+    #[error("could not sign the request: {0}")]
+    Sign(String),
+}
+
+/// Whether the URL is an AWS endpoint that expects SigV4 (API Gateway, Function URL, AgentCore).
+pub fn is_aws_endpoint(url: &str) -> bool {
+    let host = http::Uri::try_from(url).ok().and_then(|uri| uri.host().map(str::to_owned)).unwrap_or_default();
+    endpoint::infer(&host).service.is_some()
+}
+
+impl Target {
+    /// The endpoint `name` at `url`, signed with `signing` when given.
+    pub fn new(name: &str, url: &str, signing: Option<&Signing>) -> anyhow::Result<Self> {
+        let uri = http::Uri::try_from(url).with_context(|| format!("target `{name}`: `{url}` is not a URL"))?;
+        if !matches!(uri.scheme_str(), Some("http" | "https")) {
+            anyhow::bail!("target `{name}`: `{url}` is not an http:// or https:// URL");
+        }
+        let signer = match signing {
+            None => None,
+            Some(signing) => {
+                let endpoint = endpoint::Endpoint::new(url, signing.service.as_deref(), signing.region.as_deref())
+                    .with_context(|| format!("target `{name}`"))?;
+                let credentials = CredentialSource::new(signing.profile.clone(), endpoint.region.clone());
+                Some(Signer { endpoint, credentials: Arc::new(credentials) })
+            }
+        };
+        Ok(Self { name: name.to_owned(), url: url.to_owned(), signer })
+    }
+
+    /// Whether requests to this target are signed.
+    pub fn signed(&self) -> bool {
+        self.signer.is_some()
+    }
+
+    /// POSTs `body` with `headers` and reads the whole answer.
+    pub async fn post(&self, client: &reqwest::Client, headers: HeaderMap, body: Bytes) -> Result<Answer, SendError> {
+        let request = match &self.signer {
+            None => client.post(&self.url).headers(headers).body(body),
+            Some(signer) => {
+                let credentials = signer.credentials.get().await.map_err(|error| SendError::Sign(error.to_string()))?;
+                let signed = sign::signed_post(&signer.endpoint, headers, body, &credentials)
+                    .map_err(|error| SendError::Sign(error.to_string()))?;
+                let (parts, body) = signed.into_parts();
+                client.post(&self.url).headers(parts.headers).body(body)
+            }
+        };
+        let response = request.send().await.map_err(send_error)?;
+        let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let content_type = header("content-type").unwrap_or_default();
+        let session = header("mcp-session-id");
+        let status = response.status().as_u16();
+        let body = response.bytes().await.map_err(send_error)?;
+        Ok(Answer { status, content_type, session, body })
+    }
+}
+
+fn send_error(error: reqwest::Error) -> SendError {
+    if error.is_timeout() { SendError::Timeout } else { SendError::Connect(error.to_string()) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aws_urls_are_signed_others_are_not() {
+        assert!(is_aws_endpoint("https://abc123.execute-api.eu-west-1.amazonaws.com/dev/mcp"));
+        assert!(is_aws_endpoint("https://xyz.lambda-url.us-east-1.on.aws/mcp"));
+        assert!(!is_aws_endpoint("http://10.0.0.5:8080/mcp"));
+        assert!(!is_aws_endpoint("http://127.0.0.1:8080/mcp"));
+    }
+
+    #[test]
+    fn bad_urls_are_refused_with_the_target_name() {
+        let Err(error) = Target::new("ec2", "ftp://host/mcp", None) else { panic!("ftp:// was accepted") };
+        assert!(error.to_string().contains("target `ec2`"), "{error}");
+    }
+}
