@@ -23,7 +23,7 @@ export PATH := $(VENV)/bin:$(PATH)
 export SAM_CLI_TELEMETRY := 0
 
 .PHONY: help run stdio test unit e2e lint fmt clippy tools build watch invoke \
-	iac-tools lint-iac deploy-test sam-build arm64-target deploy delete logs proxy compare bench
+	iac-tools lint-iac deploy-test sam-build arm64-target deploy delete logs proxy compare bench bench-tools bench-quick
 
 help: ## Show this help
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -34,7 +34,7 @@ run: ## Serve MCP on http://127.0.0.1:8080/mcp over examples/data (no AWS needed
 stdio: ## Serve MCP over stdin/stdout over examples/data
 	cargo run -q -p mcp-gateway -- --data-root $(DATA_ROOT) stdio
 
-test: lint unit e2e deploy-test sam-build ## Everything: lints, unit, end-to-end and deployment tests, offline sam build
+test: lint unit e2e bench-quick deploy-test sam-build ## Everything: lints, unit, end-to-end and deployment tests, offline sam build
 
 lint: fmt clippy lint-iac ## cargo fmt --check, clippy -D warnings, and lint-iac
 
@@ -122,6 +122,19 @@ compare: ## Build mcp-compare (release): compare endpoints, e.g. Lambda vs EC2 (
 proxy: ## Build mcp-sigv4-proxy, the SigV4-signing stdio proxy for deployed endpoints (release)
 	cargo build --release -p mcp-sigv4-proxy
 
-bench: tools ## Benchmarks (today: mcp-sigv4-proxy, benches/proxy.py on release builds; writes benches/results/)
-	cargo build --release -p mcp-gateway -p mcp-sigv4-proxy -p apigw-standin
-	$(VENV)/bin/python benches/proxy.py
+bench-tools: tools ## Install the benchmark peers (FastMCP, TypeScript SDK, mcp-proxy-for-aws, rank-bm25) into .tools/
+	bash benches/peers/install.sh
+
+BENCH_SCRIPTS := server proxy data
+
+bench: bench-tools ## All benchmarks vs the peers on release builds (< 20 min); writes benches/results/REPORT.md
+	cargo build --release -p mcp-gateway -p mcp-sigv4-proxy -p mcp-compare -p apigw-standin
+	cargo bench --no-run --profile release -p mcp-gateway --bench lambda_event
+	for script in $(BENCH_SCRIPTS); do $(VENV)/bin/python benches/$$script.py; done
+	$(VENV)/bin/python benches/report.py
+
+bench-quick: bench-tools ## The benchmarks on tiny sizes with debug builds (part of make test; results in the target dir)
+	cargo build -p mcp-gateway -p mcp-sigv4-proxy -p mcp-compare -p apigw-standin
+	export BENCH_QUICK=1 BENCH_PROFILE=debug BENCH_OUT=$(CARGO_TARGET_DIR)/bench-quick; \
+	for script in $(BENCH_SCRIPTS); do $(VENV)/bin/python benches/$$script.py; done; \
+	$(VENV)/bin/python benches/report.py

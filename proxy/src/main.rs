@@ -75,7 +75,9 @@ struct Common {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli.common.log_level, cli.common.log_file.as_deref());
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    // One thread is plenty for a stdio bridge (messages still run concurrently as tasks) and keeps
+    // the footprint small: no second allocator arena or worker stack.
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("mcp-sigv4-proxy: cannot start the async runtime: {error}");

@@ -155,9 +155,10 @@ async fn single(
     if !is_json {
         return Ok(Response::from_parts(parts, Body::new(body)));
     }
-    // JSON answers are complete in memory already; read the error code for the log.
+    // JSON answers are complete in memory already; read the error code for the log. Error
+    // answers are small, so large bodies (a big tool result) are not scanned for one.
     let bytes = http_body_util::BodyExt::collect(body).await.map(|body| body.to_bytes()).unwrap_or_default();
-    if let Some((code, message)) = error_of(&bytes) {
+    if let Some((code, message)) = (bytes.len() <= MAX_ERROR_ANSWER_BYTES).then(|| error_of(&bytes)).flatten() {
         record.update(|fields| {
             fields.error_code = Some(code);
             fields.reason = Some(message);
@@ -430,6 +431,9 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), Refusal> {
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|value| value.to_str().ok())
 }
+
+/// The largest JSON answer read for an error code: JSON-RPC errors are a code and a sentence.
+const MAX_ERROR_ANSWER_BYTES: usize = 64 * 1024;
 
 /// The error code and message of a JSON-RPC error response body.
 fn error_of(bytes: &[u8]) -> Option<(i64, String)> {

