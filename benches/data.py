@@ -29,13 +29,14 @@ import os
 import platform
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from common import OUT, PROFILE, QUICK, ROOT, binary, free_port, percentile, rss_kib
 
 MISSING = []
 for _module, _package in [("httpx", "httpx"), ("numpy", "numpy"), ("pandas", "pandas"), ("pyarrow", "pyarrow"),
@@ -54,11 +55,6 @@ if not MISSING:
 
 import svgplot  # noqa: E402  (benches/svgplot.py, next to this script)
 
-ROOT = Path(__file__).resolve().parents[1]
-TARGET = Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache/mcp-lambda-gateway/target"))
-PROFILE = os.environ.get("BENCH_PROFILE", "release")
-QUICK = os.environ.get("BENCH_QUICK") == "1"
-OUT = Path(os.environ.get("BENCH_OUT", ROOT / "benches" / "results"))
 CACHE = Path(os.environ.get("BENCH_DATA", Path.home() / ".cache/mcp-lambda-gateway/bench-data"))
 GENERATOR = 1  # bump when the generators change: cached files are keyed by it
 
@@ -82,36 +78,8 @@ def human(size: float) -> str:
     return f"{size / 1e9:.2f} GB" if size >= 1e9 else f"{size / 1e6:.0f} MB" if size >= 10e6 else f"{size / 1e6:.1f} MB"
 
 
-# --- helpers (as in proxy.py) -------------------------------------------------------------------
-
-
-def binary(name: str) -> str:
-    path = TARGET / PROFILE / name
-    if not path.exists():
-        sys.exit(f"{path} is missing: build with `cargo build --profile {PROFILE} -p {name}`")
-    return str(path)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def rss_kib(pid: int, field: str = "VmRSS") -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    return 0
-
-
 def proc_io(pid: int) -> dict[str, int]:
     return {k: int(v) for k, v in (line.split(": ") for line in Path(f"/proc/{pid}/io").read_text().splitlines())}
-
-
-def percentile(values: list[float], p: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
 
 
 def gateway_env() -> dict[str, str]:
@@ -138,14 +106,14 @@ def run_measured(argv: list[str], env: dict | None = None) -> tuple[float, int, 
 class Gateway:
     """A fresh `mcp-gateway serve` over one data root, called with plain JSON-RPC over HTTP."""
 
-    def __init__(self, data_root: Path) -> None:
+    def __init__(self, data_root: Path, env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/mcp"
         self.started = time.perf_counter()
         self.proc = subprocess.Popen(
             [binary("mcp-gateway"), "--data-root", str(data_root), "--log-level", "warn", "--metadata-timeout", "3600",
-             "serve", "--addr", f"127.0.0.1:{self.port}"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=gateway_env())
+             "--db-timeout", "3600", "serve", "--addr", f"127.0.0.1:{self.port}"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**gateway_env(), **(env or {})})
         self.client = httpx.Client(timeout=3700)
         deadline = time.monotonic() + 60
         while True:
@@ -558,8 +526,39 @@ def bench_csv(rows: list, versions: dict, summary: list) -> None:
                             f"read_csv(engine='pyarrow') fails on this file: it leaves newlines_in_values off, and quoted "
                             f"line breaks across a block boundary are then a parse error. Run for files up to 100 MB only, "
                             f"to keep the run short."))
+        if target == CSV_SIZES[-1]:
+            bench_db_capped(rows, path, label, peer, summary)
         summary.append(f"{label} CSV: ours {ours_s:.2f} s / {peak / 1024:.0f} MiB peak; pandas {peer_s:.2f} s / "
                        f"{peer_rss / 1024:.0f} MiB" + (f"; pyarrow.csv+pandas {arrow[2]['seconds']:.2f} s / {arrow[1] / 1024:.0f} MiB" if arrow else ""))
+
+
+def bench_db_capped(rows: list, path: Path, label: str, peer: dict, summary: list) -> None:
+    """A `db` aggregate over the largest CSV by a server whose heap is capped far below the file's size
+    (MCP_HEAP_LIMIT_BYTES: the allocator refuses more, and the process dies), checked against pandas."""
+    # Quick runs use debug builds, whose streaming engine buffers far more (about 250 MB measured).
+    cap = 512 * MB if QUICK else 64 * MB
+    size = path.stat().st_size
+    log(f"db query over the {label} CSV with the heap capped at {cap // MB} MB...")
+    gateway = Gateway(path.parent, {"MCP_HEAP_LIMIT_BYTES": str(cap)})
+    sql = f"SELECT category, count(*) AS n FROM {path.stem} GROUP BY category ORDER BY n DESC, category"
+    try:
+        seconds, result = gateway.call("db", {"action": "query", "sql": sql})
+    except httpx.HTTPError as error:
+        gateway.close()
+        sys.exit(f"data.py: the capped server died on `{sql}` ({error}): the query did not stream within {cap // MB} MB")
+    peak = rss_kib(gateway.proc.pid, "VmHWM")
+    gateway.close()
+    got = {r["category"]: r["n"] for r in result["rows"] if r["category"] is not None}
+    if got != dict(peer["columns"]["category"]["top"]):
+        sys.exit(f"data.py: db counts per category {got} differ from pandas' {peer['columns']['category']['top']}")
+    ratio = size / cap
+    rows.append(row("Data", f"db GROUP BY over the {label} CSV, heap capped at {cap // MB} MB: time", "s", seconds,
+                    None, None, "lower", "answers with a heap cap ≥ 4× below the file size", ratio >= 4,
+                    f"`{sql}` on a {size / MB:.0f} MB file ({ratio:.1f}× the cap) answered, counts equal to pandas'. "
+                    f"The cap is enforced by the allocator (MCP_HEAP_LIMIT_BYTES); polars' streaming engine reads "
+                    f"the file in morsels. VmHWM {peak / 1024:.0f} MiB counts the file's pages mapped by the reader "
+                    f"(page cache, not heap)." + (" Quick run: debug build, cap not meaningful." if QUICK else "")))
+    summary.append(f"db over the {label} CSV with a {cap // MB} MB heap cap: {seconds:.2f} s, counts equal to pandas'")
 
 
 def page_cache_bytes(path: Path) -> int:

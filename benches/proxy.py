@@ -16,7 +16,6 @@ import json
 import os
 import platform
 import queue
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,41 +26,13 @@ from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[1]
-TARGET = Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache/mcp-lambda-gateway/target"))
-PROFILE = os.environ.get("BENCH_PROFILE", "release")
-QUICK = os.environ.get("BENCH_QUICK") == "1"
-OUT = Path(os.environ.get("BENCH_OUT", ROOT / "benches" / "results"))
+from common import OUT, PROFILE, QUICK, ROOT, binary, free_port, percentile, rss_kib
+
 AWS_PROXY = ROOT / ".tools" / "aws-proxy-venv" / "bin" / "mcp-proxy-for-aws"
 PINGS = 30 if QUICK else 400
 STARTS = 5 if QUICK else 30
 BIG_MB = 1 if QUICK else 10
 ACCESS_KEY, SECRET = "AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
-
-
-def binary(name: str) -> str:
-    path = TARGET / PROFILE / name
-    if not path.exists():
-        sys.exit(f"{path} is missing: build with `cargo build --profile {PROFILE} -p {name}`")
-    return str(path)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def rss_kib(pid: int, field: str = "VmRSS") -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    return 0
-
-
-def percentile(values: list[float], p: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
 
 
 def wait_http(url: str) -> None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,12 +31,8 @@ from pathlib import Path
 import httpx
 
 import svgplot
+from common import OUT, PROFILE, QUICK, ROOT, binary, free_port, rss_kib
 
-ROOT = Path(__file__).resolve().parents[1]
-TARGET = Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache/mcp-lambda-gateway/target"))
-PROFILE = os.environ.get("BENCH_PROFILE", "release")
-QUICK = os.environ.get("BENCH_QUICK") == "1"
-OUT = Path(os.environ.get("BENCH_OUT", ROOT / "benches" / "results"))
 TOOLS = ROOT / ".tools"
 PEERS = ROOT / "benches" / "peers"
 DATA = ROOT / "examples" / "data"
@@ -60,26 +55,6 @@ OPERATIONS = {
 
 def log(message: str) -> None:
     print(f"server.py: {message}", file=sys.stderr, flush=True)
-
-
-def binary(name: str) -> Path:
-    path = TARGET / PROFILE / name
-    if not path.exists():
-        sys.exit(f"{path} is missing: build with `cargo build --profile {PROFILE} -p {name}` (make bench does)")
-    return path
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def status_kib(pid: int, field: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    return 0
 
 
 class Server:
@@ -136,7 +111,7 @@ class Server:
 
     def rss_kib(self) -> tuple[int, int]:
         """(VmRSS, VmHWM) of the server process and its children (npm/uvicorn wrappers have none here)."""
-        return status_kib(self.proc.pid, "VmRSS"), status_kib(self.proc.pid, "VmHWM")
+        return rss_kib(self.proc.pid, "VmRSS"), rss_kib(self.proc.pid, "VmHWM")
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -231,7 +206,7 @@ def lambda_cold_start() -> dict:
                 stderr.seek(0)
                 sys.exit(f"the Lambda binary did not answer its first event within 30 s (runtime API saw: "
                          f"{sorted(state)}); its stderr:\n{stderr.read().decode(errors='replace')[-3000:]}")
-            hwm.append(status_kib(proc.pid, "VmHWM"))
+            hwm.append(rss_kib(proc.pid, "VmHWM"))
             proc.terminate()
             proc.wait(timeout=10)
             answer = json.loads(state["body"])
@@ -381,7 +356,7 @@ def main() -> None:
                              f"{rss_after['mcp-gateway'][1] / 1024:.1f} MiB, peer {rss_after[server.name][1] / 1024:.1f} MiB "
                              "(the peer's process, its runtime included)"))
     rows.append(row("Memory and size", "Lambda binary: peak RSS for its first event", "MiB", cold["peak_rss_mib"]))
-    gateway = binary("mcp-gateway")
+    gateway = Path(binary("mcp-gateway"))
     rows.append(row("Memory and size", f"Lambda zip ({platform.machine()} {PROFILE} binary as bootstrap)", "MB",
                     zip_size(gateway) / 1e6, goal="binary ≤ 40 MB", goal_met=gateway.stat().st_size <= 40e6,
                     note=f"binary {gateway.stat().st_size / 1e6:.1f} MB, stripped"))

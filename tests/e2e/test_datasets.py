@@ -212,33 +212,52 @@ async def test_metadata_bad_paths(gateway, path, message):
     assert result.is_error is True and message in result.content[0].text, (kind, result.content[0].text)
 
 
-@pytest.mark.anyio
-async def test_metadata_of_a_csv_four_times_the_heap_cap(tmp_path):
-    cap = 40 * 1024 * 1024
-    root = tmp_path / "big"
-    root.mkdir()
+HEAP_CAP = 40 * 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def big_csv(tmp_path_factory):
+    """A CSV over 4x the heap cap the server gets, with per-label sums computed in the same pass."""
+    root = tmp_path_factory.mktemp("big")
     path = root / "big.csv"
     line = '{i},{x:.4f},label-{k},"Zürich ""quoted, text"""\n'
+    expected: dict[str, list] = {}
     with open(path, "w") as out:
         out.write("id,x,label,text\n")
         i = 0
-        while out.tell() < 4 * cap + 1024:
+        while out.tell() < 4 * HEAP_CAP + 1024:
             chunk = "".join(line.format(i=i + j, x=(i + j) * 0.5, k=(i + j) % 97) for j in range(20000))
             out.write(chunk)
             i += 20000
-    rows = i
-    server = Server(tmp_path, data_root=str(root), env={"MCP_HEAP_LIMIT_BYTES": str(cap)})
+    for k in range(97):
+        ids = range(k, i, 97)
+        expected[f"label-{k}"] = [len(ids), sum(ids) * 0.5, ids[-1]]
+    return root, path, i, expected
+
+
+def capped_server(tmp_path, root) -> Server:
+    return Server(tmp_path, data_root=str(root), env={"MCP_HEAP_LIMIT_BYTES": str(HEAP_CAP)})
+
+
+def assert_peak_heap_within_cap(server: Server) -> None:
+    peak = [line["fields"]["peak_heap_bytes"] for line in server.log_lines() if "peak_heap_bytes" in line.get("fields", {})]
+    assert peak and peak[0] <= HEAP_CAP
+
+
+@pytest.mark.anyio
+async def test_metadata_of_a_csv_four_times_the_heap_cap(tmp_path, big_csv):
+    root, path, rows, _ = big_csv
+    server = capped_server(tmp_path, root)
     try:
         async with Client(server.url, mode="2026-07-28") as client:
             result = await client.call_tool("dataset_metadata", {"path": "big.csv"})
         assert result.is_error is not True, result.content
         meta = result.structured_content["datasets"][0]
-        assert path.stat().st_size >= 4 * cap
+        assert path.stat().st_size >= 4 * HEAP_CAP
         assert meta["row_count"] == rows
         columns = {c["name"]: c for c in meta["columns"]}
         assert columns["id"]["max"] == rows - 1 and columns["label"]["distinct_count"] in range(92, 103)
         assert server.alive(), "the process stayed within its heap cap"
     finally:
         server.stop()
-    peak = [line["fields"]["peak_heap_bytes"] for line in server.log_lines() if "peak_heap_bytes" in line.get("fields", {})]
-    assert peak and peak[0] <= cap
+    assert_peak_heap_within_cap(server)

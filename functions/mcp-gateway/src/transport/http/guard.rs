@@ -524,12 +524,17 @@ fn record_lambda_identity(request: &Request, record: &RequestRecord) {
     });
 }
 
-/// When the Lambda invocation carrying `request` times out; `None` off Lambda or when the runtime
-/// gave no deadline (0, as in hand-built test contexts).
+/// When the Lambda invocation carrying `request` times out; `None` off Lambda, or when the
+/// runtime gave no usable deadline: 0 (hand-built contexts) or one already past on arrival, which
+/// AWS never sends (local emulators may), so it cannot be a real limit.
 fn lambda_deadline(request: &Request) -> Option<Instant> {
-    let context = request.extensions().get::<lambda_http::Context>().filter(|context| context.deadline > 0)?;
+    let deadline_ms = request.extensions().get::<lambda_http::Context>()?.deadline;
     let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_millis();
-    let left_ms = u64::try_from(u128::from(context.deadline).saturating_sub(now_ms)).ok()?;
+    let left_ms = u64::try_from(u128::from(deadline_ms).saturating_sub(now_ms)).ok()?;
+    tracing::debug!(deadline_ms, left_ms, "Lambda invocation deadline");
+    if left_ms == 0 {
+        return None;
+    }
     Instant::now().checked_add(std::time::Duration::from_millis(left_ms))
 }
 
@@ -580,6 +585,29 @@ mod tests {
         assert!(check_accept(&headers("application/json")).is_err());
         assert!(check_accept(&headers("application/json, text/event-stream;q=0")).is_err());
         assert!(check_accept(&HeaderMap::new()).is_err());
+    }
+
+    fn request_with_deadline(deadline_ms: u64) -> Request {
+        let mut request = Request::new(Body::empty());
+        let mut context = lambda_http::Context::default();
+        context.deadline = deadline_ms;
+        request.extensions_mut().insert(context);
+        request
+    }
+
+    #[test]
+    fn lambda_deadline_ignores_deadlines_no_real_runtime_sends() {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX))
+            .unwrap_or_default();
+        let left = lambda_deadline(&request_with_deadline(now_ms + 30_000)).map(|at| at - Instant::now());
+        let (low, high) = (std::time::Duration::from_secs(29), std::time::Duration::from_secs(30));
+        assert!(left.is_some_and(|left| left > low && left <= high), "{left:?}");
+        // cargo lambda watch sends the timeout (600000) where AWS sends an epoch time in ms.
+        assert!(lambda_deadline(&request_with_deadline(600_000)).is_none());
+        assert!(lambda_deadline(&request_with_deadline(0)).is_none());
+        assert!(lambda_deadline(&Request::new(Body::empty())).is_none());
     }
 
     #[test]

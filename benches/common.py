@@ -1,0 +1,41 @@
+"""What every benchmark script shares: where the builds and results are, and small process helpers."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGET = Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache/mcp-lambda-gateway/target"))
+PROFILE = os.environ.get("BENCH_PROFILE", "release")
+QUICK = os.environ.get("BENCH_QUICK") == "1"
+OUT = Path(os.environ.get("BENCH_OUT", ROOT / "benches" / "results"))
+
+
+def binary(name: str) -> str:
+    """The path of a built binary of the chosen profile; exits saying how to build it if missing."""
+    path = TARGET / PROFILE / name
+    if not path.exists():
+        sys.exit(f"{path} is missing: build with `cargo build --profile {PROFILE} -p {name}` (make bench does)")
+    return str(path)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def rss_kib(pid: int, field: str = "VmRSS") -> int:
+    """A memory figure of /proc/PID/status (VmRSS, VmHWM) in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def percentile(values: list[float], p: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
