@@ -335,7 +335,9 @@ def main() -> None:
                                 peer.label if peer else None, theirs["requests_per_second"] if theirs else None,
                                 better="higher", goal=goal, goal_met=met,
                                 note=f"{REQUESTS} requests after a warm-up; p50 {mine['latency_ms']['median']:.2f} ms" +
-                                     (f" (peer {theirs['latency_ms']['median']:.2f} ms)" if theirs else "")))
+                                     (f" (peer {theirs['latency_ms']['median']:.2f} ms)" if theirs else "") +
+                                     f"; the load generator (mcp-compare) shares the {os.cpu_count()} cores, and its CPU "
+                                     "use grows with the request rate"))
                 # Our own goals are judged once, on the first row of the measure.
                 judged = index == 0 and concurrency == 64 and operation in ("tools/list", "file read")
                 p99_goal = ("≤ 5 ms", my_p99 <= 5) if judged else (None, None)
