@@ -1,7 +1,8 @@
 //! The warm cost of one API Gateway event, in process: a saved REST v1 event (events/rest-v1)
 //! through lambda_http's adapter into the gateway's router and back, as the Lambda runtime calls
-//! it (event parsed from JSON, response serialized to JSON), without the runtime API's HTTP hop. Prints one JSON line per event with mean, p50 and p99
-//! in microseconds. `ITERATIONS` (default 5000) sets the sample size.
+//! it (event parsed from JSON, response serialized to JSON), without the runtime API's HTTP hop.
+//! Prints one JSON line per event with mean, p50 and p99 in microseconds. `ITERATIONS` (default
+//! 5000) sets the sample size.
 
 use std::{io::Write as _, path::PathBuf, sync::Arc, time::Instant};
 
