@@ -22,7 +22,8 @@ fn main() -> anyhow::Result<()> {
     let storage = Storage::Local(LocalRoot::open(repo.join("examples/data"))?);
     let core = Arc::new(Core::with_builtin_tools(storage, ToolLimits::default()));
     let router = http::router(core, HttpSettings { allowed_hosts: AllowedHosts::Any, ..HttpSettings::local() });
-    // The Lambda runtime drives the handler from a current-thread loop too.
+    // Lambda hands the function one event at a time; a current-thread loop measures the handler's
+    // own cost, without work-stealing between threads.
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     for name in EVENTS {
         let text = std::fs::read_to_string(repo.join("events/rest-v1").join(format!("{name}.json")))?;

@@ -15,11 +15,20 @@ use mcp_gateway::{
 #[global_allocator]
 static ALLOCATOR: mcp_gateway::heap_limit::CappedAllocator = mcp_gateway::heap_limit::CappedAllocator;
 
+/// Threads for blocking work; see `main`.
+const MAX_BLOCKING_THREADS: usize = 16;
+
 fn main() -> ExitCode {
     mcp_gateway::heap_limit::configure_from_env();
     let cli = Cli::parse();
     config::init_logging(&cli.log_level);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // Blocking work (search queries, polars, large reads, listings) is CPU- or disk-bound, so more
+    // threads than this only add stacks and malloc arenas under load (tokio's default is 512).
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .max_blocking_threads(MAX_BLOCKING_THREADS)
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             tracing::error!(%error, "cannot start the async runtime");

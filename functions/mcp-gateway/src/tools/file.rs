@@ -251,7 +251,7 @@ impl FileTool {
         let mut selected = Vec::new();
         let mut first_byte = None;
         'scan: while offset < entry.size {
-            let chunk = self.storage.read_range(path, offset, CHUNK).await?;
+            let chunk = self.storage.read_range(path, offset, CHUNK.min(entry.size - offset)).await?;
             if chunk.is_empty() {
                 break;
             }
