@@ -128,8 +128,10 @@ bench-tools: tools ## Install the benchmark peers (FastMCP, TypeScript SDK, mcp-
 BENCH_SCRIPTS := server proxy data
 
 bench: bench-tools ## All benchmarks vs the peers on release builds (< 20 min); writes benches/results/REPORT.md
-	cargo build --release -p mcp-gateway -p mcp-sigv4-proxy -p mcp-compare -p apigw-standin
+	# The bench first: it links the in-process bench and the mcp-gateway binary side by side, and
+	# the cargo build after it then finds that binary fresh (the other order links it twice).
 	cargo bench --no-run --profile release -p mcp-gateway --bench lambda_event
+	cargo build --release -p mcp-gateway -p mcp-sigv4-proxy -p mcp-compare -p apigw-standin
 	for script in $(BENCH_SCRIPTS); do $(VENV)/bin/python benches/$$script.py; done
 	$(VENV)/bin/python benches/report.py
 

@@ -140,83 +140,99 @@ def servers() -> list[Server]:
 
 # ----------------------------------------------------------------------------- Lambda cold start
 
+class RuntimeApi(ThreadingHTTPServer):
+    """A minimal Lambda Runtime API serving one event: `ready` is when the function first polls
+    for it, `answered` when it posts the response (`path`, `body`); `done` is set then."""
+
+    def __init__(self, event: bytes) -> None:
+        self.event, self.state, self.done = event, {}, threading.Event()
+        super().__init__(("127.0.0.1", 0), RuntimeApiHandler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    def handle_error(self, request, client_address) -> None:  # the held poll is reset at exit
+        pass
+
+    def close(self) -> None:
+        self.done.set()
+        self.shutdown()
+        self.server_close()
+
+
+class RuntimeApiHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: RuntimeApi
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        state = self.server.state
+        if not self.path.endswith("/runtime/invocation/next"):
+            self.send_error(404)
+            return
+        if "ready" in state:  # the second poll: hold it until the process is stopped
+            self.server.done.wait(10)
+            return
+        state["ready"] = time.perf_counter()
+        self.send_response(200)
+        deadline = int(time.time() * 1000) + 30_000
+        event = self.server.event
+        for key, value in (("Lambda-Runtime-Aws-Request-Id", "bench-1"), ("Lambda-Runtime-Deadline-Ms", str(deadline)),
+                           ("Lambda-Runtime-Invoked-Function-Arn", "arn:aws:lambda:us-east-1:123456789012:function:bench"),
+                           ("Lambda-Runtime-Trace-Id", "Root=1-00000000-000000000000000000000000"),
+                           ("Content-Type", "application/json"), ("Content-Length", str(len(event)))):
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(event)
+
+    def do_POST(self) -> None:
+        state = self.server.state
+        body = self.rfile.read(int(self.headers.get("content-length", "0")))
+        state.setdefault("answered", time.perf_counter())
+        state["path"], state["body"] = self.path, body
+        self.send_response(202)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+        self.server.done.set()
+
+
 def lambda_cold_start() -> dict:
     """Exec → first `GET /runtime/invocation/next` (ready) and → first response, against a minimal
     Lambda Runtime API; the event is a saved REST v1 tools/list."""
     event = (ROOT / "events/rest-v1/tools-list.json").read_bytes()
-    state: dict = {}
-    done = threading.Event()
-
-    class RuntimeApi(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args) -> None:
-            pass
-
-        def do_GET(self) -> None:
-            if not self.path.endswith("/runtime/invocation/next"):
-                self.send_error(404)
-                return
-            if "ready" in state:  # the second poll: hold it until the process is stopped
-                done.wait(10)
-                return
-            state["ready"] = time.perf_counter()
-            self.send_response(200)
-            deadline = int(time.time() * 1000) + 30_000
-            for key, value in (("Lambda-Runtime-Aws-Request-Id", "bench-1"), ("Lambda-Runtime-Deadline-Ms", str(deadline)),
-                               ("Lambda-Runtime-Invoked-Function-Arn", "arn:aws:lambda:us-east-1:123456789012:function:bench"),
-                               ("Lambda-Runtime-Trace-Id", "Root=1-00000000-000000000000000000000000"),
-                               ("Content-Type", "application/json"), ("Content-Length", str(len(event)))):
-                self.send_header(key, value)
-            self.end_headers()
-            self.wfile.write(event)
-
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("content-length", "0")))
-            state.setdefault("answered", time.perf_counter())
-            state["path"], state["body"] = self.path, body
-            self.send_response(202)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            done.set()
-
-    class Quiet(ThreadingHTTPServer):
-        def handle_error(self, request, client_address) -> None:  # the held poll is reset at exit
-            pass
-
-    api = Quiet(("127.0.0.1", 0), RuntimeApi)
-    threading.Thread(target=api.serve_forever, daemon=True).start()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(AWS_LAMBDA_RUNTIME_API=f"127.0.0.1:{api.server_address[1]}", AWS_LAMBDA_FUNCTION_NAME="bench",
-               AWS_LAMBDA_FUNCTION_MEMORY_SIZE="1024", AWS_LAMBDA_FUNCTION_VERSION="$LATEST",
-               AWS_LAMBDA_LOG_STREAM_NAME="bench", AWS_LAMBDA_LOG_GROUP_NAME="bench", AWS_REGION="us-east-1",
-               DATA_ROOT=str(DATA), MCP_LAMBDA_RESPONSE_MODE="buffered", LOG_LEVEL="warn")
+    env.update(AWS_LAMBDA_FUNCTION_NAME="bench", AWS_LAMBDA_FUNCTION_MEMORY_SIZE="1024",
+               AWS_LAMBDA_FUNCTION_VERSION="$LATEST", AWS_LAMBDA_LOG_STREAM_NAME="bench",
+               AWS_LAMBDA_LOG_GROUP_NAME="bench", AWS_REGION="us-east-1", DATA_ROOT=str(DATA),
+               MCP_LAMBDA_RESPONSE_MODE="buffered", LOG_LEVEL="warn")
     ready, answered, hwm = [], [], []
-    try:
-        for _ in range(STARTS):
-            state.clear()
-            done.clear()
+    for _ in range(STARTS):
+        # A fresh runtime API (port and state) per start: a stopped process's late second poll
+        # must not take the next process's event.
+        api = RuntimeApi(event)
+        try:
+            env["AWS_LAMBDA_RUNTIME_API"] = f"127.0.0.1:{api.server_address[1]}"
             started = time.perf_counter()
             stderr = tempfile.TemporaryFile()
             proc = subprocess.Popen([str(binary("mcp-gateway")), "lambda"], env=env,
                                     stdout=subprocess.DEVNULL, stderr=stderr)
-            if not done.wait(30):
+            if not api.done.wait(30):
                 proc.kill()
                 proc.wait()
                 stderr.seek(0)
                 sys.exit(f"the Lambda binary did not answer its first event within 30 s (runtime API saw: "
-                         f"{sorted(state)}); its stderr:\n{stderr.read().decode(errors='replace')[-3000:]}")
+                         f"{sorted(api.state)}); its stderr:\n{stderr.read().decode(errors='replace')[-3000:]}")
             hwm.append(rss_kib(proc.pid, "VmHWM"))
             proc.terminate()
             proc.wait(timeout=10)
-            answer = json.loads(state["body"])
-            if "/response" not in state["path"] or answer.get("statusCode") != 200:
-                sys.exit(f"the Lambda binary answered {state['path']}: {state['body'][:300]!r}")
-            ready.append(state["ready"] - started)
-            answered.append(state["answered"] - started)
-    finally:
-        done.set()
-        api.shutdown()
+        finally:
+            api.close()
+        state = api.state
+        answer = json.loads(state["body"])
+        if "/response" not in state["path"] or answer.get("statusCode") != 200:
+            sys.exit(f"the Lambda binary answered {state['path']}: {state['body'][:300]!r}")
+        ready.append(state["ready"] - started)
+        answered.append(state["answered"] - started)
     return {"ready_ms": statistics.median(ready) * 1000, "answered_ms": statistics.median(answered) * 1000,
             "peak_rss_mib": statistics.median(hwm) / 1024}
 

@@ -57,6 +57,11 @@ pub struct Proxy {
     out: mpsc::Sender<Out>,
 }
 
+/// Chunks of one streamed answer waiting for stdout. hyper's chunks grow to ~400 KiB on a fast
+/// connection and the client reading stdout is usually the slower side, so every queued chunk
+/// is memory: two keep the pipe busy without holding megabytes (8 peaked 3 MiB higher).
+const CHUNKS_IN_FLIGHT: usize = 2;
+
 /// What the stdout writer receives: a whole line, or a line that arrives in chunks (a large
 /// JSON answer streamed through without being held in memory). The writer ends each with `\n`
 /// and writes one item at a time, so lines never interleave.
@@ -274,8 +279,9 @@ impl Proxy {
         Sent::Done
     }
 
-    /// Passes a JSON answer to stdout chunk by chunk. Raw line breaks can only be insignificant
-    /// whitespace in valid JSON (inside strings they are escaped), so they become spaces.
+    /// Passes a JSON answer to stdout chunk by chunk, at most [`CHUNKS_IN_FLIGHT`] waiting. Raw
+    /// line breaks can only be insignificant whitespace in valid JSON (inside strings they are
+    /// escaped), so they become spaces.
     async fn stream_json(&self, message: &Message, response: reqwest::Response) {
         let mut stream = response.bytes_stream();
         let mut sender = None;
@@ -298,7 +304,7 @@ impl Proxy {
             if chunk.is_empty() {
                 continue;
             }
-            let chunk = if chunk.iter().any(|b| matches!(b, b'\n' | b'\r')) {
+            let chunk = if chunk.contains(&b'\n') || chunk.contains(&b'\r') {
                 Bytes::from(
                     chunk.iter().map(|&b| if matches!(b, b'\n' | b'\r') { b' ' } else { b }).collect::<Vec<u8>>(),
                 )
@@ -306,7 +312,7 @@ impl Proxy {
                 chunk
             };
             if sender.is_none() {
-                let (chunks, receiver) = mpsc::channel(8);
+                let (chunks, receiver) = mpsc::channel(CHUNKS_IN_FLIGHT);
                 if self.out.send(Out::Chunks(receiver)).await.is_err() {
                     return;
                 }

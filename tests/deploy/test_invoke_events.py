@@ -5,15 +5,12 @@ URL) sent to the real handler under `cargo lambda watch` (the Lambda runtime emu
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import socket
 import subprocess
-import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import pytest
+from lambda_watch import cargo_lambda_watch
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "examples" / "data"
@@ -96,58 +93,25 @@ def expect(name: str, status: int, body: dict[str, Any]) -> None:
         pytest.fail(f"no expectation for events/*/{name}.json: add one here")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def watch(tmp_path_factory) -> int:
-    """`cargo lambda watch` on a free port; yields the port."""
-    if shutil.which("cargo-lambda") is None:
-        pytest.fail("cargo-lambda is not installed; `make tools` installs it into .tools/venv")
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("watch") / "watch.log"
-    log = open(log_path, "w")
+def watch(tmp_path_factory) -> Iterator[int]:
+    """`cargo lambda watch` on a free port; yields the port once a health event is answered."""
     # Buffered: `cargo lambda invoke` posts each event to the emulator's invocations endpoint and
     # reads back one JSON response, the API Gateway proxy format a buffered integration expects. A
     # function in streaming mode answers with a prelude and a body stream instead, which invoke
     # does not decode (the in-process tests in functions/mcp-gateway/tests cover streaming).
-    env_vars = f"DATA_ROOT={DATA},MCP_LAMBDA_RESPONSE_MODE=buffered,RUST_LOG=info"
-    proc = subprocess.Popen(
-        ["cargo", "lambda", "watch", "--invoke-address", "127.0.0.1", "--invoke-port", str(port),
-         "--ignore-changes", "--package", "mcp-gateway", "--env-vars", env_vars],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    try:
-        # The first invocation builds and starts the function: retry a health event until it
-        # answers, and stop at once if the build or the function failed.
-        warm_up = ROOT / "events" / "http-v2" / "health.json"
-        deadline = time.monotonic() + 900
-        ready = False
-        while not ready and time.monotonic() < deadline and proc.poll() is None:
-            log.flush()
-            text = log_path.read_text(errors="replace")
-            if "error: could not compile" in text or "ERROR command exited" in text:
-                pytest.fail(f"the function did not build or start under cargo lambda watch:\n{text[-4000:]}")
-            try:
-                ready = invoke(port, warm_up, check=False, timeout=60).get("statusCode") == 200
-            except (subprocess.TimeoutExpired, json.JSONDecodeError):
-                ready = False
-            if not ready:
-                time.sleep(1)
-        if not ready:
-            pytest.fail(f"cargo lambda watch never answered on {port}; see {log_path}")
-        yield port
-    finally:
-        os.killpg(proc.pid, 15)
+    env_vars = {"DATA_ROOT": str(DATA), "MCP_LAMBDA_RESPONSE_MODE": "buffered", "RUST_LOG": "info"}
+    warm_up = ROOT / "events" / "http-v2" / "health.json"
+
+    def answers_health(port: int) -> bool:
         try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
-            proc.wait()
-        log.close()
+            return invoke(port, warm_up, check=False, timeout=60).get("statusCode") == 200
+        except (subprocess.TimeoutExpired, json.JSONDecodeError):
+            return False
+
+    log_path = tmp_path_factory.mktemp("watch") / "watch.log"
+    with cargo_lambda_watch(env_vars, log_path, answers_health) as port:
+        yield port
 
 
 def invoke(port: int, event: Path, check: bool = True, timeout: float = 120) -> dict[str, Any]:

@@ -3,57 +3,30 @@ driven by the Python and TypeScript SDK clients in both protocol eras."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import time
+from typing import Iterator
 
 import httpx
 import pytest
+from lambda_watch import cargo_lambda_watch
 from mcp.client.client import Client
 
-from conftest import DATA, ROOT, free_port
+from conftest import DATA
 from test_python_client import list_and_call
 from test_ts_client import FLAVORS, check_ts_result, run_ts_client
 
 
 @pytest.fixture(scope="module")
-def lambda_url(tmp_path_factory):
-    cargo_lambda = shutil.which("cargo-lambda")
-    if cargo_lambda is None:
-        pytest.fail("cargo-lambda is not installed; `make tools` installs it into .tools/venv")
-    port = free_port()
-    log = open(tmp_path_factory.mktemp("watch") / "watch.log", "w")
-    proc = subprocess.Popen(
-        ["cargo", "lambda", "watch", "--invoke-address", "127.0.0.1", "--invoke-port", str(port),
-         "--ignore-changes", "--package", "mcp-gateway", "--env-vars", f"DATA_ROOT={DATA},RUST_LOG=info,rmcp=warn"],
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}/lambda-url/mcp-gateway/mcp"
-    deadline = time.monotonic() + 600  # the first request builds the function
-    healthy = False
-    while time.monotonic() < deadline and proc.poll() is None:
+def lambda_url(tmp_path_factory) -> Iterator[str]:
+    """The function's Function URL path on the emulator, once its health route answers."""
+    def healthy(port: int) -> bool:
         try:
-            response = httpx.get(url.removesuffix("/mcp") + "/health", timeout=300)
-            if response.status_code == 200:
-                healthy = True
-                break
+            return httpx.get(f"http://127.0.0.1:{port}/lambda-url/mcp-gateway/health", timeout=300).status_code == 200
         except httpx.HTTPError:
-            time.sleep(0.5)
-    if not healthy:
-        os.killpg(proc.pid, 15)
-        log.close()
-        pytest.fail(f"cargo lambda watch did not answer; see {log.name}")
-    yield url
-    os.killpg(proc.pid, 15)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, 9)
-    log.close()
+            return False
+
+    env_vars = {"DATA_ROOT": str(DATA), "RUST_LOG": "info,rmcp=warn"}
+    with cargo_lambda_watch(env_vars, tmp_path_factory.mktemp("watch") / "watch.log", healthy) as port:
+        yield f"http://127.0.0.1:{port}/lambda-url/mcp-gateway/mcp"
 
 
 @pytest.mark.anyio
