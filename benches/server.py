@@ -31,7 +31,7 @@ from pathlib import Path
 import httpx
 
 import svgplot
-from common import OUT, PROFILE, QUICK, ROOT, binary, free_port, rss_kib
+from common import OUT, PROFILE, QUICK, ROOT, TARGET, binary, free_port, rss_kib
 
 TOOLS = ROOT / ".tools"
 PEERS = ROOT / "benches" / "peers"
@@ -242,8 +242,10 @@ def lambda_cold_start() -> dict:
 def in_process_events() -> list[dict]:
     """Runs the `lambda_event` Rust bench (cargo bench, release settings; dev when BENCH_PROFILE=debug)."""
     profile = ["--profile", "dev" if PROFILE == "debug" else "release"]
+    # The target dir the other binaries come from, also when this script is run by hand.
+    env = {**os.environ, "CARGO_TARGET_DIR": str(TARGET), "ITERATIONS": "300" if QUICK else "5000"}
     run = subprocess.run(["cargo", "bench", "-q", "-p", "mcp-gateway", "--bench", "lambda_event", *profile],
-                         cwd=ROOT, capture_output=True, text=True, env={**os.environ, "ITERATIONS": "300" if QUICK else "5000"})
+                         cwd=ROOT, capture_output=True, text=True, env=env)
     if run.returncode != 0:
         sys.exit(f"cargo bench --bench lambda_event failed:\n{run.stderr[-3000:]}")
     return [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
@@ -286,7 +288,7 @@ def main() -> None:
     rows: list[dict] = []
     tmp = Path(tempfile.mkdtemp(prefix="server-bench-"))
     all_servers = servers()
-    ours, peers = all_servers[0], all_servers[1:]
+    peers = all_servers[1:]
 
     log("cold start of the Lambda binary against a minimal runtime API")
     cold = lambda_cold_start()

@@ -41,7 +41,8 @@ def cargo_lambda_watch(env_vars: dict[str, str], log_path: Path, ready: Callable
     port = free_port()
     # A file, not --env-vars: cargo lambda splits that list at commas, and RUST_LOG has them.
     env_file = log_path.with_suffix(".env")
-    env_file.write_text("".join(f"{key}={value}\n" for key, value in env_vars.items()))
+    # Single-quoted: its dotenv parser refuses unquoted values with `=` or `,` in them.
+    env_file.write_text("".join(f"{key}='{value}'\n" for key, value in env_vars.items()))
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
             ["cargo", "lambda", "watch", "--invoke-address", "127.0.0.1", "--invoke-port", str(port),
@@ -61,9 +62,16 @@ def cargo_lambda_watch(env_vars: dict[str, str], log_path: Path, ready: Callable
                 time.sleep(0.5)
             yield port
         finally:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+            stop(proc)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Ends cargo lambda watch and the function it started (its process group)."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=20)
+    except ProcessLookupError:  # already gone (it failed to start)
+        proc.wait()
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
