@@ -36,7 +36,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import OUT, PROFILE, QUICK, ROOT, binary, free_port, percentile, rss_kib
+from common import OUT, PROFILE, QUICK, binary, free_port, percentile, rss_kib, stop
 
 MISSING = []
 for _module, _package in [("httpx", "httpx"), ("numpy", "numpy"), ("pandas", "pandas"), ("pyarrow", "pyarrow"),
@@ -154,13 +154,7 @@ class Gateway:
 
     def close(self) -> None:
         self.client.close()
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop(self.proc)
 
 
 # --- generated tabular data ---------------------------------------------------------------------

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import httpx
 
-from common import OUT, PROFILE, QUICK, ROOT, binary, free_port, percentile, rss_kib
+from common import OUT, PROFILE, QUICK, ROOT, binary, free_port, percentile, rss_kib, stop
 
 AWS_PROXY = ROOT / ".tools" / "aws-proxy-venv" / "bin" / "mcp-proxy-for-aws"
 PINGS = 30 if QUICK else 400
@@ -192,8 +192,7 @@ def main() -> None:
         r["theirs"] = measure("mcp-proxy-for-aws", theirs, env, size)
     finally:
         for proc in (standin, server):
-            proc.terminate()
-            proc.wait(timeout=10)
+            stop(proc)
     r["seconds"] = time.perf_counter() - began
     write_report(r)
 

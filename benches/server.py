@@ -31,7 +31,7 @@ from pathlib import Path
 import httpx
 
 import svgplot
-from common import OUT, PROFILE, QUICK, ROOT, TARGET, binary, free_port, rss_kib
+from common import OUT, PROFILE, QUICK, ROOT, TARGET, binary, free_port, rss_kib, stop
 
 TOOLS = ROOT / ".tools"
 PEERS = ROOT / "benches" / "peers"
@@ -114,12 +114,8 @@ class Server:
         return rss_kib(self.proc.pid, "VmRSS"), rss_kib(self.proc.pid, "VmHWM")
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        if self.proc:
+            stop(self.proc)
 
 
 def servers() -> list[Server]:
@@ -223,8 +219,7 @@ def lambda_cold_start() -> dict:
                 sys.exit(f"the Lambda binary did not answer its first event within 30 s (runtime API saw: "
                          f"{sorted(api.state)}); its stderr:\n{stderr.read().decode(errors='replace')[-3000:]}")
             hwm.append(rss_kib(proc.pid, "VmHWM"))
-            proc.terminate()
-            proc.wait(timeout=10)
+            stop(proc)
         finally:
             api.close()
         state = api.state
