@@ -119,8 +119,8 @@ compare: ## Build mcp-compare (release): compare endpoints, e.g. Lambda vs EC2 (
 	cargo build --release -p mcp-compare
 	@echo "$(CARGO_TARGET_DIR)/release/mcp-compare --help"
 
-proxy: ## Build mcp-sigv4-proxy, the SigV4-signing stdio proxy for deployed endpoints (release)
-	cargo build --release -p mcp-sigv4-proxy
+proxy: ## Build mcp-sigv4-proxy, the SigV4-signing stdio proxy for deployed endpoints (size-optimised release)
+	cargo build --profile proxy -p mcp-sigv4-proxy
 
 bench-tools: tools ## Install the benchmark peers (FastMCP, TypeScript SDK, mcp-proxy-for-aws, rank-bm25) into .tools/
 	bash benches/peers/install.sh
@@ -131,7 +131,8 @@ bench: bench-tools ## All benchmarks vs the peers on release builds (< 20 min); 
 	# The bench first: it links the in-process bench and the mcp-gateway binary side by side, and
 	# the cargo build after it then finds that binary fresh (the other order links it twice).
 	cargo bench --no-run --profile release -p mcp-gateway --bench lambda_event
-	cargo build --release -p mcp-gateway -p mcp-sigv4-proxy -p mcp-compare -p apigw-standin
+	cargo build --release -p mcp-gateway -p mcp-compare -p apigw-standin
+	cargo build --profile proxy -p mcp-sigv4-proxy
 	for script in $(BENCH_SCRIPTS); do $(VENV)/bin/python benches/$$script.py; done
 	$(VENV)/bin/python benches/report.py
 

@@ -11,15 +11,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache/mcp-lambda-gateway/target"))
 PROFILE = os.environ.get("BENCH_PROFILE", "release")
+# mcp-sigv4-proxy ships from its own size-optimised profile (see Cargo.toml); debug runs use debug.
+PROXY_PROFILE = "proxy" if PROFILE == "release" else PROFILE
 QUICK = os.environ.get("BENCH_QUICK") == "1"
 OUT = Path(os.environ.get("BENCH_OUT", ROOT / "benches" / "results"))
 
 
 def binary(name: str) -> str:
     """The path of a built binary of the chosen profile; exits saying how to build it if missing."""
-    path = TARGET / PROFILE / name
+    profile = PROXY_PROFILE if name == "mcp-sigv4-proxy" else PROFILE
+    path = TARGET / profile / name
     if not path.exists():
-        sys.exit(f"{path} is missing: build with `cargo build --profile {PROFILE} -p {name}` (make bench does)")
+        sys.exit(f"{path} is missing: build with `cargo build --profile {profile} -p {name}` (make bench does)")
     return str(path)
 
 

@@ -57,10 +57,12 @@ pub struct Proxy {
     out: mpsc::Sender<Out>,
 }
 
-/// Chunks of one streamed answer waiting for stdout. hyper's chunks grow to ~400 KiB on a fast
-/// connection and the client reading stdout is usually the slower side, so every queued chunk
-/// is memory: two keep the pipe busy without holding megabytes (8 peaked 3 MiB higher).
-const CHUNKS_IN_FLIGHT: usize = 2;
+/// A streamed JSON answer goes to stdout in copies of at most this many bytes, at most
+/// [`PIECES_IN_FLIGHT`] of them (256 KiB) waiting. hyper's chunks are slices of its read buffer
+/// (up to ~400 KiB each), and as long as one is queued hyper has to allocate a fresh buffer for
+/// its next read; a copy (a memcpy into a piece that malloc reuses) lets it keep the one it has.
+const PIECE_BYTES: usize = 64 * 1024;
+const PIECES_IN_FLIGHT: usize = 4;
 
 /// What the stdout writer receives: a whole line, or a line that arrives in chunks (a large
 /// JSON answer streamed through without being held in memory). The writer ends each with `\n`
@@ -279,9 +281,9 @@ impl Proxy {
         Sent::Done
     }
 
-    /// Passes a JSON answer to stdout chunk by chunk, at most [`CHUNKS_IN_FLIGHT`] waiting. Raw
-    /// line breaks can only be insignificant whitespace in valid JSON (inside strings they are
-    /// escaped), so they become spaces.
+    /// Passes a JSON answer to stdout piece by piece (see [`PIECE_BYTES`]). Raw line breaks can
+    /// only be insignificant whitespace in valid JSON (inside strings they are escaped), so they
+    /// become spaces.
     async fn stream_json(&self, message: &Message, response: reqwest::Response) {
         let mut stream = response.bytes_stream();
         let mut sender = None;
@@ -304,24 +306,18 @@ impl Proxy {
             if chunk.is_empty() {
                 continue;
             }
-            let chunk = if chunk.contains(&b'\n') || chunk.contains(&b'\r') {
-                Bytes::from(
-                    chunk.iter().map(|&b| if matches!(b, b'\n' | b'\r') { b' ' } else { b }).collect::<Vec<u8>>(),
-                )
-            } else {
-                chunk
-            };
             if sender.is_none() {
-                let (chunks, receiver) = mpsc::channel(CHUNKS_IN_FLIGHT);
+                let (pieces, receiver) = mpsc::channel(PIECES_IN_FLIGHT);
                 if self.out.send(Out::Chunks(receiver)).await.is_err() {
                     return;
                 }
-                sender = Some(chunks);
+                sender = Some(pieces);
             }
-            if let Some(chunks) = &sender
-                && chunks.send(chunk).await.is_err()
-            {
-                return;
+            let Some(pieces) = &sender else { return };
+            for piece in one_line_pieces(&chunk) {
+                if pieces.send(piece).await.is_err() {
+                    return;
+                }
             }
         }
     }
@@ -585,6 +581,18 @@ async fn final_message(response: reqwest::Response, timeout: Duration) -> Bytes 
     event_data(&body).or(last).unwrap_or_default()
 }
 
+/// `chunk` copied into pieces of at most [`PIECE_BYTES`], its raw line breaks made spaces.
+fn one_line_pieces(chunk: &[u8]) -> impl Iterator<Item = Bytes> + '_ {
+    let has_line_breaks = chunk.contains(&b'\n') || chunk.contains(&b'\r');
+    chunk.chunks(PIECE_BYTES).map(move |part| {
+        let mut piece = part.to_vec();
+        if has_line_breaks {
+            piece.iter_mut().filter(|b| matches!(b, b'\n' | b'\r')).for_each(|b| *b = b' ');
+        }
+        Bytes::from(piece)
+    })
+}
+
 fn is_jsonrpc(body: &[u8]) -> bool {
     serde_json::from_slice::<Value>(body).is_ok_and(|value| value.get("jsonrpc").is_some())
 }
@@ -632,6 +640,15 @@ fn event_data(event: &[u8]) -> Option<Bytes> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn large_chunks_become_small_one_line_pieces() {
+        let text = "{\"a\": [1,\r\n 2]}\n".repeat(PIECE_BYTES / 4);
+        let pieces: Vec<Bytes> = one_line_pieces(text.as_bytes()).collect();
+        assert!(pieces.len() > 1 && pieces.iter().all(|piece| piece.len() <= PIECE_BYTES));
+        let joined: Vec<u8> = pieces.concat();
+        assert_eq!(joined, text.replace(['\r', '\n'], " ").into_bytes());
+    }
 
     #[test]
     fn sse_events_are_split_and_joined() {

@@ -11,5 +11,6 @@ pub mod endpoint;
 pub mod errors;
 pub mod filter;
 pub mod forward;
+pub mod process;
 pub mod retry;
 pub mod sign;

@@ -11,9 +11,10 @@ use mcp_sigv4_proxy::{
     endpoint::Endpoint,
     filter::ToolFilter,
     forward::{Options, Out, Proxy},
+    process,
 };
 use tokio::{
-    io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader},
+    io::{AsyncBufReadExt as _, BufReader},
     sync::mpsc,
     task::JoinSet,
 };
@@ -73,6 +74,7 @@ struct Common {
 }
 
 fn main() -> ExitCode {
+    process::tune_allocator();
     let cli = Cli::parse();
     init_logging(&cli.common.log_level, cli.common.log_file.as_deref());
     // One thread is plenty for a stdio bridge (messages still run concurrently as tasks) and keeps
@@ -124,28 +126,8 @@ async fn run(common: &Common, endpoint: Endpoint, credentials: CredentialSource)
             .context("invalid --allow-tools/--deny-tools glob")?,
     };
     tracing::info!(%endpoint, "forwarding stdio to the endpoint");
-    let (out, mut lines) = mpsc::channel::<Out>(1024);
-    let writer = tokio::spawn(async move {
-        let mut stdout = tokio::io::stdout();
-        while let Some(item) = lines.recv().await {
-            // This task is the only writer, so a line and its newline are never interleaved.
-            let written = async {
-                match item {
-                    Out::Line(line) => stdout.write_all(&line).await?,
-                    Out::Chunks(mut chunks) => {
-                        while let Some(chunk) = chunks.recv().await {
-                            stdout.write_all(&chunk).await?;
-                        }
-                    }
-                }
-                stdout.write_all(b"\n").await?;
-                stdout.flush().await
-            };
-            if written.await.is_err() {
-                break;
-            }
-        }
-    });
+    let (out, lines) = mpsc::channel::<Out>(1024);
+    let writer_done = process::spawn_stdout_writer(lines).context("starting the stdout writer thread")?;
     let proxy = Arc::new(Proxy::new(endpoint, credentials, options, out)?);
     let mut stdin = BufReader::new(tokio::io::stdin()).lines();
     let mut tasks = JoinSet::new();
@@ -159,7 +141,7 @@ async fn run(common: &Common, endpoint: Endpoint, credentials: CredentialSource)
     tracing::info!(in_flight = tasks.len(), "stdin closed; finishing in-flight requests");
     while tasks.join_next().await.is_some() {}
     drop(proxy);
-    writer.await.ok();
+    writer_done.await.ok();
     Ok(())
 }
 
