@@ -6,6 +6,8 @@ import os
 import socket
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,6 +43,28 @@ def stop(proc: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def wait_ready(ready: Callable[[], bool], proc: subprocess.Popen, what: str, timeout: float = 60,
+               interval: float = 0.02) -> None:
+    """Polls `ready()` (an HTTP error counts as not ready yet) until it is true. Exits, with the
+    process's stderr when it is piped, if the process ends first or `timeout` seconds pass."""
+    import httpx  # here, so scripts can report a missing httpx themselves
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if ready():
+                return
+        except httpx.HTTPError:
+            pass
+        ended = proc.poll() is not None
+        if ended or time.monotonic() > deadline:
+            stop(proc)
+            stderr = proc.stderr.read()[-3000:] if proc.stderr else ""
+            reason = f"exited with {proc.returncode}" if ended else f"was not ready within {timeout:.0f} s"
+            sys.exit(f"{what} {reason}\n{stderr.decode() if isinstance(stderr, bytes) else stderr}".rstrip())
+        time.sleep(interval)
 
 
 def rss_kib(pid: int, field: str = "VmRSS") -> int:

@@ -21,6 +21,7 @@ peer's peak RSS is its own (os.wait4).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import datetime
 import json
@@ -34,9 +35,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from common import OUT, PROFILE, QUICK, binary, free_port, percentile, rss_kib, stop
+from common import OUT, PROFILE, QUICK, binary, free_port, percentile, rss_kib, stop, wait_ready
 
 MISSING = []
 for _module, _package in [("httpx", "httpx"), ("numpy", "numpy"), ("pandas", "pandas"), ("pyarrow", "pyarrow"),
@@ -115,17 +117,8 @@ class Gateway:
              "--db-timeout", "3600", "serve", "--addr", f"127.0.0.1:{self.port}"],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**gateway_env(), **(env or {})})
         self.client = httpx.Client(timeout=3700)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if self.client.get(f"http://127.0.0.1:{self.port}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.close()
-                sys.exit(f"mcp-gateway serve did not come up:\n{self.proc.stderr.read().decode()[-3000:]}")
-            time.sleep(0.02)
+        health = f"http://127.0.0.1:{self.port}/health"
+        wait_ready(lambda: self.client.get(health, timeout=1).status_code == 200, self.proc, "mcp-gateway serve")
         self.ready_s = time.perf_counter() - self.started
         self.next_id = 0
 
@@ -224,45 +217,61 @@ def cached(name: str) -> Path:
 
 
 def ensure_csv(target: int) -> Path:
-    path = cached(f"csv-{target}") / "orders.csv"
+    return generate(cached(f"csv-{target}") / "orders.csv", target, "CSV", 1000, chunk_rows(target), csv_sink)
+
+
+def ensure_parquet(target: int) -> Path:
+    # one row group per chunk, half the rows of a CSV chunk (Parquet is about half the size)
+    return generate(cached(f"parquet-{target}") / "orders.parquet", target, "Parquet", 2000, chunk_rows(target / 2),
+                    parquet_sink)
+
+
+def generate(path: Path, target: int, kind: str, seed_base: int, rows: int,
+             sink: Callable[[Path], contextlib.AbstractContextManager]) -> Path:
+    """`path`, generated chunk by chunk until it holds `target` bytes unless it is cached, with
+    progress every 10%; written as `.part` and renamed, so an interrupted run leaves no half file."""
     if path.exists():
         return path
     partial = path.with_suffix(".part")
-    rows, chunk, started, shown = chunk_rows(target), 0, time.perf_counter(), -1
-    with open(partial, "w", encoding="utf-8", newline="") as out:
-        while out.tell() < target:
-            frame = table_chunk(seed=1000 * GENERATOR + chunk, start=chunk * rows, rows=rows)
-            frame.to_csv(out, header=chunk == 0, index=False)
+    chunk, started, shown = 0, time.perf_counter(), -1
+    with sink(partial) as write:
+        while not partial.exists() or partial.stat().st_size < target:
+            write(chunk, table_chunk(seed=seed_base * GENERATOR + chunk, start=chunk * rows, rows=rows))
             chunk += 1
-            percent = min(100, int(100 * out.tell() / target)) // 10 * 10
+            percent = min(100, 100 * partial.stat().st_size // target) // 10 * 10
             if percent != shown:
-                log(f"generating {human(target)} CSV: {percent}%...")
+                log(f"generating {human(target)} {kind}: {percent}%...")
                 shown = percent
     partial.rename(path)
     log(f"generated {path} ({human(path.stat().st_size)}, {chunk * rows:,} rows) in {time.perf_counter() - started:.1f} s")
     return path
 
 
-def ensure_parquet(target: int) -> Path:
-    path = cached(f"parquet-{target}") / "orders.parquet"
-    if path.exists():
-        return path
-    partial = path.with_suffix(".part")
-    rows, chunk, writer, shown = chunk_rows(target / 2), 0, None, -1
-    while not partial.exists() or partial.stat().st_size < target:
-        frame = table_chunk(seed=2000 * GENERATOR + chunk, start=chunk * rows, rows=rows)
+@contextlib.contextmanager
+def csv_sink(partial: Path) -> Iterator[Callable[[int, "pd.DataFrame"], None]]:
+    with open(partial, "w", encoding="utf-8", newline="") as out:
+        def write(chunk: int, frame: "pd.DataFrame") -> None:
+            frame.to_csv(out, header=chunk == 0, index=False)
+            out.flush()  # the size check reads the file's size
+        yield write
+
+
+@contextlib.contextmanager
+def parquet_sink(partial: Path) -> Iterator[Callable[[int, "pd.DataFrame"], None]]:
+    writer = None
+
+    def write(chunk: int, frame: "pd.DataFrame") -> None:
+        nonlocal writer
         table = pa.Table.from_pandas(frame, preserve_index=False)
         if writer is None:
             writer = pq.ParquetWriter(partial, table.schema, write_statistics=True, compression="snappy")
-        writer.write_table(table, row_group_size=rows)  # one row group per chunk
-        chunk += 1
-        percent = min(100, 100 * partial.stat().st_size // target) // 10 * 10
-        if percent != shown:
-            log(f"generating {human(target)} Parquet: {percent}%...")
-            shown = percent
-    writer.close()
-    partial.rename(path)
-    return path
+        writer.write_table(table, row_group_size=len(frame))
+
+    try:
+        yield write
+    finally:
+        if writer is not None:
+            writer.close()
 
 
 # --- generated text corpus ----------------------------------------------------------------------

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import httpx
 
-from common import OUT, PROXY_PROFILE, QUICK, ROOT, binary, free_port, percentile, rss_kib, stop
+from common import OUT, PROXY_PROFILE, QUICK, ROOT, binary, free_port, percentile, rss_kib, stop, wait_ready
 
 AWS_PROXY = ROOT / ".tools" / "aws-proxy-venv" / "bin" / "mcp-proxy-for-aws"
 PINGS = 30 if QUICK else 400
@@ -34,17 +34,6 @@ STARTS = 5 if QUICK else 30
 BIG_MB = 1 if QUICK else 10
 BIG_READS = 3 if QUICK else 15
 ACCESS_KEY, SECRET = "AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
-
-
-def wait_http(url: str) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(url, timeout=1)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.02)
-    sys.exit(f"{url} did not come up")
 
 
 class Proxy:
@@ -165,7 +154,8 @@ def main() -> None:
                                "--log-level", "warn", "serve", "--addr", f"127.0.0.1:{port}", "--max-body-bytes", str(64 << 20)],
                               stderr=subprocess.DEVNULL)
     direct_url = f"http://127.0.0.1:{port}/mcp"
-    wait_http(f"http://127.0.0.1:{port}/health")
+    wait_ready(lambda: httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200, server,
+               "mcp-gateway serve")
     standin = subprocess.Popen([binary("apigw-standin"), "--upstream", direct_url, "--credentials", str(creds)],
                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     standin_url = standin.stdout.readline().split()[-1]

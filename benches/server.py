@@ -31,7 +31,7 @@ from pathlib import Path
 import httpx
 
 import svgplot
-from common import OUT, PROFILE, QUICK, ROOT, TARGET, binary, free_port, rss_kib, stop
+from common import OUT, PROFILE, QUICK, ROOT, TARGET, binary, free_port, rss_kib, stop, wait_ready
 
 TOOLS = ROOT / ".tools"
 PEERS = ROOT / "benches" / "peers"
@@ -42,6 +42,7 @@ STARTS = 3 if QUICK else 20
 REQUESTS = 40 if QUICK else 2000
 CONCURRENCY = [1, 8] if QUICK else [1, 8, 32, 64]
 LATEST, HANDSHAKE = "2026-07-28", "2025-11-25"
+IDLE_S = 11  # tokio ends a blocking-pool thread after 10 s idle
 
 # The same calls for every server that has the tool.
 OPERATIONS = {
@@ -77,18 +78,8 @@ class Server:
         started = time.perf_counter()
         self.proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=self.env)
         with httpx.Client(timeout=5) as client:
-            deadline = started + 60
-            while time.perf_counter() < deadline:
-                try:
-                    if self.first_call(client):
-                        return time.perf_counter() - started
-                except httpx.HTTPError:
-                    pass
-                if self.proc.poll() is not None:
-                    sys.exit(f"{self.name} exited with {self.proc.returncode}: {' '.join(command)}")
-                time.sleep(0.0005)
-        self.stop()
-        sys.exit(f"{self.name} did not answer within 60 s: {' '.join(command)}")
+            wait_ready(lambda: self.first_call(client), self.proc, " ".join(command), interval=0.0005)
+        return time.perf_counter() - started
 
     def first_call(self, client: httpx.Client) -> bool:
         """One tools/call file read, with the handshake the server's revision needs."""
@@ -109,9 +100,11 @@ class Server:
         answer = client.post(self.url, json=call, headers=headers)
         return answer.status_code == 200 and b"Sample data" in answer.content
 
-    def rss_kib(self) -> tuple[int, int]:
-        """(VmRSS, VmHWM) of the server process and its children (npm/uvicorn wrappers have none here)."""
-        return rss_kib(self.proc.pid, "VmRSS"), rss_kib(self.proc.pid, "VmHWM")
+    def memory_kib(self) -> dict[str, int]:
+        """The server process's memory figures (npm/uvicorn wrappers have no children here): VmRSS,
+        VmHWM (peak), and VmRSS split into RssAnon (its own memory) and RssFile (mapped files, mostly
+        the binary's code pages: shared, clean, the kernel can drop them)."""
+        return {field: rss_kib(self.proc.pid, field) for field in ("VmRSS", "VmHWM", "RssAnon", "RssFile")}
 
     def stop(self) -> None:
         if self.proc:
@@ -318,18 +311,21 @@ def main() -> None:
 
     log("serve throughput and latency (load: mcp-compare)")
     results: dict[tuple[str, str, int], dict] = {}
-    rss_after: dict[str, tuple[int, int]] = {}
-    rss_before_db = 0
+    rss_after: dict[str, dict[str, int]] = {}
+    rss_before_db = anon_idle = 0
     for server in all_servers:
         server.start()
         try:
             for operation in server.operations:
                 if operation == "db":
-                    rss_before_db = server.rss_kib()[0]
+                    rss_before_db = server.memory_kib()["VmRSS"]
                 for concurrency in CONCURRENCY:
                     log(f"  {server.name}: {operation} at concurrency {concurrency}")
                     results[(server.name, operation, concurrency)] = load(server, operation, concurrency, tmp)
-            rss_after[server.name] = server.rss_kib()
+            rss_after[server.name] = server.memory_kib()
+            if server.name == "mcp-gateway":
+                time.sleep(IDLE_S)
+                anon_idle = server.memory_kib()["RssAnon"]
         finally:
             server.stop()
 
@@ -362,14 +358,19 @@ def main() -> None:
                                 note=f"mean {mine['latency_ms']['mean']:.2f} ms = {concurrency} in flight / {my_rps:.0f} req/s "
                                      f"(Little's law: {queueing:.2f} ms); server and load generator share {os.cpu_count()} cores"))
 
+    ours = rss_after["mcp-gateway"]
     for index, server in enumerate(peers):
-        rows.append(row("Memory and size", "server RSS after the load runs", "MiB", rss_after["mcp-gateway"][0] / 1024,
-                        server.label, rss_after[server.name][0] / 1024, goal="≤ 20 MB" if index == 0 else None,
-                        goal_met=rss_after["mcp-gateway"][0] * 1024 <= 20e6 if index == 0 else None,
+        theirs = rss_after[server.name]
+        rows.append(row("Memory and size", "server RSS after the load runs", "MiB", ours["VmRSS"] / 1024,
+                        server.label, theirs["VmRSS"] / 1024, goal="≤ 20 MB" if index == 0 else None,
+                        goal_met=ours["VmRSS"] * 1024 <= 20e6 if index == 0 else None,
                         note=f"after every run above, the {len(CONCURRENCY) * REQUESTS} db (polars) queries last; before "
-                             f"the db runs ours was at {rss_before_db / 1024:.1f} MiB. Peak (VmHWM): ours "
-                             f"{rss_after['mcp-gateway'][1] / 1024:.1f} MiB, peer {rss_after[server.name][1] / 1024:.1f} MiB "
-                             "(the peer's process, its runtime included)"))
+                             f"the db runs ours was at {rss_before_db / 1024:.1f} MiB. Ours is {ours['RssFile'] / 1024:.1f} "
+                             f"MiB of mapped files (the binary's code pages: shared, clean, reclaimable) and "
+                             f"{ours['RssAnon'] / 1024:.1f} MiB anonymous, {anon_idle / 1024:.1f} MiB after {IDLE_S} s idle "
+                             f"(tokio's idle blocking threads have exited); the peer's: {theirs['RssFile'] / 1024:.1f} "
+                             f"+ {theirs['RssAnon'] / 1024:.1f} MiB. Peak (VmHWM): ours {ours['VmHWM'] / 1024:.1f} MiB, "
+                             f"peer {theirs['VmHWM'] / 1024:.1f} MiB (the peer's process, its runtime included)"))
     rows.append(row("Memory and size", "Lambda binary: peak RSS for its first event", "MiB", cold["peak_rss_mib"]))
     gateway = Path(binary("mcp-gateway"))
     rows.append(row("Memory and size", f"Lambda zip ({platform.machine()} {PROFILE} binary as bootstrap)", "MB",

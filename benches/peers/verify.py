@@ -32,6 +32,9 @@ from pathlib import Path
 import httpx
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+from common import free_port, rss_kib, stop  # noqa: E402  (benches/common.py)
+
 REPO = HERE.parents[1]
 TOOLS = Path(os.environ.get("BENCH_TOOLS", REPO / ".tools"))
 PYTHON = TOOLS / "bench-venv/bin/python"
@@ -49,12 +52,6 @@ PEERS = {
     "fastmcp": lambda port, root: [str(PYTHON), str(HERE / "fastmcp_server.py"), "--port", str(port), "--data-root", root],
     "ts-sdk": lambda port, root: [str(NODE), str(HERE / "ts_server.mjs"), "--port", str(port), "--data-root", root],
 }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def show(command: list[str]) -> str:
@@ -186,22 +183,6 @@ def time_to_first_answer(command: list[str], port: int) -> float:
         stop(proc)
 
 
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
 def check_http_peer(name: str, root: str) -> None:
     load = os.getloadavg()[0]
     times = []
@@ -233,7 +214,7 @@ def check_http_peer(name: str, root: str) -> None:
                 session = "yes" if "mcp-session-id" in response.headers else "no"
                 answer = summary(decode(response), expected).replace("|", "\\|").replace("\n", " ")
                 print(f"| {label} | {response.status_code} | {kind} | {session} | {answer} |")
-        print(f"\nRSS after those requests: {rss_mib(proc.pid):.0f} MiB")
+        print(f"\nRSS after those requests: {rss_kib(proc.pid) / 1024:.0f} MiB")
     finally:
         stop(proc)
         err = proc.stderr.read().strip()
@@ -330,7 +311,7 @@ def check_aws_proxy(upstream: str, root: str) -> None:
         for i in range(10):
             proxy.call(rpc(10 + i, "tools/call", READ))
         after_eleven = verified()
-        rss = rss_mib(proxy.proc.pid)
+        rss = rss_kib(proxy.proc.pid) / 1024
         proxy.close()
         print("| request | answer |\n| --- | --- |")
         print(f"| initialize 2025-11-25 | {summary(init, expected)}, serverInfo {init['result']['serverInfo']['name']} |")
