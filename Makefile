@@ -129,9 +129,12 @@ BENCH_SCRIPTS := server proxy data
 
 bench: bench-tools ## All benchmarks vs the peers on release builds (< 20 min); writes benches/results/REPORT.md
 	# The bench first: it links the in-process bench and the mcp-gateway binary side by side, and
-	# the cargo build after it then finds that binary fresh (the other order links it twice).
+	# the cargo build after it then finds that binary fresh (the other order links it twice). The
+	# helpers build on their own: in one selection with mcp-gateway, their features would unify
+	# into its dependencies and relink it (16 minutes of LTO).
 	cargo bench --no-run --profile release -p mcp-gateway --bench lambda_event
-	cargo build --release -p mcp-gateway -p mcp-compare -p apigw-standin
+	cargo build --release -p mcp-gateway
+	cargo build --release -p mcp-compare -p apigw-standin
 	cargo build --profile proxy -p mcp-sigv4-proxy
 	for script in $(BENCH_SCRIPTS); do $(VENV)/bin/python benches/$$script.py; done
 	$(VENV)/bin/python benches/report.py
