@@ -62,13 +62,13 @@ def wait_ready(ready: Callable[[], bool], proc: subprocess.Popen, what: str, tim
         if ended or time.monotonic() > deadline:
             stop(proc)
             stderr = proc.stderr.read()[-3000:] if proc.stderr else ""
-            reason = f"exited with {proc.returncode}" if ended else f"was not ready within {timeout:.0f} s"
+            reason = f"exited with {proc.returncode}" if ended else f"was not ready within {timeout:g} s"
             sys.exit(f"{what} {reason}\n{stderr.decode() if isinstance(stderr, bytes) else stderr}".rstrip())
         time.sleep(interval)
 
 
 def rss_kib(pid: int, field: str = "VmRSS") -> int:
-    """A memory figure of /proc/PID/status (VmRSS, VmHWM) in KiB."""
+    """A memory figure of /proc/PID/status (VmRSS, VmHWM, RssAnon, RssFile) in KiB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(field + ":"):
             return int(line.split()[1])

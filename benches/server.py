@@ -78,7 +78,7 @@ class Server:
         started = time.perf_counter()
         self.proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=self.env)
         with httpx.Client(timeout=5) as client:
-            wait_ready(lambda: self.first_call(client), self.proc, " ".join(command), interval=0.0005)
+            wait_ready(lambda: self.first_call(client), self.proc, f"{self.name} ({' '.join(command)})", interval=0.0005)
         return time.perf_counter() - started
 
     def first_call(self, client: httpx.Client) -> bool:
