@@ -33,7 +33,7 @@ import httpx
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
-from common import free_port, rss_kib, stop  # noqa: E402  (benches/common.py)
+from common import free_port, rss_kib, stop, wait_ready  # noqa: E402  (benches/common.py)
 
 REPO = HERE.parents[1]
 TOOLS = Path(os.environ.get("BENCH_TOOLS", REPO / ".tools"))
@@ -147,17 +147,15 @@ def summary(message: object, expected_text: str) -> str:
     return json.dumps(message)[:150]
 
 
-def wait_tcp(port: int, proc: subprocess.Popen, timeout: float = 60) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            raise RuntimeError(f"exited with {proc.returncode}")
+def wait_tcp(port: int, proc: subprocess.Popen, what: str) -> None:
+    def listening() -> bool:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
+            return True
         except OSError:
-            time.sleep(0.005)
-    raise RuntimeError("did not listen")
+            return False
+
+    wait_ready(listening, proc, what, interval=0.005)
 
 
 def time_to_first_answer(command: list[str], port: int) -> float:
@@ -168,17 +166,9 @@ def time_to_first_answer(command: list[str], port: int) -> float:
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         with httpx.Client(timeout=5) as client:
-            while True:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"{command[1]} exited with {proc.returncode}")
-                try:
-                    if client.post(url, json=body, headers=BASE).status_code == 200:
-                        return time.perf_counter() - start
-                except httpx.TransportError:
-                    pass
-                if time.perf_counter() - start > 60:
-                    raise RuntimeError("no answer in 60 s")
-                time.sleep(0.005)
+            wait_ready(lambda: client.post(url, json=body, headers=BASE).status_code == 200, proc, show(command),
+                       interval=0.005)
+        return time.perf_counter() - start
     finally:
         stop(proc)
 
@@ -199,7 +189,7 @@ def check_http_peer(name: str, root: str) -> None:
     expected = (Path(root) / "docs/orders.md").read_text()
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        wait_tcp(port, proc)
+        wait_tcp(port, proc, show(command))
         url = f"http://127.0.0.1:{port}/mcp"
         print("\n| request | HTTP | Content-Type | Mcp-Session-Id | answer |\n| --- | --- | --- | --- | --- |")
         with httpx.Client(timeout=10) as client:
@@ -258,7 +248,7 @@ def check_aws_proxy(upstream: str, root: str) -> None:
     standin = None
     tmp = tempfile.TemporaryDirectory()
     try:
-        wait_tcp(port, peer)
+        wait_tcp(port, peer, upstream)
         endpoint = f"http://127.0.0.1:{port}/mcp"
         binary = next((p for p in (TARGET / "release/apigw-standin", TARGET / "debug/apigw-standin") if p.exists()), None)
         if binary:
