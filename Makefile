@@ -22,7 +22,7 @@ ARM64      := aarch64-unknown-linux-gnu
 export PATH := $(VENV)/bin:$(PATH)
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help run stdio test unit e2e lint fmt clippy tools build watch invoke \
+.PHONY: help run stdio test unit e2e lint fmt clippy deny tools build watch invoke \
 	iac-tools lint-iac deploy-test sam-build arm64-target deploy delete logs proxy compare bench bench-tools bench-quick
 
 help: ## Show this help
@@ -36,13 +36,22 @@ stdio: ## Serve MCP over stdin/stdout over examples/data
 
 test: lint unit e2e bench-quick deploy-test sam-build ## Everything: lints, unit, end-to-end and deployment tests, offline sam build
 
-lint: fmt clippy lint-iac ## cargo fmt --check, clippy -D warnings, and lint-iac
+lint: fmt clippy deny lint-iac ## cargo fmt --check, clippy -D warnings, cargo deny, and lint-iac
 
 fmt: ## Check formatting
 	cargo fmt --all -- --check
 
 clippy: ## Lint all targets, warnings are errors
 	cargo clippy --workspace --all-targets -- -D warnings
+
+CARGO_DENY := $(TOOLS)/cargo/bin/cargo-deny
+CARGO_DENY_VERSION := 0.20.2
+
+$(CARGO_DENY):
+	cargo install --locked --quiet --root $(TOOLS)/cargo cargo-deny@$(CARGO_DENY_VERSION)
+
+deny: $(CARGO_DENY) ## cargo deny: licenses, sources and banned crates (deny.toml; works offline). Advisories run in CI
+	$(CARGO_DENY) check bans licenses sources
 
 unit: ## Rust unit tests and the in-process Lambda event tests
 	cargo test --workspace

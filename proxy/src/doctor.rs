@@ -149,7 +149,7 @@ pub async fn run(endpoint: &Endpoint, credentials: &CredentialSource, timeout: D
             report.pass("tls/connection", &format!("{} answered in {} ms", host, latency.as_millis()));
             check_clock(&mut report, response.headers());
             let status = response.status();
-            let body = response.bytes().await.unwrap_or_default();
+            let body = crate::answer::read_head(response, timeout).await;
             let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
             if status.is_success() && value["result"]["supportedVersions"].is_array() {
                 let versions = value["result"]["supportedVersions"].to_string();

@@ -1,6 +1,6 @@
 //! Failures of one forwarded request, and the JSON-RPC errors (with a fix) the client sees.
 
-use std::{fmt, time::Duration};
+use std::{borrow::Cow, fmt, time::Duration};
 
 use bytes::Bytes;
 use http::StatusCode;
@@ -18,8 +18,58 @@ pub enum ConnectKind {
     Dns,
     /// The TLS handshake failed (certificate, protocol).
     Tls,
-    /// Connection refused or reset.
+    /// The TCP connection was refused or could not be made.
     Refused,
+}
+
+/// What was wrong with an answer whose headers had arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AnswerProblem {
+    /// The connection broke while the body was read.
+    Broken,
+    /// No byte of the body arrived within the timeout.
+    Stalled,
+    /// The body passed `--max-answer-bytes`.
+    TooLarge,
+    /// The body is not one JSON value (truncated, HTML, plain text, bad UTF-8, ...).
+    NotJson,
+    /// A success status with a content type that is neither JSON nor an event stream.
+    ContentType,
+    /// A success status with an empty body, for a request that needs an answer.
+    Empty,
+    /// JSON, but not a response to this request: no id, another id, neither result nor error.
+    NotTheResponse,
+    /// The answer could not be held (the temporary file failed).
+    Spool,
+    /// The event stream broke.
+    StreamBroken,
+    /// No event within the timeout.
+    StreamStalled,
+    /// One event passed `--max-answer-bytes`.
+    EventTooLarge,
+    /// The event stream ended before the response to this request.
+    StreamEnded,
+}
+
+impl AnswerProblem {
+    /// The `reason` logged and put in the error's data.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::Broken => "answer-broken",
+            Self::Stalled => "answer-stalled",
+            Self::TooLarge => "answer-too-large",
+            Self::NotJson => "answer-not-json",
+            Self::ContentType => "answer-content-type",
+            Self::Empty => "answer-empty",
+            Self::NotTheResponse => "answer-not-the-response",
+            Self::Spool => "answer-spool",
+            Self::StreamBroken => "sse-broken",
+            Self::StreamStalled => "sse-stalled",
+            Self::EventTooLarge => "sse-event-too-large",
+            Self::StreamEnded => "sse-ended-early",
+        }
+    }
 }
 
 /// One failed attempt.
@@ -32,20 +82,35 @@ pub enum Failure {
     Signing(String),
     /// No response headers within the timeout.
     Timeout(Duration),
-    /// DNS, TLS or TCP failure.
+    /// DNS, TLS or TCP failure before the request was sent: it cannot have reached the server.
     Connect { kind: ConnectKind, detail: String },
-    /// A non-success status whose body is not a JSON-RPC message.
+    /// The connection failed once the request may have been sent (reset, closed before the
+    /// response headers): it may have run.
+    Interrupted(String),
+    /// A non-success status whose body is not a JSON-RPC error.
     Status { status: StatusCode, body: Bytes, retry_after: Option<Duration> },
-    /// A JSON-RPC error body from the MCP server, passed through unchanged.
-    JsonRpc(Bytes),
+    /// A JSON-RPC error from the MCP server (with a non-success status), passed on.
+    JsonRpc(Value),
+    /// The answer's headers arrived, its body was unusable (nothing of it has been written).
+    Answer {
+        problem: AnswerProblem,
+        /// What exactly, for the message.
+        detail: String,
+        /// The start of the body, when it helps (not JSON, wrong content type).
+        body: Option<Bytes>,
+    },
 }
 
 impl Failure {
-    /// Classifies a reqwest error.
+    /// Classifies a reqwest error: only a failure to connect is known not to have sent the
+    /// request; anything else (a reset after sending, a broken or unreadable answer) may have run.
     pub fn from_reqwest(error: reqwest::Error) -> Self {
         let detail = crate::credentials::aws_error_chain(&error);
         if error.is_timeout() {
             return Self::Timeout(Duration::ZERO);
+        }
+        if !error.is_connect() {
+            return Self::Interrupted(detail);
         }
         let lower = detail.to_ascii_lowercase();
         let kind = if lower.contains("dns") || lower.contains("lookup") || lower.contains("resolve") {
@@ -58,11 +123,17 @@ impl Failure {
         Self::Connect { kind, detail }
     }
 
+    /// An unusable answer.
+    pub fn answer(problem: AnswerProblem, detail: impl Into<String>) -> Self {
+        Self::Answer { problem, detail: detail.into(), body: None }
+    }
+
     /// The retry class of this failure.
     pub fn kind(&self) -> retry::Failure {
         match self {
             Self::Connect { .. } => retry::Failure::Connect,
-            Self::Timeout(_) => retry::Failure::Timeout,
+            Self::Interrupted(_) | Self::Answer { problem: AnswerProblem::Broken, .. } => retry::Failure::MayHaveRun,
+            Self::Timeout(_) | Self::Answer { problem: AnswerProblem::Stalled, .. } => retry::Failure::Timeout,
             Self::Status { status, .. } if *status == StatusCode::TOO_MANY_REQUESTS => retry::Failure::Throttled,
             Self::Status { status, .. } if status.is_server_error() => retry::Failure::ServerError,
             _ => retry::Failure::Rejected,
@@ -76,32 +147,57 @@ impl Failure {
             _ => None,
         }
     }
+
+    /// A short, stable name for logs and the error's data (`timeout`, `http-502`, `answer-broken`).
+    pub fn reason(&self) -> Cow<'static, str> {
+        match self {
+            Self::Credentials(_) => "credentials".into(),
+            Self::Signing(_) => "signing".into(),
+            Self::Timeout(_) => "timeout".into(),
+            Self::Connect { kind: ConnectKind::Dns, .. } => "connect-dns".into(),
+            Self::Connect { kind: ConnectKind::Tls, .. } => "connect-tls".into(),
+            Self::Connect { kind: ConnectKind::Refused, .. } => "connect-refused".into(),
+            Self::Interrupted(_) => "interrupted".into(),
+            Self::Status { status, .. } => format!("http-{}", status.as_u16()).into(),
+            Self::JsonRpc(_) => "upstream-jsonrpc-error".into(),
+            Self::Answer { problem, .. } => problem.reason().into(),
+        }
+    }
 }
 
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Credentials(message) | Self::Signing(message) => f.write_str(message),
+            Self::Credentials(message) | Self::Signing(message) | Self::Interrupted(message) => f.write_str(message),
             Self::Timeout(limit) => write!(f, "timed out after {} s", limit.as_secs()),
             Self::Connect { kind, detail } => write!(f, "{kind:?} failure: {detail}"),
             Self::Status { status, body, .. } => {
                 write!(f, "HTTP {status}: {}", String::from_utf8_lossy(body))
             }
-            Self::JsonRpc(body) => write!(f, "{}", String::from_utf8_lossy(body)),
+            Self::JsonRpc(body) => write!(f, "{body}"),
+            Self::Answer { problem, detail, .. } => write!(f, "{}: {detail}", problem.reason()),
         }
     }
 }
 
 /// The JSON-RPC error line for `failure`, answering request `id`.
 pub fn to_rpc_error(id: &Value, failure: &Failure, endpoint: &Endpoint, profile: &str) -> Vec<u8> {
-    if let Failure::JsonRpc(body) = failure {
-        return body.to_vec();
+    if let Failure::JsonRpc(answer) = failure {
+        // The server's own error, for this request: it may not have known the id (a parse error
+        // answers `null`), and it is written compactly on one line whatever its formatting was.
+        let mut answer = answer.clone();
+        answer["id"] = id.clone();
+        return answer.to_string().into_bytes();
     }
     let (message, hint) = explain(failure, endpoint, profile);
-    let mut data = json!({ "hint": hint, "endpoint": endpoint.url });
-    if let Failure::Status { status, body, .. } = failure {
-        data["status"] = json!(status.as_u16());
-        data["body"] = json!(String::from_utf8_lossy(body));
+    let mut data = json!({ "hint": hint, "endpoint": endpoint.url, "reason": failure.reason() });
+    match failure {
+        Failure::Status { status, body, .. } => {
+            data["status"] = json!(status.as_u16());
+            data["body"] = json!(String::from_utf8_lossy(body));
+        }
+        Failure::Answer { body: Some(body), .. } => data["body"] = json!(String::from_utf8_lossy(body)),
+        _ => {}
     }
     rpc_error(id, TRANSPORT_ERROR, &message, Some(data))
 }
@@ -132,11 +228,70 @@ pub fn explain(failure: &Failure, endpoint: &Endpoint, profile: &str) -> (String
             format!("cannot connect to {host}: {detail}"),
             "is the endpoint up? check the URL and port, and `make deploy` output".into(),
         ),
+        Failure::Interrupted(detail) => (
+            format!("the connection to {host} broke after the request was sent: {detail}"),
+            "the request may have run on the server, so it was not sent again; check the function's logs, then retry if it is safe".into(),
+        ),
         Failure::Status { status, body, .. } => {
             explain_status(*status, &String::from_utf8_lossy(body), endpoint, profile)
         }
-        Failure::JsonRpc(body) => (String::from_utf8_lossy(body).into_owned(), String::new()),
+        Failure::JsonRpc(body) => (body.to_string(), String::new()),
+        Failure::Answer { problem, detail, .. } => explain_answer(*problem, detail, &host),
     }
+}
+
+fn explain_answer(problem: AnswerProblem, detail: &str, host: &str) -> (String, String) {
+    let (message, hint) = match problem {
+        AnswerProblem::Broken => (
+            format!("the answer from {host} broke off: {detail}"),
+            "the connection dropped mid-answer (a crash, a timeout or the network); the call ran on the server, check its logs before retrying",
+        ),
+        AnswerProblem::Stalled => (
+            format!("the answer from {host} stalled: {detail}"),
+            "raise --timeout if the function streams slowly, or check the function's logs",
+        ),
+        AnswerProblem::TooLarge => (
+            format!("the answer from {host} is too large: {detail}"),
+            "ask for less (a smaller range, a row limit), or raise --max-answer-bytes",
+        ),
+        AnswerProblem::NotJson => (
+            format!("the answer from {host} is not JSON: {detail}"),
+            "the endpoint may not be an MCP server, or something in between changed the answer: check --endpoint and the function's logs",
+        ),
+        AnswerProblem::ContentType => (
+            format!("the answer from {host} is neither JSON nor an event stream: {detail}"),
+            "check that --endpoint is the MCP endpoint (it usually ends in /mcp), not a web page or a captive portal",
+        ),
+        AnswerProblem::Empty => (
+            format!("{host} answered with an empty body: {detail}"),
+            "the MCP server sent no JSON-RPC response: check the function's logs",
+        ),
+        AnswerProblem::NotTheResponse => (
+            format!("the answer from {host} is not the response to this request: {detail}"),
+            "the MCP server answered with another id or no id: check the server (or what sits in front of it)",
+        ),
+        AnswerProblem::Spool => (
+            format!("the proxy could not hold the answer: {detail}"),
+            "large answers go to a temporary file: check that TMPDIR (or /tmp) is writable and has space",
+        ),
+        AnswerProblem::StreamBroken => (
+            format!("the event stream from {host} broke before the response: {detail}"),
+            "the connection dropped mid-stream (a crash, a timeout or the network); check the function's logs",
+        ),
+        AnswerProblem::StreamStalled => (
+            format!("the event stream from {host} stalled: {detail}"),
+            "raise --timeout if the tool is slow between progress events, or check the function's logs",
+        ),
+        AnswerProblem::EventTooLarge => (
+            format!("an event from {host} is too large: {detail}"),
+            "ask for less (a smaller range, a row limit), or raise --max-answer-bytes",
+        ),
+        AnswerProblem::StreamEnded => (
+            format!("the event stream from {host} ended before the response: {detail}"),
+            "the MCP server closed the stream without answering: check the function's logs",
+        ),
+    };
+    (message, hint.to_owned())
 }
 
 fn explain_status(status: StatusCode, body: &str, endpoint: &Endpoint, profile: &str) -> (String, String) {
@@ -235,5 +390,70 @@ mod tests {
         assert_eq!(value["error"]["code"], TRANSPORT_ERROR);
         assert_eq!(value["error"]["data"]["body"], "upstream exploded");
         assert_eq!(value["error"]["data"]["status"], 502);
+    }
+
+    #[test]
+    fn the_servers_own_errors_answer_this_request_on_one_line() {
+        let answer = json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32700, "message": "Parse error"}});
+        let line = to_rpc_error(&json!("a"), &Failure::JsonRpc(answer), &endpoint(), "default");
+        assert!(!line.contains(&b'\n'));
+        let value: Value = serde_json::from_slice(&line).unwrap_or_default();
+        assert_eq!((&value["id"], &value["error"]["code"]), (&json!("a"), &json!(-32700)));
+    }
+
+    #[test]
+    fn broken_answers_say_what_broke_with_a_reason_and_a_hint() {
+        let failure = Failure::answer(AnswerProblem::Broken, "after 100 bytes: connection closed");
+        assert_eq!(failure.kind(), retry::Failure::MayHaveRun);
+        let line = to_rpc_error(&json!(3), &failure, &endpoint(), "default");
+        let value: Value = serde_json::from_slice(&line).unwrap_or_default();
+        assert_eq!(value["error"]["code"], TRANSPORT_ERROR);
+        assert_eq!(value["error"]["data"]["reason"], "answer-broken");
+        assert!(value["error"]["message"].as_str().is_some_and(|message| message.contains("after 100 bytes")));
+        assert!(value["error"]["data"]["hint"].as_str().is_some_and(|hint| !hint.is_empty()));
+        assert_eq!(Failure::answer(AnswerProblem::Stalled, "").kind(), retry::Failure::Timeout);
+        assert_eq!(Failure::answer(AnswerProblem::NotJson, "").kind(), retry::Failure::Rejected);
+    }
+
+    /// Regression: every reqwest error that was not a timeout counted as a connect failure, so a
+    /// connection that broke after the request was sent was retried even for calls with side
+    /// effects (the call could run twice).
+    #[tokio::test]
+    async fn a_connection_broken_after_sending_is_not_retried_for_calls_with_side_effects() {
+        use tokio::io::AsyncReadExt as _;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|error| panic!("{error}"));
+        let address = listener.local_addr().unwrap_or_else(|error| panic!("{error}"));
+        tokio::spawn(async move {
+            if let Ok((mut socket, _)) = listener.accept().await {
+                // Read the whole request (it has reached the server), then hang up without a word.
+                let mut request = Vec::new();
+                let mut buffer = [0u8; 4096];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") || !request.ends_with(b"{}") {
+                    match socket.read(&mut buffer).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => request.extend_from_slice(&buffer[..n]),
+                    }
+                }
+            }
+        });
+        let failure = failed_post(address).await;
+        assert!(!retry::should_retry(failure.kind(), retry::Effect::MayWrite), "{failure}");
+        assert!(retry::should_retry(failure.kind(), retry::Effect::SideEffectFree), "{failure}");
+    }
+
+    /// The failure of one POST to `address`, which must fail.
+    async fn failed_post(address: std::net::SocketAddr) -> Failure {
+        let sent = reqwest::Client::new().post(format!("http://{address}/mcp")).body("{}").send().await;
+        Failure::from_reqwest(sent.err().unwrap_or_else(|| panic!("the POST to {address} succeeded")))
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_retried_whatever_the_call() {
+        let address = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|error| panic!("{error}"));
+            listener.local_addr().unwrap_or_else(|error| panic!("{error}"))
+        };
+        let failure = failed_post(address).await;
+        assert!(retry::should_retry(failure.kind(), retry::Effect::MayWrite), "{failure}");
     }
 }

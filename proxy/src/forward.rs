@@ -1,34 +1,47 @@
-//! Forwarding: one signed POST per JSON-RPC message, answers streamed back to stdout.
+//! Forwarding: one signed POST per JSON-RPC message, answers passed back to stdout, each as one
+//! complete line (see [`crate::answer`] for JSON answers, [`mcp_wire::sse`] for event streams).
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt as _;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use mcp_wire::{
+    line::Line,
+    sse::{EventReader, SseError},
+};
 use serde_json::{Value, json};
 use tokio::sync::{Mutex, mpsc};
 
 use crate::{
+    answer::{self, Body, json_scan::JsonScan},
     credentials::CredentialSource,
     endpoint::Endpoint,
-    errors::{self, Failure as HttpFailure},
+    errors::{self, AnswerProblem, Failure as HttpFailure},
     filter::{ToolFilter, ToolHints},
+    message::{self, Message, Rejection},
+    process::Out,
     retry::{self, Effect},
     sign,
 };
 
-const MODERN_VERSION_KEY: &str = "io.modelcontextprotocol/protocolVersion";
 const ACCEPT: &str = "application/json, text/event-stream";
+/// The revisions that have JSON-RPC batches.
+const BATCH_REVISIONS: &[&str] = &["2024-11-05", "2025-03-26"];
 
 /// Options of the forwarder.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Longest wait for the response headers, and between two chunks of a streamed answer.
+    /// Longest wait for the response headers, and between two chunks of an answer.
     pub timeout: Duration,
     /// Extra headers sent with every request (`--header K=V`).
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// Tool filters.
     pub filter: ToolFilter,
+    /// The longest stdin line (`--max-message-bytes`).
+    pub max_message_bytes: usize,
+    /// The largest answer, and the largest single event of an event stream (`--max-answer-bytes`).
+    pub max_answer_bytes: u64,
 }
 
 /// Session state for the revisions that have `initialize` (before 2026-07-28).
@@ -57,57 +70,20 @@ pub struct Proxy {
     out: mpsc::Sender<Out>,
 }
 
-/// A streamed JSON answer goes to stdout in copies of at most this many bytes, at most
-/// [`PIECES_IN_FLIGHT`] of them (256 KiB) waiting. hyper's chunks are slices of its read buffer
-/// (up to ~400 KiB each), and as long as one is queued hyper has to allocate a fresh buffer for
-/// its next read; a copy (a memcpy into a piece that malloc reuses) lets it keep the one it has.
-const PIECE_BYTES: usize = 64 * 1024;
-const PIECES_IN_FLIGHT: usize = 4;
-
-/// What the stdout writer receives: a whole line, or a line that arrives in chunks (a large
-/// JSON answer streamed through without being held in memory). The writer ends each with `\n`
-/// and writes one item at a time, so lines never interleave.
-#[derive(Debug)]
-pub enum Out {
-    /// One complete line (without the newline).
-    Line(Bytes),
-    /// The chunks of one line, in order.
-    Chunks(mpsc::Receiver<Bytes>),
-}
-
-/// How one message is sent: method, id and the headers it needs.
-#[derive(Debug, Clone)]
-struct Message {
-    body: Value,
-    method: Option<String>,
-    id: Option<Value>,
-}
-
-impl Message {
-    fn new(body: Value) -> Self {
-        let method = body.get("method").and_then(Value::as_str).map(str::to_owned);
-        let id = body.get("id").filter(|id| !id.is_null()).cloned();
-        Self { body, method, id }
-    }
-
-    /// The 2026-07-28 protocol version carried in `_meta`, if this is a modern message.
-    fn modern_version(&self) -> Option<&str> {
-        self.body.get("params")?.get("_meta")?.get(MODERN_VERSION_KEY)?.as_str()
-    }
-
-    /// `params.name` or `params.uri`, mirrored into `Mcp-Name`.
-    fn name(&self) -> Option<&str> {
-        let params = self.body.get("params")?;
-        params.get("name").or_else(|| params.get("uri"))?.as_str()
-    }
-}
-
 /// The outcome of sending one message.
 enum Sent {
     /// Answer delivered (or nothing to deliver).
     Done,
     /// The server does not know our session: re-initialize and send again.
     SessionLost(u64),
+}
+
+/// The outcome of reading one answer.
+enum Delivery {
+    /// Written to stdout (or nothing to write), or the session is lost.
+    Sent(Sent),
+    /// Unusable, and nothing of it was written: the retry rules decide what comes next.
+    Failed(HttpFailure),
 }
 
 impl Proxy {
@@ -135,17 +111,17 @@ impl Proxy {
     }
 
     /// Handles one line from stdin.
-    pub async fn handle_line(self: Arc<Self>, line: String) {
-        let body: Value = match serde_json::from_str(&line) {
-            Ok(body) => body,
-            Err(error) => {
-                tracing::warn!(%error, "stdin line is not JSON");
-                let message = format!("Parse error: the proxy received a line that is not JSON ({error})");
-                self.write(rpc_error(&Value::Null, -32700, &message, None)).await;
-                return;
-            }
+    pub async fn handle_line(self: Arc<Self>, line: Line) {
+        let message = match message::parse(line, self.options.max_message_bytes) {
+            Ok(message) => message,
+            Err(rejection) => return self.refuse(&rejection).await,
         };
-        let message = Message::new(body);
+        if message.batch {
+            let version = self.session.lock().await.protocol_version.clone();
+            if !version.as_deref().is_some_and(|version| BATCH_REVISIONS.contains(&version)) {
+                return self.refuse(&Rejection::batch(version.as_deref())).await;
+            }
+        }
         if let Err(refusal) = self.check_filter(&message).await {
             if let Some(id) = &message.id {
                 self.write(rpc_error(id, -32602, &refusal, None)).await;
@@ -162,12 +138,23 @@ impl Proxy {
         }
     }
 
+    async fn refuse(&self, rejection: &Rejection) {
+        tracing::warn!(
+            reason = rejection.reason,
+            id = %rejection.id,
+            code = rejection.code,
+            "refused a line from stdin: {}",
+            rejection.message
+        );
+        self.write(rejection.to_line(self.options.max_message_bytes)).await;
+    }
+
     async fn forward(&self, message: Message) {
         match self.send(&message).await {
             Sent::Done => {}
             Sent::SessionLost(generation) => {
                 if let Err(error) = self.reinitialize(generation).await {
-                    tracing::warn!(%error, "re-initialization failed");
+                    tracing::warn!(%error, reason = "reinitialize-failed", "re-initialization failed");
                     if let Some(id) = &message.id {
                         let text = format!("the server lost the MCP session and re-initializing failed: {error}");
                         self.write(rpc_error(id, -32000, &text, None)).await;
@@ -177,6 +164,7 @@ impl Proxy {
                 if let Sent::SessionLost(_) = self.send(&message).await
                     && let Some(id) = &message.id
                 {
+                    tracing::warn!(reason = "session-lost-again", id = %id, "the new session was refused too");
                     let text =
                         "the server rejected the new MCP session as well; is a load balancer mixing deployments?";
                     self.write(rpc_error(id, -32000, text, None)).await;
@@ -194,22 +182,43 @@ impl Proxy {
             attempt += 1;
             let (headers, generation) = self.headers_for(message).await;
             let failure = match self.attempt(&body, headers).await {
-                Ok(response) => return self.deliver(message, response, generation).await,
+                Ok(response) => match self.deliver(message, response, generation).await {
+                    Delivery::Sent(sent) => return sent,
+                    Delivery::Failed(failure) => failure,
+                },
                 Err(failure) => failure,
             };
             let retry = attempt < retry::MAX_ATTEMPTS && retry::should_retry(failure.kind(), effect);
             if !retry {
-                if let Some(id) = &message.id {
-                    self.write(errors::to_rpc_error(id, &failure, &self.endpoint, self.credentials.profile())).await;
-                } else {
-                    tracing::warn!(failure = %failure, method = ?message.method, "notification not delivered");
-                }
+                self.fail(message, &failure).await;
                 return Sent::Done;
             }
             let wait = retry::backoff(attempt, failure.retry_after(), retry::jitter());
-            tracing::info!(attempt, wait_ms = wait.as_millis() as u64, failure = %failure, "retrying");
+            let reason = failure.reason();
+            tracing::info!(attempt, wait_ms = wait.as_millis() as u64, failure = %failure, %reason, "retrying");
             tokio::time::sleep(wait).await;
         }
+    }
+
+    /// Ends a request that failed: its one JSON-RPC error (a notification only gets logged).
+    async fn fail(&self, message: &Message, failure: &HttpFailure) {
+        let reason = failure.reason();
+        let method = message.method.as_deref().unwrap_or_default();
+        let id = match (&message.id, message.batch) {
+            (Some(id), _) => id.clone(),
+            (None, true) => Value::Null,
+            (None, false) => {
+                tracing::warn!(%reason, method, failure = %failure, "a notification or response was not delivered");
+                return;
+            }
+        };
+        if let HttpFailure::JsonRpc(_) = failure {
+            // The server's own answer (a 4xx with a JSON-RPC error): not a failure of the proxy.
+            tracing::info!(%reason, id = %id, method, "the server refused the request");
+        } else {
+            tracing::warn!(%reason, id = %id, method, failure = %failure, "request failed");
+        }
+        self.write(errors::to_rpc_error(&id, failure, &self.endpoint, self.credentials.profile())).await;
     }
 
     /// One signed POST, up to the response headers.
@@ -226,7 +235,11 @@ impl Proxy {
         if status.is_success() {
             return Ok(response);
         }
-        if status == StatusCode::NOT_FOUND && response.headers().contains_key("content-type") {
+        let content_type = content_type(&response);
+        if status == StatusCode::NOT_FOUND
+            && !content_type.is_empty()
+            && (answer::is_json(&content_type) || answer::is_event_stream(&content_type))
+        {
             // A JSON-RPC 404 (method not found, unknown session) is an answer, not a failure.
             return Ok(response);
         }
@@ -236,19 +249,18 @@ impl Proxy {
             .and_then(|value| value.to_str().ok())
             .and_then(|value| value.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let body = read_body(response, self.options.timeout).await;
-        if is_jsonrpc(&body) {
-            // The MCP server's own error (HeaderMismatch, -32602, ...): pass it through as is.
-            return Err(HttpFailure::JsonRpc(body));
+        let body = answer::read_head(response, self.options.timeout).await;
+        if let Some(error) = jsonrpc_error(&body) {
+            // The MCP server's own error (HeaderMismatch, -32602, ...): passed on.
+            return Err(HttpFailure::JsonRpc(error));
         }
         Err(HttpFailure::Status { status, body, retry_after })
     }
 
-    /// Writes the answer to stdout as it arrives.
-    async fn deliver(&self, message: &Message, response: reqwest::Response, generation: u64) -> Sent {
+    /// Reads the answer and writes it to stdout, complete lines only.
+    async fn deliver(&self, message: &Message, response: reqwest::Response, generation: u64) -> Delivery {
         let status = response.status();
-        let content_type =
-            response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        let content_type = content_type(&response);
         if message.method.as_deref() == Some("initialize") && status.is_success() {
             let id = response.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
             let mut session = self.session.lock().await;
@@ -256,144 +268,234 @@ impl Proxy {
             session.generation += 1;
         }
         if status == StatusCode::ACCEPTED {
-            return Sent::Done;
+            if message.id.is_some() {
+                // 202 is for notifications and responses: a request would wait forever.
+                let detail = "HTTP 202 Accepted, which answers notifications, not requests";
+                return Delivery::Failed(HttpFailure::answer(AnswerProblem::Empty, detail));
+            }
+            return Delivery::Sent(Sent::Done);
         }
-        if content_type.starts_with("text/event-stream") {
+        if answer::is_event_stream(&content_type) {
             self.stream_events(message, response).await;
-            return Sent::Done;
+            return Delivery::Sent(Sent::Done);
         }
         let lost_session =
             status == StatusCode::NOT_FOUND && message.modern_version().is_none() && self.has_session().await;
         if lost_session {
             // 2025-03-26..2025-11-25: 404 means the session is gone (restart, new deployment).
             tracing::info!("server answered 404 for our session; re-initializing");
-            return Sent::SessionLost(generation);
+            return Delivery::Sent(Sent::SessionLost(generation));
         }
-        let inspect = matches!(message.method.as_deref(), Some("initialize" | "tools/list"));
-        if !inspect {
-            self.stream_json(message, response).await;
-            return Sent::Done;
+        if !answer::is_json(&content_type) {
+            let body = answer::read_head(response, self.options.timeout).await;
+            let detail = format!("HTTP {} with content type `{content_type}`", status.as_u16());
+            return Delivery::Failed(HttpFailure::Answer {
+                problem: AnswerProblem::ContentType,
+                detail,
+                body: Some(body.slice(..body.len().min(512))),
+            });
         }
-        let body = read_body(response, self.options.timeout).await;
-        if !body.is_empty() {
-            self.deliver_message(message, body).await;
+        let mut spooled = match answer::receive(response, self.options.max_answer_bytes, self.options.timeout).await {
+            Ok(spooled) => spooled,
+            Err(HttpFailure::Answer { problem: AnswerProblem::Empty, .. }) if message.id.is_none() => {
+                return Delivery::Sent(Sent::Done);
+            }
+            Err(failure) => return Delivery::Failed(failure),
+        };
+        if let Some(id) = &message.id
+            && !spooled.envelope.answers(id)
+        {
+            if spooled.envelope.id == Some(Value::Null) && spooled.envelope.has_error {
+                // The server could not tell the id (a parse error): its error, for this request.
+                if let Ok(mut value) = spooled.body.parse::<Value>() {
+                    value["id"] = id.clone();
+                    self.write(value.to_string()).await;
+                    return Delivery::Sent(Sent::Done);
+                }
+            }
+            if !status.is_success() {
+                // JSON, but not from the MCP server (API Gateway's `{"message":"Not Found"}`).
+                return Delivery::Failed(HttpFailure::Status { status, body: spooled.head, retry_after: None });
+            }
+            return Delivery::Failed(HttpFailure::Answer {
+                problem: AnswerProblem::NotTheResponse,
+                detail: spooled.envelope.mismatch(id),
+                body: Some(spooled.head),
+            });
         }
-        Sent::Done
+        if inspects(message) && spooled.envelope.is_response() {
+            match spooled.body.parse::<Value>() {
+                Ok(value) => self.deliver_value(message, value).await,
+                Err(error) => {
+                    let detail = format!("reading the answer back: {error}");
+                    return Delivery::Failed(HttpFailure::answer(AnswerProblem::Spool, detail));
+                }
+            }
+        } else {
+            self.write_body(spooled.body).await;
+        }
+        Delivery::Sent(Sent::Done)
     }
 
-    /// Passes a JSON answer to stdout piece by piece (see [`PIECE_BYTES`]). Raw line breaks can
-    /// only be insignificant whitespace in valid JSON (inside strings they are escaped), so they
-    /// become spaces.
-    async fn stream_json(&self, message: &Message, response: reqwest::Response) {
-        let mut stream = response.bytes_stream();
-        let mut sender = None;
-        loop {
-            let chunk = match tokio::time::timeout(self.options.timeout, stream.next()).await {
-                Ok(Some(Ok(chunk))) => chunk,
-                Ok(None) => return,
-                Ok(Some(Err(error))) => {
-                    drop(sender);
-                    self.stream_broken(message, &format!("the answer broke off: {error}")).await;
-                    return;
-                }
-                Err(_) => {
-                    drop(sender);
-                    let text = format!("the answer stalled for {} s; raise --timeout", self.options.timeout.as_secs());
-                    self.stream_broken(message, &text).await;
-                    return;
-                }
-            };
-            if chunk.is_empty() {
-                continue;
-            }
-            if sender.is_none() {
-                let (pieces, receiver) = mpsc::channel(PIECES_IN_FLIGHT);
-                if self.out.send(Out::Chunks(receiver)).await.is_err() {
-                    return;
-                }
-                sender = Some(pieces);
-            }
-            let Some(pieces) = &sender else { return };
-            for piece in one_line_pieces(&chunk) {
-                if pieces.send(piece).await.is_err() {
-                    return;
-                }
-            }
-        }
-    }
-
-    /// Streams SSE events: each event's data becomes one stdout line as soon as it is complete.
+    /// Passes an event stream on: each event's data becomes one stdout line once complete. A
+    /// stream that breaks, stalls, or ends before the response to the request ends in one error.
     async fn stream_events(&self, message: &Message, response: reqwest::Response) {
+        let limit = usize::try_from(self.options.max_answer_bytes).unwrap_or(usize::MAX);
+        let mut reader = EventReader::new(limit);
         let mut stream = response.bytes_stream();
-        let mut buffer = BytesMut::new();
+        let mut skipped = None;
         loop {
             let chunk = match tokio::time::timeout(self.options.timeout, stream.next()).await {
                 Ok(Some(Ok(chunk))) => chunk,
                 Ok(None) => break,
                 Ok(Some(Err(error))) => {
-                    self.stream_broken(message, &format!("the event stream broke: {error}")).await;
-                    return;
+                    let detail = crate::credentials::aws_error_chain(&error);
+                    return self.fail(message, &HttpFailure::answer(AnswerProblem::StreamBroken, detail)).await;
                 }
                 Err(_) => {
-                    let text = format!("no event for {} s; raise --timeout", self.options.timeout.as_secs());
-                    self.stream_broken(message, &text).await;
-                    return;
+                    let detail = format!("no event for {} s", self.options.timeout.as_secs());
+                    return self.fail(message, &HttpFailure::answer(AnswerProblem::StreamStalled, detail)).await;
                 }
             };
-            buffer.extend_from_slice(&chunk);
-            while let Some((end, separator)) = find_event_end(&buffer) {
-                let event = buffer.split_to(end + separator);
-                if let Some(data) = event_data(&event[..end]) {
-                    self.deliver_message(message, data).await;
+            reader.push(&chunk);
+            loop {
+                match reader.next_event() {
+                    Ok(Some(event)) => {
+                        if self.deliver_event(message, event.data, &mut skipped).await {
+                            return; // the response: the stream has nothing more for us
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(error) => return self.fail(message, &too_large_event(&error)).await,
                 }
             }
         }
-        if let Some(data) = event_data(&buffer) {
-            self.deliver_message(message, data).await;
-        }
-    }
-
-    async fn stream_broken(&self, message: &Message, text: &str) {
-        tracing::warn!(text, "event stream ended early");
-        if let Some(id) = &message.id {
-            self.write(rpc_error(id, -32000, text, None)).await;
-        }
-    }
-
-    /// Writes one JSON-RPC message, applying the tool filter and noting tool hints.
-    async fn deliver_message(&self, message: &Message, body: Bytes) {
-        let is_answer_to_list = message.method.as_deref() == Some("tools/list");
-        let is_initialize = message.method.as_deref() == Some("initialize");
-        if !(is_answer_to_list || is_initialize || body.contains(&b'\n')) {
-            self.write(body).await;
-            return;
-        }
-        let mut value: Value = match serde_json::from_slice(&body) {
-            Ok(value) => value,
-            Err(error) => {
-                tracing::warn!(%error, "the server sent a message that is not JSON");
-                if let Some(id) = &message.id {
-                    let text = format!("the server answered with something that is not JSON: {error}");
-                    self.write(rpc_error(id, -32603, &text, Some(json!({ "body": lossy(&body) })))).await;
+        match reader.finish() {
+            Ok(Some(event)) => {
+                if self.deliver_event(message, event.data, &mut skipped).await {
+                    return;
                 }
-                return;
+            }
+            Ok(None) => {}
+            Err(error) => return self.fail(message, &too_large_event(&error)).await,
+        }
+        if message.id.is_some() {
+            let detail = skipped.unwrap_or_else(|| "it had no response event".to_owned());
+            self.fail(message, &HttpFailure::answer(AnswerProblem::StreamEnded, detail)).await;
+        }
+    }
+
+    /// Writes one event's message; true when it was the response to `message`. Events that are
+    /// not JSON, and responses to other requests, are dropped (and noted in `skipped`).
+    async fn deliver_event(&self, message: &Message, data: Bytes, skipped: &mut Option<String>) -> bool {
+        if data.iter().all(u8::is_ascii_whitespace) {
+            return false; // a priming or keep-alive event
+        }
+        // The event's data buffer itself (no copy): its `\n`s that joined data lines become spaces.
+        let mut line = data.try_into_mut().unwrap_or_else(|shared| BytesMut::from(&shared[..]));
+        answer::one_line(&mut line);
+        let line = line.freeze();
+        let mut scan = JsonScan::new();
+        let envelope = match scan.push(&line).and_then(|()| scan.finish()) {
+            Ok(envelope) => envelope,
+            Err(error) => {
+                let id = message.id.clone().unwrap_or_default();
+                tracing::warn!(reason = "sse-event-not-json", id = %id, %error, "dropped an event that is not JSON");
+                *skipped = Some(format!("an event was not JSON ({error})"));
+                return false;
             }
         };
-        let is_response = value.get("id").is_some() && value.get("method").is_none();
-        if is_response
-            && is_initialize
+        let Some(id) = &message.id else {
+            self.write(line).await;
+            return false;
+        };
+        if !envelope.is_response() {
+            self.write(line).await; // a notification (progress, log) or a request of the server
+            return false;
+        }
+        if envelope.answers(id) || (envelope.id == Some(Value::Null) && envelope.has_error) {
+            match serde_json::from_slice::<Value>(&line) {
+                Ok(mut value) if !envelope.answers(id) => {
+                    value["id"] = id.clone();
+                    self.write(value.to_string()).await;
+                }
+                Ok(value) if inspects(message) => self.deliver_value(message, value).await,
+                _ => self.write(line).await,
+            }
+            return true;
+        }
+        let mismatch = envelope.mismatch(id);
+        tracing::warn!(reason = "sse-wrong-id", id = %id, %mismatch, "dropped a response to another request");
+        *skipped = Some(format!("a response event had {mismatch}"));
+        false
+    }
+
+    /// Writes one JSON-RPC response of `initialize` or `tools/list`, applying the tool filter
+    /// and noting tool hints and the negotiated version.
+    async fn deliver_value(&self, message: &Message, mut value: Value) {
+        if message.method.as_deref() == Some("initialize")
             && let Some(version) = value["result"]["protocolVersion"].as_str()
         {
             self.session.lock().await.protocol_version = Some(version.to_owned());
         }
-        if is_response
-            && is_answer_to_list
+        if message.method.as_deref() == Some("tools/list")
             && let Some(result) = value.get_mut("result")
         {
             self.note_hints(result).await;
             self.options.filter.apply_to_list(result);
         }
         self.write(value.to_string()).await;
+    }
+
+    /// The answer's one message, for the proxy's own requests (`tools/list` for hints, the
+    /// replayed `initialize`): the JSON body, or the event that answers `id`.
+    async fn read_answer(&self, response: reqwest::Response, id: &Value) -> Result<Value, HttpFailure> {
+        let limit = self.options.max_answer_bytes;
+        if !answer::is_event_stream(&content_type(&response)) {
+            let mut spooled = answer::receive(response, limit, self.options.timeout).await?;
+            if !spooled.envelope.answers(id) {
+                return Err(HttpFailure::answer(AnswerProblem::NotTheResponse, spooled.envelope.mismatch(id)));
+            }
+            return spooled
+                .body
+                .parse()
+                .map_err(|error| HttpFailure::answer(AnswerProblem::NotJson, error.to_string()));
+        }
+        let mut reader = EventReader::new(usize::try_from(limit).unwrap_or(usize::MAX));
+        let mut stream = response.bytes_stream();
+        let mut ended = false;
+        loop {
+            let event = match reader.next_event() {
+                Ok(Some(event)) => Some(event),
+                Ok(None) if ended => None,
+                Ok(None) => match tokio::time::timeout(self.options.timeout, stream.next()).await {
+                    Ok(Some(Ok(chunk))) => {
+                        reader.push(&chunk);
+                        continue;
+                    }
+                    Ok(None) => {
+                        ended = true;
+                        let rest = std::mem::replace(&mut reader, EventReader::new(0));
+                        rest.finish().map_err(|error| too_large_event(&error))?
+                    }
+                    Ok(Some(Err(error))) => {
+                        let detail = crate::credentials::aws_error_chain(&error);
+                        return Err(HttpFailure::answer(AnswerProblem::StreamBroken, detail));
+                    }
+                    Err(_) => return Err(HttpFailure::answer(AnswerProblem::StreamStalled, "no event in time")),
+                },
+                Err(error) => return Err(too_large_event(&error)),
+            };
+            let Some(event) = event else {
+                return Err(HttpFailure::answer(AnswerProblem::StreamEnded, "it had no response event"));
+            };
+            if let Ok(value) = serde_json::from_slice::<Value>(&event.data)
+                && value.get("id") == Some(id)
+                && value.get("method").is_none()
+            {
+                return Ok(value);
+            }
+        }
     }
 
     async fn note_hints(&self, result: &Value) {
@@ -439,8 +541,14 @@ impl Proxy {
         let body = Bytes::from(list.body.to_string());
         let (headers, _) = self.headers_for(&list).await;
         let response = self.attempt(&body, headers).await.ok()?;
-        let body = final_message(response, self.options.timeout).await;
-        let value: Value = serde_json::from_slice(&body).ok()?;
+        let id = list.id.clone().unwrap_or_default();
+        let value = match self.read_answer(response, &id).await {
+            Ok(value) => value,
+            Err(failure) => {
+                tracing::warn!(reason = %failure.reason(), %failure, "tools/list for the tool filter failed");
+                return None;
+            }
+        };
         self.note_hints(&value["result"]).await;
         self.hints.lock().await.get(name).copied()
     }
@@ -510,9 +618,9 @@ impl Proxy {
         let (headers, _) = self.headers_for(&message).await;
         let response = self.attempt(&body, headers).await.map_err(|failure| failure.to_string())?;
         let session_id = response.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let answer = final_message(response, self.options.timeout).await;
-        let value: Value =
-            serde_json::from_slice(&answer).map_err(|error| format!("bad initialize answer: {error}"))?;
+        let id = message.id.clone().unwrap_or_default();
+        let value =
+            self.read_answer(response, &id).await.map_err(|failure| format!("bad initialize answer: {failure}"))?;
         if let Some(error) = value.get("error") {
             return Err(format!("initialize failed: {error}"));
         }
@@ -537,6 +645,16 @@ impl Proxy {
             tracing::debug!("stdout writer is gone");
         }
     }
+
+    async fn write_body(&self, body: Body) {
+        let item = match body {
+            Body::Memory(bytes) => Out::Line(bytes),
+            Body::File { file, bytes } => Out::File { file, bytes },
+        };
+        if self.out.send(item).await.is_err() {
+            tracing::debug!("stdout writer is gone");
+        }
+    }
 }
 
 fn insert(headers: &mut HeaderMap, name: &'static str, value: &str) {
@@ -558,43 +676,29 @@ fn header_safe(value: &str) -> String {
     }
 }
 
-async fn read_body(response: reqwest::Response, timeout: Duration) -> Bytes {
-    tokio::time::timeout(timeout, response.bytes()).await.ok().and_then(Result::ok).unwrap_or_default()
+/// The content type of a response ("" when it has none).
+fn content_type(response: &reqwest::Response) -> String {
+    response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
 }
 
-/// The last message of an answer: the body itself for JSON, the last event's data for SSE.
-async fn final_message(response: reqwest::Response, timeout: Duration) -> Bytes {
-    let is_sse = response
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/event-stream"));
-    let mut body = BytesMut::from(&read_body(response, timeout).await[..]);
-    if !is_sse {
-        return body.freeze();
-    }
-    let mut last = None;
-    while let Some((end, separator)) = find_event_end(&body) {
-        let event = body.split_to(end + separator);
-        last = event_data(&event[..end]).or(last);
-    }
-    event_data(&body).or(last).unwrap_or_default()
+/// Whether the proxy reads this answer itself (session version, tool hints and filter).
+fn inspects(message: &Message) -> bool {
+    matches!(message.method.as_deref(), Some("initialize" | "tools/list"))
 }
 
-/// `chunk` copied into pieces of at most [`PIECE_BYTES`], its raw line breaks made spaces.
-fn one_line_pieces(chunk: &[u8]) -> impl Iterator<Item = Bytes> + '_ {
-    let has_line_breaks = chunk.contains(&b'\n') || chunk.contains(&b'\r');
-    chunk.chunks(PIECE_BYTES).map(move |part| {
-        let mut piece = part.to_vec();
-        if has_line_breaks {
-            piece.iter_mut().filter(|b| matches!(b, b'\n' | b'\r')).for_each(|b| *b = b' ');
-        }
-        Bytes::from(piece)
-    })
+/// A JSON-RPC error object in an error status's body.
+fn jsonrpc_error(body: &[u8]) -> Option<Value> {
+    serde_json::from_slice::<Value>(body)
+        .ok()
+        .filter(|value| value.get("jsonrpc").is_some() && value.get("error").is_some())
 }
 
-fn is_jsonrpc(body: &[u8]) -> bool {
-    serde_json::from_slice::<Value>(body).is_ok_and(|value| value.get("jsonrpc").is_some())
+fn too_large_event(error: &SseError) -> HttpFailure {
+    let detail = match error {
+        SseError::EventTooLarge { limit } => format!("more than --max-answer-bytes {limit} in one event"),
+        other => other.to_string(),
+    };
+    HttpFailure::answer(AnswerProblem::EventTooLarge, detail)
 }
 
 /// A JSON-RPC error line.
@@ -606,62 +710,9 @@ pub fn rpc_error(id: &Value, code: i64, message: &str, data: Option<Value>) -> V
     json!({"jsonrpc": "2.0", "id": id, "error": error}).to_string().into_bytes()
 }
 
-fn lossy(body: &[u8]) -> String {
-    String::from_utf8_lossy(body).into_owned()
-}
-
-/// Where the first complete SSE event ends: (index of the blank line, separator length).
-fn find_event_end(buffer: &[u8]) -> Option<(usize, usize)> {
-    let lf = buffer.windows(2).position(|w| w == b"\n\n").map(|i| (i, 2));
-    let crlf = buffer.windows(4).position(|w| w == b"\r\n\r\n").map(|i| (i, 4));
-    match (lf, crlf) {
-        (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
-        (a, b) => a.or(b),
-    }
-}
-
-/// The data of one SSE event (its `data:` lines joined), if it has any.
-fn event_data(event: &[u8]) -> Option<Bytes> {
-    let mut data = Vec::new();
-    let mut any = false;
-    for line in event.split(|b| *b == b'\n') {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if let Some(rest) = line.strip_prefix(b"data:") {
-            if any {
-                data.push(b'\n');
-            }
-            data.extend_from_slice(rest.strip_prefix(b" ").unwrap_or(rest));
-            any = true;
-        }
-    }
-    (any && !data.iter().all(u8::is_ascii_whitespace)).then(|| Bytes::from(data))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn large_chunks_become_small_one_line_pieces() {
-        let text = "{\"a\": [1,\r\n 2]}\n".repeat(PIECE_BYTES / 4);
-        let pieces: Vec<Bytes> = one_line_pieces(text.as_bytes()).collect();
-        assert!(pieces.len() > 1 && pieces.iter().all(|piece| piece.len() <= PIECE_BYTES));
-        let joined: Vec<u8> = pieces.concat();
-        assert_eq!(joined, text.replace(['\r', '\n'], " ").into_bytes());
-    }
-
-    #[test]
-    fn sse_events_are_split_and_joined() {
-        let stream = b"event: message\ndata: {\"a\":1}\n\n: keep-alive\n\ndata: {\"b\":\r\ndata: 2}\r\n\r\ndata: tail";
-        let mut buffer = BytesMut::from(&stream[..]);
-        let mut events = Vec::new();
-        while let Some((end, separator)) = find_event_end(&buffer) {
-            let event = buffer.split_to(end + separator);
-            events.push(event_data(&event[..end]));
-        }
-        assert_eq!(events, vec![Some(Bytes::from("{\"a\":1}")), None, Some(Bytes::from("{\"b\":\n2}"))]);
-        assert_eq!(event_data(&buffer), Some(Bytes::from("tail")));
-    }
 
     #[test]
     fn header_values_use_the_base64_sentinel_when_needed() {
@@ -669,16 +720,5 @@ mod tests {
         assert_eq!(header_safe("Hello, 世界"), "=?base64?SGVsbG8sIOS4lueVjA==?=");
         assert_eq!(header_safe(" padded "), "=?base64?IHBhZGRlZCA=?=");
         assert_eq!(header_safe("=?base64?literal?="), "=?base64?PT9iYXNlNjQ/bGl0ZXJhbD89?=");
-    }
-
-    #[test]
-    fn messages_know_their_era_and_name() {
-        let modern = Message::new(
-            json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"file","_meta":{MODERN_VERSION_KEY:"2026-07-28"}}}),
-        );
-        assert_eq!(modern.modern_version(), Some("2026-07-28"));
-        assert_eq!(modern.name(), Some("file"));
-        let legacy = Message::new(json!({"jsonrpc":"2.0","method":"notifications/initialized"}));
-        assert_eq!(legacy.modern_version(), None);
     }
 }

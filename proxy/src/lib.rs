@@ -2,15 +2,18 @@
 //! IAM-protected MCP endpoint (API Gateway, Lambda Function URL, Bedrock AgentCore), signed
 //! with AWS SigV4, and streams the answers back.
 //!
-//! stdin → [`forward::Proxy`] (one task per message) → signed POST → stdout, one line per
-//! JSON-RPC message; logs go to stderr.
+//! stdin ([`message`]: bounded lines, checked) → [`forward::Proxy`] (one task per message) →
+//! signed POST → [`answer`] (complete and checked before any byte is written) → stdout, one line
+//! per JSON-RPC message; logs go to stderr.
 
+pub mod answer;
 pub mod credentials;
 pub mod doctor;
 pub mod endpoint;
 pub mod errors;
 pub mod filter;
 pub mod forward;
+pub mod message;
 pub mod process;
 pub mod retry;
 pub mod sign;

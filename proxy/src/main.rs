@@ -10,14 +10,11 @@ use mcp_sigv4_proxy::{
     doctor,
     endpoint::Endpoint,
     filter::ToolFilter,
-    forward::{Options, Out, Proxy},
-    process,
+    forward::{Options, Proxy},
+    process::{self, Out},
 };
-use tokio::{
-    io::{AsyncBufReadExt as _, BufReader},
-    sync::mpsc,
-    task::JoinSet,
-};
+use mcp_wire::line::{Line, LineReader};
+use tokio::{io::BufReader, sync::mpsc, task::JoinSet};
 
 /// Local stdio MCP server that signs each request with AWS SigV4 and forwards it to an
 /// IAM-protected MCP endpoint.
@@ -65,6 +62,14 @@ struct Common {
     /// Hide and refuse tools matching these globs (comma-separated or repeated).
     #[arg(long, value_delimiter = ',', global = true)]
     deny_tools: Vec<String>,
+    /// The longest message accepted on stdin, in bytes (`K`, `M`, `G` suffixes: KiB, MiB, GiB).
+    /// A longer line gets a parse error and is skipped without being held in memory.
+    #[arg(long, default_value = "16M", value_parser = parse_message_bytes, global = true)]
+    max_message_bytes: u64,
+    /// The largest answer, and the largest event of a streamed answer, in bytes (`K`, `M`, `G`
+    /// suffixes). Answers over 256 KiB wait in a temporary file until complete.
+    #[arg(long, default_value = "256M", value_parser = parse_answer_bytes, global = true)]
+    max_answer_bytes: u64,
     /// Log filter for stderr (`info`, `debug`, ...).
     #[arg(long, env = "MCP_PROXY_LOG", default_value = "warn", global = true)]
     log_level: String,
@@ -119,20 +124,26 @@ fn setup(common: &Common) -> anyhow::Result<(Endpoint, CredentialSource)> {
 }
 
 async fn run(common: &Common, endpoint: Endpoint, credentials: CredentialSource) -> anyhow::Result<()> {
+    let max_message_bytes =
+        usize::try_from(common.max_message_bytes).context("--max-message-bytes does not fit this machine")?;
     let options = Options {
         timeout: Duration::from_secs(common.timeout.max(1)),
         headers: parse_headers(&common.headers)?,
         filter: ToolFilter::new(common.read_only, &common.allow_tools, &common.deny_tools)
             .context("invalid --allow-tools/--deny-tools glob")?,
+        max_message_bytes,
+        max_answer_bytes: common.max_answer_bytes,
     };
     tracing::info!(%endpoint, "forwarding stdio to the endpoint");
     let (out, lines) = mpsc::channel::<Out>(1024);
     let writer_done = process::spawn_stdout_writer(lines).context("starting the stdout writer thread")?;
     let proxy = Arc::new(Proxy::new(endpoint, credentials, options, out)?);
-    let mut stdin = BufReader::new(tokio::io::stdin()).lines();
+    let mut stdin = LineReader::new(BufReader::new(tokio::io::stdin()), max_message_bytes);
     let mut tasks = JoinSet::new();
     while let Some(line) = stdin.next_line().await.context("reading stdin")? {
-        if line.trim().is_empty() {
+        if let Line::Complete(bytes) = &line
+            && bytes.iter().all(u8::is_ascii_whitespace)
+        {
             continue;
         }
         tasks.spawn(proxy.clone().handle_line(line));
@@ -143,6 +154,34 @@ async fn run(common: &Common, endpoint: Endpoint, credentials: CredentialSource)
     drop(proxy);
     writer_done.await.ok();
     Ok(())
+}
+
+fn parse_message_bytes(text: &str) -> Result<u64, String> {
+    parse_bytes(text, 1024, 1 << 30)
+}
+
+fn parse_answer_bytes(text: &str) -> Result<u64, String> {
+    parse_bytes(text, 1024, 1 << 40)
+}
+
+/// A size in bytes, `K`/`M`/`G` (or `KiB`/`MiB`/`GiB`) meaning powers of 1024, within bounds.
+fn parse_bytes(text: &str, min: u64, max: u64) -> Result<u64, String> {
+    let text = text.trim();
+    let digits = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let number: u64 = number.parse().map_err(|_| format!("`{text}` is not a size such as 16M or 1048576"))?;
+    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        _ => return Err(format!("`{text}`: the unit must be K, M or G (powers of 1024)")),
+    };
+    let bytes = number.checked_mul(scale).ok_or_else(|| format!("`{text}` is too large"))?;
+    if !(min..=max).contains(&bytes) {
+        return Err(format!("{bytes} bytes is outside {min}..={max}"));
+    }
+    Ok(bytes)
 }
 
 fn parse_headers(raw: &[String]) -> anyhow::Result<Vec<(HeaderName, HeaderValue)>> {
@@ -168,4 +207,22 @@ fn init_logging(level: &str, file: Option<&std::path::Path>) {
         }
     });
     tracing_subscriber::registry().with(filter).with(stderr).with(file_layer).init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_take_units_and_stay_in_bounds() {
+        assert_eq!(parse_message_bytes("16M"), Ok(16 << 20));
+        assert_eq!(parse_answer_bytes("256MiB"), Ok(256 << 20));
+        assert_eq!(parse_answer_bytes("65536"), Ok(65536));
+        assert_eq!(parse_message_bytes("2k"), Ok(2048));
+        assert!(parse_message_bytes("0").is_err());
+        assert!(parse_message_bytes("2G").is_err());
+        assert!(parse_answer_bytes("12 parsecs").is_err());
+        assert!(parse_answer_bytes("-5").is_err());
+        assert!(parse_answer_bytes("99999999999999999999G").is_err());
+    }
 }

@@ -6,7 +6,21 @@ use std::io::Write as _;
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::forward::Out;
+/// What the stdout writer receives: one complete line (the writer adds the newline), from
+/// memory or from the temporary file of a large answer. Only complete lines are ever sent, so
+/// nothing truncated can reach stdout.
+#[derive(Debug)]
+pub enum Out {
+    /// One complete line (without the newline).
+    Line(bytes::Bytes),
+    /// One complete line (without the newline) in a rewound temporary file of `bytes` bytes.
+    File {
+        /// The file, positioned at its start.
+        file: std::fs::File,
+        /// Its length.
+        bytes: u64,
+    },
+}
 
 /// glibc's malloc keeps large freed buffers: once the first ~400 KiB HTTP read buffer is freed,
 /// it raises its mmap threshold to that size, so every later one is carved from the heap and the
@@ -42,9 +56,18 @@ pub fn spawn_stdout_writer(mut lines: mpsc::Receiver<Out>) -> std::io::Result<on
             let write = || -> std::io::Result<()> {
                 match item {
                     Out::Line(line) => stdout.write_all(&line)?,
-                    Out::Chunks(mut chunks) => {
-                        while let Some(chunk) = chunks.blocking_recv() {
-                            stdout.write_all(&chunk)?;
+                    Out::File { mut file, bytes } => {
+                        // File to pipe: std copies it in the kernel (copy_file_range, sendfile,
+                        // splice), so a large answer never passes through our memory.
+                        let copied = std::io::copy(&mut file, &mut stdout)?;
+                        if copied != bytes {
+                            // Cannot happen short of a failing disk; the line is then broken.
+                            tracing::error!(
+                                copied,
+                                bytes,
+                                reason = "spool-short-read",
+                                "a spooled answer was cut short"
+                            );
                         }
                     }
                 }

@@ -6,8 +6,12 @@ use std::time::Duration;
 /// How a request attempt failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Failure {
-    /// Connection refused/reset before the request was sent, DNS or TLS failure.
+    /// The request cannot have reached the server: DNS, TLS or TCP connect failure, before any
+    /// byte of the request was sent.
     Connect,
+    /// The connection broke once the request may have been sent (reset after sending, the
+    /// headers or the body of the answer could not be read): it may have run.
+    MayHaveRun,
     /// API Gateway throttled the request (429): it never reached the function.
     Throttled,
     /// The request timed out (it may have run).
@@ -56,7 +60,7 @@ pub fn effect(method: &str, tool_read_only: Option<bool>, tool_idempotent: Optio
 pub fn should_retry(failure: Failure, effect: Effect) -> bool {
     match failure {
         Failure::Connect | Failure::Throttled => true,
-        Failure::Timeout | Failure::ServerError => effect == Effect::SideEffectFree,
+        Failure::MayHaveRun | Failure::Timeout | Failure::ServerError => effect == Effect::SideEffectFree,
         Failure::Rejected => false,
     }
 }
@@ -94,6 +98,8 @@ mod tests {
         let table = [
             (Connect, MayWrite, true),
             (Connect, SideEffectFree, true),
+            (MayHaveRun, MayWrite, false),
+            (MayHaveRun, SideEffectFree, true),
             (Throttled, MayWrite, true),
             (Throttled, SideEffectFree, true),
             (Timeout, MayWrite, false),

@@ -33,15 +33,50 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-class Server:
+class LoggedProcess:
+    """A process whose stderr (JSON log lines) goes to `log_path`; subclasses start `proc`."""
+
+    log_path: Path
+    proc: subprocess.Popen
+
+    def open_log(self, path: Path) -> None:
+        self.log_path = path
+        self._log = open(path, "w")
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def log_lines(self) -> list[dict]:
+        if not self._log.closed:
+            self._log.flush()
+        lines = []
+        for line in self.log_path.read_text().splitlines():
+            try:
+                lines.append(json.loads(line))
+            except json.JSONDecodeError:
+                pytest.fail(f"non-JSON log line on stderr: {line!r}")
+        return lines
+
+    def stop(self) -> int | None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        return self.proc.returncode
+
+
+class Server(LoggedProcess):
     """A running `mcp-gateway serve` process with its stderr log."""
 
     def __init__(self, tmp: Path, *extra: str, env: dict[str, str] | None = None, port: int | None = None,
                  data_root: str | None = None) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}/mcp"
-        self.log_path = tmp / f"serve-{self.port}.log"
-        self._log = open(self.log_path, "w")
+        self.open_log(tmp / f"serve-{self.port}.log")
         self.proc = subprocess.Popen(
             [gateway_bin(), "--data-root", data_root or str(DATA), *extra, "serve", "--addr", f"127.0.0.1:{self.port}"],
             stdout=subprocess.DEVNULL,
@@ -58,33 +93,8 @@ class Server:
         self.stop()
         pytest.fail(f"mcp-gateway serve did not start; log:\n{self.log_path.read_text()}")
 
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def log_lines(self) -> list[dict]:
-        if not self._log.closed:
-            self._log.flush()
-        lines = []
-        for line in self.log_path.read_text().splitlines():
-            try:
-                lines.append(json.loads(line))
-            except json.JSONDecodeError:
-                pytest.fail(f"non-JSON log line on stderr: {line!r}")
-        return lines
-
     def request_logs(self) -> list[dict]:
         return [line["fields"] for line in self.log_lines() if line.get("target") == "mcp_gateway::request"]
-
-    def stop(self) -> int | None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
-        return self.proc.returncode
 
 
 @pytest.fixture(scope="module")

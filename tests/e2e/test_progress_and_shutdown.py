@@ -25,7 +25,7 @@ async def test_progress_notifications_reach_the_client(server, mode):
 
     async with Client(server.url, mode=mode) as client:
         result = await client.call_tool("file", LIST, progress_callback=on_progress)
-    assert result.is_error is not True
+    assert result.is_error is False
     entries = result.structured_content["entries"]
     assert len(seen) == 2, seen
     assert seen[0][2] == "listing ."

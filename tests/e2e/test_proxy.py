@@ -158,7 +158,7 @@ async def test_credentials_rotated_mid_session(server, tmp_path):
             stand_in.set_credentials({OTHER_KEY: {"secret": OTHER_SECRET}})
             time.sleep(2.5)
             result = await client.call_tool("file", {"action": "info", "path": "sales"})
-            assert result.is_error is not True
+            assert result.is_error is False
     finally:
         stand_in.stop()
 
@@ -217,7 +217,7 @@ async def test_server_restart_mid_session_is_invisible(tmp_path):
             second = Server(tmp_path, port=port)
             try:
                 result = await client.call_tool("file", {"action": "info", "path": "sales"})
-                assert result.is_error is not True
+                assert result.is_error is False
                 assert "sales" in result.content[0].text
             finally:
                 second.stop()

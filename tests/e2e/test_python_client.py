@@ -22,7 +22,7 @@ async def list_and_call(client: Client) -> None:
     assert file_tool.output_schema is not None
 
     result = await client.call_tool("file", {"action": "read", "path": "sales/regions.csv"})
-    assert result.is_error is not True
+    assert result.is_error is False
     assert result.structured_content is not None
     assert result.structured_content["text"].startswith("code,name,manager\n")
     assert (DATA / "sales" / "regions.csv").read_text() == result.structured_content["text"]

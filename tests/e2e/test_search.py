@@ -4,7 +4,10 @@ in memory on first use or stored by `mcp-gateway index` (local folder and S3).""
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
+
+import anyio
 
 import pytest
 from mcp.client.client import Client
@@ -22,7 +25,7 @@ async def all_hits(client, query, glob=None, limit=4):
         if cursor:
             args["cursor"] = cursor
         page = await client.call_tool("search", args)
-        assert page.is_error is not True, page.content
+        assert page.is_error is False, page.content
         hits += page.structured_content["hits"]
         cursor = page.structured_content.get("next_cursor")
         if not cursor:
@@ -106,5 +109,50 @@ async def test_stored_index_on_s3(moto, tmp_path):  # noqa: F811
             result = await client.call_tool("search", {"query": "gizmo", "path_glob": "sales/**"})
             assert result.structured_content["index"]["source"] == "stored"
             assert result.structured_content["hits"][0]["path"] == "sales/orders.csv"
+    finally:
+        server.stop()
+
+
+@pytest.mark.anyio
+async def test_search_finds_files_written_after_the_index_was_built(tmp_path):
+    """Regression: the in-memory index never noticed `file_write` changes or new files."""
+    root = tmp_path / "root"
+    shutil.copytree(DATA, root)
+    server = Server(tmp_path, "--allow-write", "--index-recheck", "1", data_root=str(root))
+    try:
+        async with Client(server.url, mode="2026-07-28") as client:
+            before = await client.call_tool("search", {"query": "zebrafish"})
+            assert before.structured_content["total"] == 0
+            wrote = await client.call_tool("file_write", {"action": "write", "path": "docs/new.md", "text": "# Zebrafish\n\nzebrafish counts\n"})
+            assert wrote.is_error is False, wrote.content
+            after = await client.call_tool("search", {"query": "zebrafish"})
+            assert {hit["path"] for hit in after.structured_content["hits"]} == {"docs/new.md"}
+            # A file another writer adds is found once the index is checked again (every second here).
+            (root / "docs" / "other.md").write_text("zebrafish again\n")
+            await anyio.sleep(1.5)
+            later = await client.call_tool("search", {"query": "zebrafish"})
+            assert {hit["path"] for hit in later.structured_content["hits"]} == {"docs/new.md", "docs/other.md"}
+            assert later.structured_content["index"]["source"] == "memory"
+    finally:
+        server.stop()
+
+
+@pytest.mark.anyio
+async def test_a_stored_index_older_than_the_data_is_not_served_as_current(tmp_path):
+    root = tmp_path / "root"
+    shutil.copytree(DATA, root)
+    run_index(str(root))
+    (root / "docs" / "late.md").write_text("quokka sightings\n")
+    server = Server(tmp_path, "--index-recheck", "1", data_root=str(root))
+    try:
+        async with Client(server.url, mode="2026-07-28") as client:
+            first = await client.call_tool("search", {"query": "quokka"})
+            await anyio.sleep(1.5)
+            again = await client.call_tool("search", {"query": "quokka"})
+        # The stored index loads as built; the next check finds the new file and, the corpus being
+        # small, re-indexes the root in memory.
+        assert first.structured_content["index"]["source"] == "stored"
+        assert [hit["path"] for hit in again.structured_content["hits"]] == ["docs/late.md"]
+        assert again.structured_content["index"]["source"] == "memory"
     finally:
         server.stop()

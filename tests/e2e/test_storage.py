@@ -11,6 +11,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import anyio
 import boto3
 import httpx
 import pytest
@@ -86,7 +87,7 @@ async def test_list_read_info(root):
     kind, server = root
     async with Client(server.url, mode="2026-07-28") as client:
         listed = await client.call_tool("file", {"action": "list", "recursive": True, "glob": "**/*.{csv,md,ndjson}", "limit": 1000})
-        assert listed.is_error is not True, listed.content
+        assert listed.is_error is False, listed.content
         paths = {e["path"] for e in listed.structured_content["entries"] if e["kind"] == "file"}
         assert paths == data_files(), kind
         raw = await client.call_tool("file", {"action": "read", "path": "odd/latin1.txt"})
@@ -115,7 +116,7 @@ async def test_listing_paginates_past_a_thousand_objects(root):
             if cursor:
                 args["cursor"] = cursor
             page = await client.call_tool("file", args)
-            assert page.is_error is not True, page.content
+            assert page.is_error is False, page.content
             seen += [e["path"] for e in page.structured_content["entries"]]
             pages += 1
             cursor = page.structured_content.get("next_cursor")
@@ -134,7 +135,7 @@ async def test_write_replace_delete(root):
         assert tools["file_write"].annotations.read_only_hint is False
         assert tools["file"].annotations.read_only_hint is True
         wrote = await client.call_tool("file_write", {"action": "write", "path": "out/notes/hello.txt", "text": "héllo\n"})
-        assert wrote.is_error is not True, wrote.content
+        assert wrote.is_error is False, wrote.content
         assert wrote.structured_content["entry"]["size"] == len("héllo\n".encode())
         back = await client.call_tool("file", {"action": "read", "path": "out/notes/hello.txt"})
         assert back.structured_content["text"] == "héllo\n"
@@ -143,7 +144,7 @@ async def test_write_replace_delete(root):
         binary = await client.call_tool("file", {"action": "read", "path": "out/blob.bin"})
         assert base64.b64decode(binary.structured_content["base64"]) == blob
         gone = await client.call_tool("file_write", {"action": "delete", "path": "out/blob.bin"})
-        assert gone.is_error is not True
+        assert gone.is_error is False
         missing = await client.call_tool("file", {"action": "info", "path": "out/blob.bin"})
         assert missing.is_error is True and "does not exist" in missing.content[0].text
         escape = await client.call_tool("file_write", {"action": "write", "path": "../escape.txt", "text": "x"})
@@ -151,12 +152,45 @@ async def test_write_replace_delete(root):
         await client.call_tool("file_write", {"action": "delete", "path": "out/notes/hello.txt"})
 
 
-def test_local_writes_are_atomic_and_leave_no_temporary_files(root, local_root):
+@pytest.mark.anyio
+async def test_concurrent_writes_to_one_path_are_atomic_and_leave_no_temporary_files(root, local_root):
+    """Regression: this test used to look only for temporary files that other tests had left, so it
+    passed whether or not writes were atomic. Now 12 writers replace one file at once while readers
+    read it: every read sees one writer's whole content, the file ends as one of them, and no
+    temporary file is left."""
     kind, server = root
-    if kind != "local":
-        pytest.skip("local folders only")
-    leftovers = [p for p in local_root.rglob("*") if ".tmp-" in p.name]
-    assert leftovers == []
+    path = "out/race.txt"
+    bodies = [chr(ord("a") + i) * 150_000 for i in range(12)]
+    reads: list[str] = []
+    async with Client(server.url, mode="2026-07-28") as client:
+        first = await client.call_tool("file_write", {"action": "write", "path": path, "text": bodies[0]})
+        assert first.is_error is False, first.content
+
+        async def write(body: str) -> None:
+            wrote = await client.call_tool("file_write", {"action": "write", "path": path, "text": body})
+            assert wrote.is_error is False, wrote.content
+
+        async def read() -> None:
+            for _ in range(8):
+                got = await client.call_tool("file", {"action": "read", "path": path})
+                assert got.is_error is False, got.content
+                reads.append(got.structured_content["text"])
+                if kind == "local":
+                    reads.append(await anyio.to_thread.run_sync((local_root / path).read_text))
+
+        async with anyio.create_task_group() as group:
+            for body in bodies:
+                group.start_soon(write, body)
+            for _ in range(3):
+                group.start_soon(read)
+        final = await client.call_tool("file", {"action": "read", "path": path})
+        await client.call_tool("file_write", {"action": "delete", "path": path})
+    assert len(reads) >= 24
+    torn = [text[:20] + "…" for text in reads if text not in bodies]
+    assert torn == [], f"{kind}: reads saw partial or mixed content"
+    assert final.structured_content["text"] in bodies
+    if kind == "local":
+        assert [p.name for p in local_root.rglob("*") if ".tmp-" in p.name] == []
 
 
 @pytest.mark.anyio
@@ -254,7 +288,7 @@ async def test_s3_access_denied_is_explained(moto_with_iam, tmp_path):
     try:
         async with Client(server.url, mode="legacy") as client:
             listing = await client.call_tool("file", {"action": "list"})
-            assert listing.is_error is not True, listing
+            assert listing.is_error is False, listing
             assert "secret.csv" in listing.content[0].text
             for args in ({"action": "read", "path": "secret.csv"}, {"action": "info", "path": "secret.csv"}):
                 result = await client.call_tool("file", args)

@@ -177,17 +177,9 @@ pub fn classify(status: u16, content_type: &str, body: &[u8], id: u64) -> Outcom
     }
 }
 
-/// The JSON messages in the `data:` fields of an SSE body.
+/// The JSON messages in the events of an SSE body.
 fn sse_messages(body: &[u8]) -> impl Iterator<Item = Value> + '_ {
-    let text = std::str::from_utf8(body).unwrap_or_default();
-    text.split("\n\n").filter_map(|event| {
-        let data: Vec<&str> = event
-            .lines()
-            .filter_map(|line| line.strip_prefix("data:"))
-            .map(|data| data.strip_prefix(' ').unwrap_or(data))
-            .collect();
-        serde_json::from_str(&data.join("\n")).ok()
-    })
+    mcp_wire::sse::events(body).filter_map(|event| serde_json::from_slice(&event.data).ok())
 }
 
 #[cfg(test)]
@@ -235,5 +227,16 @@ mod tests {
                     data: {\"jsonrpc\":\"2.0\",\"id\":3,\"result\":{}}\n\n";
         assert_eq!(classify(200, "text/event-stream", sse, 3), Outcome::Ok);
         assert_eq!(classify(200, "text/event-stream", sse, 4), Outcome::Invalid);
+    }
+
+    /// Regression: events were split at `\n\n` only, so a stream with CRLF line endings was one
+    /// event whose joined data was no JSON message, and a good answer counted as invalid.
+    #[test]
+    fn sse_answers_with_crlf_line_endings_are_read() {
+        let crlf = b"data: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\"}\r\n\r\n\
+                     data: {\"jsonrpc\":\"2.0\",\r\ndata: \"id\":3,\"result\":{}}\r\n\r\n";
+        assert_eq!(classify(200, "text/event-stream", crlf, 3), Outcome::Ok);
+        let unterminated = b"data: {\"jsonrpc\":\"2.0\",\"id\":3,\"result\":{}}";
+        assert_eq!(classify(200, "text/event-stream", unterminated, 3), Outcome::Ok, "no blank line at the end");
     }
 }

@@ -21,7 +21,7 @@ fn main() -> anyhow::Result<()> {
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     let storage = Storage::Local(LocalRoot::open(repo.join("examples/data"))?);
     let core = Arc::new(Core::with_builtin_tools(storage, ToolLimits::default()));
-    let router = http::router(core, HttpSettings { allowed_hosts: AllowedHosts::Any, ..HttpSettings::local() });
+    let router = http::router(core, HttpSettings { allowed_hosts: AllowedHosts::Any, ..HttpSettings::local()? });
     // Lambda hands the function one event at a time; a current-thread loop measures the handler's
     // own cost, without work-stealing between threads.
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;

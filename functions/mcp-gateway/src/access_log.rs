@@ -42,6 +42,8 @@ pub struct Fields {
     pub reason: Option<String>,
     /// Whether the tool call returned `isError: true`.
     pub tool_error: bool,
+    /// Whether this is one message of a JSON-RPC batch (the batch has a line of its own).
+    pub batch: bool,
 }
 
 impl RequestRecord {
@@ -49,6 +51,20 @@ impl RequestRecord {
     pub fn start(http_method: &str) -> Self {
         let fields = Fields { http_method: http_method.to_owned(), ..Fields::default() };
         Self { started: Instant::now(), deadline: None, fields: Arc::new(Mutex::new(fields)) }
+    }
+
+    /// The record of one message of a JSON-RPC batch carried by this request: its own fields and
+    /// log line, with the request's deadline, request id and caller.
+    pub fn element(&self) -> Self {
+        let parent = self.fields();
+        let fields = Fields {
+            http_method: parent.http_method,
+            request_id: parent.request_id,
+            caller_arn: parent.caller_arn,
+            batch: true,
+            ..Fields::default()
+        };
+        Self { started: Instant::now(), deadline: self.deadline, fields: Arc::new(Mutex::new(fields)) }
     }
 
     /// Sets when the request must be answered by (on Lambda: the invocation's deadline).
@@ -79,9 +95,14 @@ impl RequestRecord {
         self.update(|fields| fields.tool = Some(tool.to_owned()));
     }
 
-    /// Records whether the tool call failed (`isError: true`).
-    pub fn set_tool_error(&self, is_error: bool) {
-        self.update(|fields| fields.tool_error = is_error);
+    /// Records whether the tool call failed (`isError: true`), and why.
+    pub fn set_tool_error(&self, is_error: bool, reason: Option<String>) {
+        self.update(|fields| {
+            fields.tool_error = is_error;
+            if is_error {
+                fields.reason = reason;
+            }
+        });
     }
 
     /// A copy of the fields so far.
@@ -106,6 +127,7 @@ impl RequestRecord {
             status = fields.status,
             error_code = fields.error_code,
             reason = fields.reason.as_deref(),
+            batch_element = fields.batch.then_some(true),
             latency_ms,
             outcome,
         );
@@ -119,5 +141,31 @@ fn outcome(fields: &Fields) -> &'static str {
         "tool_error"
     } else {
         "ok"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: the messages of a batch were logged nowhere and ran without the invocation's
+    /// deadline; each element now has its own record with the request's deadline and identity.
+    #[test]
+    fn batch_elements_keep_the_requests_deadline_and_caller() {
+        let deadline = Instant::now() + std::time::Duration::from_secs(30);
+        let request = RequestRecord::start("POST").with_deadline(Some(deadline));
+        request.update(|fields| {
+            fields.caller_arn = Some("arn:aws:iam::1:user/a".to_owned());
+            fields.request_id = Some("req-1".to_owned());
+            fields.method = Some("batch".to_owned());
+        });
+        let element = request.element();
+        element.set_tool("file");
+        assert_eq!(element.deadline(), Some(deadline));
+        let fields = element.fields();
+        assert_eq!(fields.caller_arn.as_deref(), Some("arn:aws:iam::1:user/a"));
+        assert_eq!(fields.request_id.as_deref(), Some("req-1"));
+        assert!(fields.batch && fields.method.is_none());
+        assert_eq!(request.fields().tool, None, "the element's fields are its own");
     }
 }

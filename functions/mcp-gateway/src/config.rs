@@ -1,13 +1,25 @@
-//! Command line and environment: every setting has a flag and an environment variable.
+//! Command line and environment: every setting has a flag and an environment variable, and a
+//! value that does not parse stops the program with a message that names the setting, the value
+//! and what is allowed, whether it came from a flag or the environment, for every subcommand and
+//! for the one chosen by default.
 
-use std::{net::SocketAddr, path::PathBuf};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::Context as _;
-use clap::{Args, Parser, Subcommand};
+use clap::{
+    ArgAction, Args, FromArgMatches as _, Parser, Subcommand,
+    builder::BoolishValueParser,
+    error::{ContextKind, ContextValue},
+};
 
 use crate::{
+    datasets::CacheSettings,
     storage::{LocalRoot, S3Root, Storage},
-    tools::{ToolLimits, db::DbLimits, file::FileLimits},
+    tools::{
+        ToolLimits,
+        db::{DbLimits, Sandbox, WorkerSettings},
+        file::FileLimits,
+    },
     transport::{
         http::{AllowedHosts, HttpSettings, SessionKey},
         lambda::ResponseMode,
@@ -23,32 +35,66 @@ pub struct Cli {
     pub data_root: String,
 
     /// Log filter (`info`, `debug`, `mcp_gateway=debug,rmcp=warn`); `RUST_LOG` overrides it.
-    #[arg(long, env = "LOG_LEVEL", default_value = "info,rmcp=warn", global = true)]
+    #[arg(long, env = "LOG_LEVEL", default_value = "info,rmcp=warn", global = true, value_parser = parse_log_filter)]
     pub log_level: String,
 
-    /// Largest `file` read, in bytes.
-    #[arg(long, env = "MAX_READ_BYTES", default_value_t = 1 << 20, global = true)]
+    /// Largest `file` read, in bytes (e.g. `1MiB`).
+    #[arg(long, env = "MAX_READ_BYTES", default_value = "1MiB", global = true, value_parser = parse_read_bytes)]
     pub max_read_bytes: u64,
 
     /// Offer the `file_write` tool (create, replace, delete files under the data root).
-    #[arg(long, env = "ALLOW_WRITE", global = true)]
+    #[arg(long, env = "ALLOW_WRITE", global = true, action = ArgAction::SetTrue,
+          value_parser = BoolishValueParser::new())]
     pub allow_write: bool,
 
-    /// The most rows one `db` query may return.
-    #[arg(long, env = "MAX_ROWS", default_value_t = 10_000, global = true)]
-    pub max_rows: usize,
+    /// The most rows one `db` query may return (1 to 1000000).
+    #[arg(long, env = "MAX_ROWS", default_value_t = 10_000, global = true,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_rows: u32,
 
-    /// Seconds one `db` query may run.
-    #[arg(long, env = "DB_TIMEOUT", default_value_t = 60, global = true)]
+    /// Seconds one `db` query may run (1 to 86400).
+    #[arg(long, env = "DB_TIMEOUT", default_value_t = 60, global = true,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub db_timeout: u64,
 
-    /// Seconds one `dataset_metadata` call may run (large CSVs are read in full).
-    #[arg(long, env = "METADATA_TIMEOUT", default_value_t = 600, global = true)]
+    /// The most heap one `db` query may use (its worker process is stopped past it); default: half
+    /// of the Lambda function's memory on Lambda, 1GiB elsewhere.
+    #[arg(long, env = "MCP_DB_MEMORY", global = true, value_parser = parse_memory_bytes)]
+    pub db_memory: Option<u64>,
+
+    /// `db` queries running at once (each in its own worker process); more wait (1 to 64).
+    #[arg(long, env = "MCP_DB_WORKERS", default_value_t = 2, global = true,
+          value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub db_workers: u16,
+
+    /// How the `db` worker is sandboxed: `seccomp` (no network sockets) or `off` (for kernels
+    /// without seccomp).
+    #[arg(long, env = "MCP_DB_SANDBOX", default_value = "seccomp", global = true)]
+    pub db_sandbox: Sandbox,
+
+    /// Seconds one `dataset_metadata` call may run (large CSVs are read in full; 1 to 86400).
+    #[arg(long, env = "METADATA_TIMEOUT", default_value_t = 600, global = true,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub metadata_timeout: u64,
 
-    /// Largest file `file_write` accepts, in bytes.
-    #[arg(long, env = "MAX_WRITE_BYTES", default_value_t = 8 << 20, global = true)]
-    pub max_write_bytes: usize,
+    /// Largest file `file_write` accepts, in bytes (e.g. `8MiB`).
+    #[arg(long, env = "MAX_WRITE_BYTES", default_value = "8MiB", global = true, value_parser = parse_write_bytes)]
+    pub max_write_bytes: u64,
+
+    /// Seconds between checks of the search index against the data root (new or changed files are
+    /// indexed again; 1 to 86400).
+    #[arg(long, env = "MCP_INDEX_RECHECK", default_value_t = 10, global = true,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub index_recheck: u64,
+
+    /// Where datasets of an S3 data root are cached for polars (default: a folder in the temp dir).
+    #[arg(long, env = "MCP_CACHE_DIR", global = true)]
+    pub cache_dir: Option<PathBuf>,
+
+    /// The most disk the S3 dataset cache may use (e.g. `400MiB`; Lambda's /tmp is 512 MB unless
+    /// the function's ephemeral storage is raised).
+    #[arg(long, env = "MCP_CACHE_MAX_BYTES", default_value = "400MiB", global = true, value_parser = parse_memory_bytes)]
+    pub cache_max_bytes: u64,
 
     /// What to run; without one, `lambda` inside AWS Lambda and `serve` elsewhere.
     #[command(subcommand)]
@@ -72,8 +118,16 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Address to listen on.
-    #[arg(long, env = "MCP_ADDR", default_value = "127.0.0.1:8080")]
+    #[arg(long, env = "MCP_ADDR", default_value = "127.0.0.1:8080", value_parser = parse_addr)]
     pub addr: SocketAddr,
+    /// Seconds a client may take to send a request's headers (1 to 3600).
+    #[arg(long, env = "MCP_HEADER_TIMEOUT", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    pub header_timeout: u64,
+    /// Connections served at once; more wait to be accepted (1 to 65536).
+    #[arg(long, env = "MCP_MAX_CONNECTIONS", default_value_t = 1024,
+          value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    pub max_connections: u32,
     #[command(flatten)]
     pub http: HttpArgs,
 }
@@ -83,7 +137,7 @@ pub struct ServeArgs {
 pub struct LambdaArgs {
     /// `buffered` (REST v1, HTTP API v2, Function URL BUFFERED) or `streaming` (REST STREAM,
     /// Function URL RESPONSE_STREAM). Must match the integration.
-    #[arg(long, env = "MCP_LAMBDA_RESPONSE_MODE", default_value = "buffered")]
+    #[arg(long, env = "MCP_LAMBDA_RESPONSE_MODE", default_value = "buffered", ignore_case = true)]
     pub response_mode: ResponseMode,
     #[command(flatten)]
     pub http: HttpArgs,
@@ -99,9 +153,13 @@ pub struct HttpArgs {
     /// Accepted browser `Origin` besides the request's own host (repeat or comma-separate).
     #[arg(long = "allowed-origin", env = "MCP_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
-    /// Largest request body in bytes (413 above it).
-    #[arg(long, env = "MCP_MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
-    pub max_body_bytes: usize,
+    /// Largest request body in bytes (413 above it; e.g. `4MiB`).
+    #[arg(long, env = "MCP_MAX_BODY_BYTES", default_value = "4MiB", value_parser = parse_body_bytes)]
+    pub max_body_bytes: u64,
+    /// Seconds a client may take to send a request body (408 past it; 1 to 3600).
+    #[arg(long, env = "MCP_BODY_TIMEOUT", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    pub body_timeout: u64,
     /// Secret that signs `Mcp-Session-Id` so every instance accepts every other's sessions;
     /// without it each process signs with a random key.
     #[arg(long, env = "MCP_SESSION_SECRET", hide_env_values = true)]
@@ -109,8 +167,9 @@ pub struct HttpArgs {
 }
 
 impl HttpArgs {
-    /// The HTTP settings, with `default_hosts` when no host was configured.
-    pub fn settings(&self, default_hosts: AllowedHosts) -> HttpSettings {
+    /// The HTTP settings, with `default_hosts` when no host was configured; fails only when the
+    /// OS cannot give random bytes for a session key.
+    pub fn settings(&self, default_hosts: AllowedHosts) -> anyhow::Result<HttpSettings> {
         let hosts: Vec<String> = self.allowed_hosts.iter().filter(|h| !h.is_empty()).cloned().collect();
         let allowed_hosts = if hosts.iter().any(|h| h == "*") {
             AllowedHosts::Any
@@ -121,32 +180,47 @@ impl HttpArgs {
         };
         let session_key = match self.session_secret.as_deref().filter(|s| !s.is_empty()) {
             Some(secret) => SessionKey::from_secret(secret),
-            None => SessionKey::random(),
+            None => SessionKey::random().context("cannot create a session key")?,
         };
-        HttpSettings {
+        Ok(HttpSettings {
             allowed_hosts,
             allowed_origins: self.allowed_origins.iter().filter(|o| !o.is_empty()).cloned().collect(),
-            max_body_bytes: self.max_body_bytes,
+            max_body_bytes: usize::try_from(self.max_body_bytes).unwrap_or(usize::MAX),
+            body_read_timeout: Duration::from_secs(self.body_timeout),
             session_key,
-            ..HttpSettings::local()
-        }
+            ..HttpSettings::local()?
+        })
     }
 }
 
 impl Cli {
-    /// The subcommand, or the default for where we run.
-    pub fn command(self) -> Command {
-        match self.command {
-            Some(command) => command,
-            None => {
-                let default = if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() { "lambda" } else { "serve" };
-                // Parse the default subcommand alone so its flags' env variables still apply.
-                match Self::try_parse_from(["mcp-gateway", default]).map(|cli| cli.command) {
-                    Ok(Some(command)) => command,
-                    _ => Command::Stdio,
-                }
-            }
+    /// Parses the command line and the environment. The subcommand is the one given, or the
+    /// default for where we run, parsed with the same rules: a bad setting is an error either way.
+    pub fn from_env() -> Result<Self, String> {
+        let mut cli = Self::parse_args(std::env::args_os())?;
+        if cli.command.is_none() {
+            let default = if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() { "lambda" } else { "serve" };
+            // The default subcommand alone, so that its flags' environment variables apply.
+            cli.command = Self::parse_args(["mcp-gateway", default])?.command;
         }
+        Ok(cli)
+    }
+
+    fn parse_args<I, T>(args: I) -> Result<Self, String>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let mut command = <Self as clap::CommandFactory>::command();
+        command
+            .try_get_matches_from_mut(args)
+            .and_then(|mut matches| Self::from_arg_matches_mut(&mut matches))
+            .map_err(|error| explain(&command, &error))
+    }
+
+    /// The subcommand (always set after [`Cli::from_env`]).
+    pub fn subcommand(&self) -> Option<&Command> {
+        self.command.as_ref()
     }
 
     /// Opens the data root: `s3://bucket/prefix/` or a local folder.
@@ -160,27 +234,151 @@ impl Cli {
         Ok(Storage::Local(root))
     }
 
-    /// Tool limits from the flags.
-    pub fn tool_limits(&self) -> ToolLimits {
-        ToolLimits {
+    /// The S3 dataset cache's folder and size.
+    pub fn cache_settings(&self) -> CacheSettings {
+        let defaults = CacheSettings::default();
+        CacheSettings { dir: self.cache_dir.clone().unwrap_or(defaults.dir), max_bytes: self.cache_max_bytes }
+    }
+
+    /// Tool limits from the flags; the SQL worker is this binary.
+    pub fn tool_limits(&self) -> anyhow::Result<ToolLimits> {
+        let memory = self.db_memory.unwrap_or_else(default_db_memory);
+        let worker = WorkerSettings::current_exe(memory, usize::from(self.db_workers), self.db_sandbox)
+            .context("cannot find this program's own path to start SQL workers")?;
+        Ok(ToolLimits {
             file: FileLimits { max_read_bytes: self.max_read_bytes, ..FileLimits::default() },
             db: DbLimits {
-                max_rows: self.max_rows,
-                timeout: std::time::Duration::from_secs(self.db_timeout),
-                ..DbLimits::default()
+                max_rows: self.max_rows as usize,
+                timeout: Duration::from_secs(self.db_timeout),
+                ..DbLimits::new(worker)
             },
-            metadata_timeout: std::time::Duration::from_secs(self.metadata_timeout),
+            metadata_timeout: Duration::from_secs(self.metadata_timeout),
             allow_write: self.allow_write,
-            max_write_bytes: self.max_write_bytes,
-        }
+            max_write_bytes: usize::try_from(self.max_write_bytes).unwrap_or(usize::MAX),
+            index_recheck: Duration::from_secs(self.index_recheck),
+        })
     }
 }
 
-/// JSON logs on stderr; `RUST_LOG` wins over `--log-level`.
-pub fn init_logging(level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+/// A `db` query's memory cap when none is set: half the Lambda function's memory, or 1 GiB.
+fn default_db_memory() -> u64 {
+    std::env::var("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+        .ok()
+        .and_then(|megabytes| megabytes.trim().parse::<u64>().ok())
+        .map_or(1 << 30, |megabytes| (megabytes << 20) / 2)
+}
+
+/// A clap error, with the environment variable behind the setting named (clap names only the
+/// flag, but on Lambda the value came from the environment) and, for switches, the values allowed.
+fn explain(command: &clap::Command, error: &clap::Error) -> String {
+    let rendered = error.render().to_string();
+    let message: Vec<&str> = rendered.lines().filter(|line| !line.starts_with("For more information")).collect();
+    let message = message.join("\n").trim_end().to_owned();
+    let Some(ContextValue::String(arg)) = error.get(ContextKind::InvalidArg) else {
+        return message;
+    };
+    let long = arg.split_whitespace().next().unwrap_or_default().trim_start_matches('-');
+    let Some(setting) = std::iter::once(command)
+        .chain(command.get_subcommands())
+        .flat_map(clap::Command::get_arguments)
+        .find(|candidate| candidate.get_long() == Some(long))
+    else {
+        return message;
+    };
+    let mut notes = vec![format!("setting --{long}")];
+    if let Some(env) = setting.get_env() {
+        notes.push(format!("environment variable {}", env.to_string_lossy()));
+    }
+    if matches!(setting.get_action(), ArgAction::SetTrue) {
+        notes.push("allowed: true, false, yes, no, on, off, 1, 0".to_owned());
+    }
+    format!("{message}\n  ({})", notes.join("; "))
+}
+
+/// Parses a byte count: `1048576`, `512KiB`, `64MiB`, `2GiB` (powers of 1024) or `10KB`, `5MB`,
+/// `1GB` (powers of 1000).
+pub fn parse_bytes(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let digits = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kib" | "k" => 1 << 10,
+        "mib" | "m" => 1 << 20,
+        "gib" | "g" => 1 << 30,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        _ => u64::MAX,
+    };
+    number
+        .parse::<u64>()
+        .ok()
+        .filter(|_| multiplier != u64::MAX)
+        .and_then(|number| number.checked_mul(multiplier))
+        .ok_or_else(|| format!("`{text}` is not a byte count; use e.g. 1048576, 512KiB, 64MiB or 2GiB"))
+}
+
+/// A byte count within `min..=max`.
+fn bytes_in(text: &str, min: u64, max: u64) -> Result<u64, String> {
+    let bytes = parse_bytes(text)?;
+    if (min..=max).contains(&bytes) {
+        Ok(bytes)
+    } else {
+        Err(format!("{bytes} bytes is out of range; allowed: {} to {}", show_bytes(min), show_bytes(max)))
+    }
+}
+
+fn show_bytes(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 30 && b % (1 << 30) == 0 => format!("{}GiB", b >> 30),
+        b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{}MiB", b >> 20),
+        b if b >= 1 << 10 && b % (1 << 10) == 0 => format!("{}KiB", b >> 10),
+        b => format!("{b} bytes"),
+    }
+}
+
+fn parse_read_bytes(text: &str) -> Result<u64, String> {
+    bytes_in(text, 1, 1 << 30)
+}
+
+fn parse_write_bytes(text: &str) -> Result<u64, String> {
+    bytes_in(text, 1, 1 << 30)
+}
+
+fn parse_body_bytes(text: &str) -> Result<u64, String> {
+    bytes_in(text, 1 << 10, 1 << 30)
+}
+
+fn parse_memory_bytes(text: &str) -> Result<u64, String> {
+    bytes_in(text, 16 << 20, 1 << 40)
+}
+
+/// An IP address and port to listen on.
+fn parse_addr(text: &str) -> Result<SocketAddr, String> {
+    text.trim().parse().map_err(|_| {
+        format!("`{text}` is not an address to listen on; use IP:PORT, e.g. 127.0.0.1:8080, 0.0.0.0:8080 or [::1]:8080")
+    })
+}
+
+/// A log filter that tracing accepts.
+fn parse_log_filter(text: &str) -> Result<String, String> {
+    tracing_subscriber::EnvFilter::try_new(text).map(|_| text.to_owned()).map_err(|error| {
+        format!("`{text}` is not a log filter ({error}); use e.g. info, debug or mcp_gateway=debug,rmcp=warn")
+    })
+}
+
+/// JSON logs on stderr; `RUST_LOG` wins over `--log-level`. A `RUST_LOG` that does not parse is
+/// an error naming it.
+pub fn init_logging(level: &str) -> Result<(), String> {
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(value) if !value.trim().is_empty() => tracing_subscriber::EnvFilter::try_new(&value).map_err(|error| {
+            format!("RUST_LOG={value:?} is not a log filter: {error}; use e.g. info or mcp_gateway=debug")
+        })?,
+        _ => {
+            tracing_subscriber::EnvFilter::try_new(level).map_err(|error| format!("--log-level {level:?}: {error}"))?
+        }
+    };
     tracing_subscriber::fmt()
         .json()
         .with_env_filter(filter)
@@ -189,4 +387,60 @@ pub fn init_logging(level: &str) {
         .with_span_list(false)
         .with_target(true)
         .init();
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_counts_parse_with_units_and_refuse_nonsense() {
+        assert_eq!(parse_bytes("1048576"), Ok(1 << 20));
+        assert_eq!(parse_bytes("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_bytes("2gib"), Ok(2 << 30));
+        assert_eq!(parse_bytes("5MB"), Ok(5_000_000));
+        for bad in ["", "MiB", "-1", "1.5GiB", "12 parsecs", "99999999999999999999", "18446744073709551615GiB"] {
+            assert!(parse_bytes(bad).is_err(), "{bad:?} parsed");
+        }
+        assert!(parse_body_bytes("10").is_err_and(|error| error.contains("1KiB to 1GiB")));
+    }
+
+    fn error_of(args: &[&str]) -> String {
+        match Cli::parse_args(args.iter().copied()) {
+            Ok(cli) => panic!("{args:?} parsed: {cli:?}"),
+            Err(error) => error,
+        }
+    }
+
+    #[test]
+    fn bad_values_name_the_setting_its_variable_and_what_is_allowed() {
+        let error = error_of(&["mcp-gateway", "lambda", "--response-mode", "streming"]);
+        assert!(error.contains("streming") && error.contains("buffered") && error.contains("streaming"), "{error}");
+        assert!(error.contains("MCP_LAMBDA_RESPONSE_MODE"), "{error}");
+        let error = error_of(&["mcp-gateway", "--max-rows", "0", "stdio"]);
+        assert!(error.contains("MAX_ROWS") && error.contains("1..=1000000"), "{error}");
+        let error = error_of(&["mcp-gateway", "--max-read-bytes", "lots", "stdio"]);
+        assert!(error.contains("MAX_READ_BYTES") && error.contains("64MiB"), "{error}");
+        let error = error_of(&["mcp-gateway", "--db-sandbox", "none", "stdio"]);
+        assert!(error.contains("seccomp") && error.contains("MCP_DB_SANDBOX"), "{error}");
+        let error = error_of(&["mcp-gateway", "--log-level", "info,=", "stdio"]);
+        assert!(error.contains("LOG_LEVEL"), "{error}");
+    }
+
+    #[test]
+    fn response_mode_accepts_its_names_and_aliases_in_any_case() {
+        for (text, mode) in [
+            ("buffered", ResponseMode::Buffered),
+            ("STREAMING", ResponseMode::Streaming),
+            ("stream", ResponseMode::Streaming),
+        ] {
+            let cli = Cli::parse_args(["mcp-gateway", "lambda", "--response-mode", text]);
+            let parsed = cli.ok().and_then(|cli| match cli.command {
+                Some(Command::Lambda(args)) => Some(args.response_mode),
+                _ => None,
+            });
+            assert_eq!(parsed, Some(mode), "{text}");
+        }
+    }
 }

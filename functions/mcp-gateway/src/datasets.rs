@@ -1,20 +1,33 @@
 //! Datasets: the tables (CSV, TSV, Parquet, NDJSON files and hive-partitioned Parquet folders)
 //! under the data root, named after their paths, and their local files for polars.
 //!
-//! polars reads local files; for an S3 root each dataset is streamed to a local cache file
-//! first (keyed by ETag, so an unchanged object is fetched once per instance), never held
-//! whole in memory.
+//! polars reads local files; for an S3 root each dataset is streamed to a local cache first
+//! (`cache`: keyed by ETag, so an unchanged object is fetched once per instance), never held
+//! whole in memory. polars is only ever handed paths built here: a dataset's own file under a
+//! local root (its real path, checked to be inside the root) or its cached copy.
 
-use std::path::{Path, PathBuf};
+mod cache;
+
+use std::{
+    path::{Path, PathBuf},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+};
 
 use polars::prelude::{
-    LazyCsvReader, LazyFileListReader as _, LazyFrame, LazyJsonLineReader, PlRefPath, ScanArgsParquet,
+    AnyValue, DataFrame, LazyCsvReader, LazyFileListReader as _, LazyFrame, LazyJsonLineReader, PlRefPath,
+    ScanArgsParquet,
 };
+use serde_json::{Map, Value};
 
 use crate::storage::{Entry, EntryKind, ObjectPath, Storage, StorageError};
 
+pub use cache::{CacheSettings, configure_cache};
+
 /// A file format polars can scan.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
     /// Comma- (or otherwise) separated values with a header row.
@@ -79,6 +92,15 @@ pub enum DatasetError {
     /// No such table.
     #[error("no table named `{0}`; action=tables lists them")]
     UnknownTable(String),
+    /// The S3 download cache cannot hold the dataset.
+    #[error("{0}")]
+    Cache(String),
+    /// A path for polars that is not an absolute local path (it could be read as a URL).
+    #[error("`{0}` is not an absolute local path; polars is only given those")]
+    NotLocal(String),
+    /// The call that started the work has gone (timed out or cancelled).
+    #[error("stopped: the call timed out or was cancelled")]
+    Cancelled,
     /// Not a dataset.
     #[error("`{0}` is not a dataset (CSV, TSV, Parquet or NDJSON file, or a partitioned Parquet folder)")]
     NotADataset(String),
@@ -184,71 +206,107 @@ pub async fn find(storage: &Storage, path: &str) -> Result<Dataset, DatasetError
         .ok_or_else(|| DatasetError::NotADataset(wanted.to_string()))
 }
 
-/// A local path polars can read for `dataset`: the file itself on a local root, a cached copy
-/// streamed from S3 otherwise. For a partitioned folder, the folder.
-pub async fn local_path(storage: &Storage, dataset: &Dataset) -> Result<PathBuf, DatasetError> {
+/// The local files of a dataset, for polars: kept in the S3 cache (never evicted) while this
+/// value lives.
+#[derive(Debug)]
+pub struct LocalDataset {
+    path: PathBuf,
+    files: Vec<PathBuf>,
+    _pin: Option<cache::Pin>,
+}
+
+impl LocalDataset {
+    /// The file, or the folder of a partitioned dataset.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The files of a partitioned dataset (empty for a single file).
+    pub fn files(&self) -> &[PathBuf] {
+        &self.files
+    }
+}
+
+/// The local files polars reads for `dataset`: on a local root its real path (checked to be inside
+/// the root; a partitioned folder's listed files, never a glob that could follow a link out), on
+/// S3 a cached copy streamed from the bucket.
+pub async fn local_path(storage: &Storage, dataset: &Dataset) -> Result<LocalDataset, DatasetError> {
     match storage {
-        Storage::Local(root) => Ok(root.path().join(&dataset.path)),
-        Storage::S3(_) => {
-            let cache = cache_dir().join(cache_key(&storage.describe(), dataset));
-            let target = cache.join(&dataset.path);
-            let files: Vec<Entry> = if dataset.partitioned {
-                dataset.files.clone()
+        Storage::Local(root) => {
+            let object = ObjectPath::parse(&dataset.path).map_err(StorageError::from)?;
+            if dataset.partitioned {
+                let folder = root.path().join(object.as_str());
+                let files = dataset.files.iter().map(|file| root.path().join(&file.path)).collect();
+                Ok(LocalDataset { path: folder, files, _pin: None })
             } else {
-                vec![Entry {
-                    path: dataset.path.clone(),
-                    kind: EntryKind::File,
-                    size: dataset.size,
-                    modified: None,
-                    etag: dataset.etag.clone(),
-                }]
-            };
-            for file in files {
-                let local = cache.join(&file.path);
-                if local.exists() {
-                    continue;
-                }
-                if let Some(parent) = local.parent() {
-                    tokio::fs::create_dir_all(parent).await?;
-                }
-                let partial = local.with_extension(format!("part-{}", std::process::id()));
-                let mut sink = tokio::fs::File::create(&partial).await?;
-                let object = ObjectPath::parse(&file.path).map_err(StorageError::from)?;
-                if let Err(error) = storage.stream_to(&object, &mut sink).await {
-                    let _ = tokio::fs::remove_file(&partial).await;
-                    return Err(error.into());
-                }
-                tokio::io::AsyncWriteExt::flush(&mut sink).await?;
-                tokio::fs::rename(&partial, &local).await?;
+                let path = root.real_path(&object)?;
+                Ok(LocalDataset { path, files: Vec::new(), _pin: None })
             }
-            Ok(target)
+        }
+        Storage::S3(_) => cache::fetch(storage, dataset).await,
+    }
+}
+
+/// The CSV dialect of a CSV/TSV dataset, sniffed from its first 64 KiB (`None` for other formats).
+/// `db` and `dataset_metadata` both read CSV through this one detection.
+pub async fn csv_dialect(storage: &Storage, dataset: &Dataset) -> Result<Option<CsvDialect>, DatasetError> {
+    if !matches!(dataset.format, Format::Csv | Format::Tsv) {
+        return Ok(None);
+    }
+    let object = ObjectPath::parse(&dataset.path).map_err(StorageError::from)?;
+    let head = storage.read_range(&object, 0, SNIFF_BYTES).await?;
+    Ok(Some(CsvDialect::sniff(&head, dataset.format == Format::Tsv)))
+}
+
+/// How much of a CSV file the dialect is detected from.
+const SNIFF_BYTES: u64 = 64 * 1024;
+
+/// polars jobs on the blocking pool at once, so that the rest of the pool (16 threads) stays free
+/// for file reads and listings however many long polars calls are running.
+const POLARS_JOBS: usize = 4;
+static POLARS_SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(POLARS_JOBS);
+
+/// Set once the call that started a piece of polars work has gone (timed out or cancelled); long
+/// work checks it between chunks and stops.
+#[derive(Debug, Clone, Default)]
+pub struct Cancelled(Arc<AtomicBool>);
+
+impl Cancelled {
+    /// Whether the caller has gone.
+    pub fn is_set(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// Tells the work that its caller has gone.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    /// `Err(Cancelled)` once the caller has gone.
+    pub fn check(&self) -> Result<(), DatasetError> {
+        if self.is_set() { Err(DatasetError::Cancelled) } else { Ok(()) }
+    }
+}
+
+/// Runs polars work on the blocking pool (at most [`POLARS_JOBS`] at once), as a tool error on
+/// failure. When the returned future is dropped (the call timed out or was cancelled), the work is
+/// told so through its [`Cancelled`].
+pub async fn blocking<T: Send + 'static>(
+    work: impl FnOnce(Cancelled) -> Result<T, DatasetError> + Send + 'static,
+) -> Result<T, crate::registry::ToolError> {
+    struct CancelOnDrop(Cancelled);
+    impl Drop for CancelOnDrop {
+        fn drop(&mut self) {
+            self.0.cancel();
         }
     }
-}
-
-fn cache_dir() -> PathBuf {
-    std::env::var_os("MCP_CACHE_DIR").map_or_else(|| std::env::temp_dir().join("mcp-gateway-cache"), PathBuf::from)
-}
-
-fn cache_key(root: &str, dataset: &Dataset) -> String {
-    use std::hash::{Hash as _, Hasher as _};
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    root.hash(&mut hasher);
-    dataset.path.hash(&mut hasher);
-    dataset.etag.hash(&mut hasher);
-    dataset.size.hash(&mut hasher);
-    for file in &dataset.files {
-        file.path.hash(&mut hasher);
-        file.etag.hash(&mut hasher);
-    }
-    format!("{:016x}", hasher.finish())
-}
-
-/// Runs polars work on the blocking pool, as a tool error on failure.
-pub async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, DatasetError> + Send + 'static,
-) -> Result<T, crate::registry::ToolError> {
-    tokio::task::spawn_blocking(work)
+    let _slot = POLARS_SLOTS
+        .acquire()
+        .await
+        .map_err(|_| crate::registry::ToolError::new("the dataset workers are shutting down"))?;
+    let cancelled = Cancelled::default();
+    let _on_drop = CancelOnDrop(cancelled.clone());
+    tokio::task::spawn_blocking(move || work(cancelled))
         .await
         .map_err(|error| crate::registry::ToolError::new(format!("dataset worker failed: {error}")))?
         .map_err(crate::registry::ToolError::from)
@@ -266,7 +324,7 @@ pub fn json_less(a: &serde_json::Value, b: &serde_json::Value) -> bool {
 }
 
 /// Options for reading CSV: separator, and whether the first row is a header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CsvDialect {
     /// The field separator.
     pub separator: u8,
@@ -274,33 +332,142 @@ pub struct CsvDialect {
     pub has_header: bool,
 }
 
-/// A lazy scan of `dataset` at `path` (from [`local_path`]).
-pub fn scan(dataset: &Dataset, path: &Path, dialect: Option<CsvDialect>) -> Result<LazyFrame, DatasetError> {
+impl CsvDialect {
+    /// Detects the separator and header of a CSV from its first bytes: the candidate that splits
+    /// the first lines (outside quotes) into the same number (> 1) of fields wins; the first row
+    /// is a header unless it looks like data (a numeric field where later rows have numbers too).
+    pub fn sniff(head: &[u8], tsv: bool) -> Self {
+        let text = String::from_utf8_lossy(head);
+        let mut lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).take(20).collect();
+        if head.len() as u64 >= SNIFF_BYTES && lines.len() > 1 {
+            lines.pop(); // the last line may be cut
+        }
+        let mut separator = if tsv { b'\t' } else { b',' };
+        let mut best = 0usize;
+        for candidate in [b',', b';', b'\t', b'|'] {
+            let counts: Vec<usize> = lines.iter().map(|line| split_fields(line, candidate).len()).collect();
+            let Some(&first) = counts.first() else { continue };
+            let consistent = counts.iter().all(|&n| n == first);
+            if first > 1 && consistent && first > best {
+                best = first;
+                separator = candidate;
+            }
+        }
+        let numeric = |field: &str| field.trim().trim_matches('"').parse::<f64>().is_ok();
+        let has_header = match (lines.first(), lines.get(1)) {
+            (Some(first), Some(second)) => {
+                let first = split_fields(first, separator);
+                let second = split_fields(second, separator);
+                !first.iter().zip(&second).any(|(a, b)| numeric(a) && numeric(b))
+            }
+            _ => true,
+        };
+        Self { separator, has_header }
+    }
+}
+
+/// Fields of one CSV line, honouring double quotes.
+fn split_fields(line: &str, separator: u8) -> Vec<String> {
+    let mut fields = vec![String::new()];
+    let mut quoted = false;
+    for ch in line.chars() {
+        if ch == '"' {
+            quoted = !quoted;
+        } else if !quoted && ch == separator as char {
+            fields.push(String::new());
+            continue;
+        }
+        if let Some(field) = fields.last_mut() {
+            field.push(ch);
+        }
+    }
+    fields
+}
+
+/// A lazy scan of a dataset's local file `path` (from [`local_path`]); `files` are the files of a
+/// partitioned folder (read as listed, with their `key=value` folders as columns). CSV without a
+/// dialect is read as comma-separated with a header.
+pub fn scan(
+    format: Format,
+    path: &Path,
+    files: &[PathBuf],
+    dialect: Option<CsvDialect>,
+) -> Result<LazyFrame, DatasetError> {
+    // polars reads URLs too (`s3://`, `https://`, `file:`); an absolute path starts with `/`, so it
+    // can never be taken for one. Anything else is refused before polars sees it.
+    let paths = std::iter::once(path).chain(files.iter().map(PathBuf::as_path));
+    if let Some(not_local) = paths.into_iter().find(|path| !path.is_absolute()) {
+        return Err(DatasetError::NotLocal(not_local.display().to_string()));
+    }
     let text = path.to_string_lossy().into_owned();
-    let frame = match dataset.format {
+    let frame = match format {
         Format::Csv | Format::Tsv => {
             let dialect = dialect.unwrap_or(CsvDialect {
-                separator: if dataset.format == Format::Tsv { b'\t' } else { b',' },
+                separator: if format == Format::Tsv { b'\t' } else { b',' },
                 has_header: true,
             });
             LazyCsvReader::new(PlRefPath::new(text))
+                .with_glob(false)
                 .with_separator(dialect.separator)
                 .with_has_header(dialect.has_header)
                 .with_infer_schema_length(Some(10_000))
                 .with_try_parse_dates(true)
                 .finish()?
         }
-        Format::Parquet if dataset.partitioned => {
-            let mut args = ScanArgsParquet::default();
+        Format::Parquet if !files.is_empty() => {
+            let mut args = ScanArgsParquet { glob: false, ..ScanArgsParquet::default() };
             args.hive_options.enabled = Some(true);
-            LazyFrame::scan_parquet(PlRefPath::new(format!("{text}/**/*.parquet")), args)?
+            args.hive_options.hive_start_idx = text.len() + 1;
+            let paths = files.iter().map(|file| PlRefPath::new(file.to_string_lossy().into_owned()));
+            LazyFrame::scan_parquet_files(polars_buffer::Buffer::from_iter(paths), args)?
         }
-        Format::Parquet => LazyFrame::scan_parquet(PlRefPath::new(text), ScanArgsParquet::default())?,
+        Format::Parquet => LazyFrame::scan_parquet(
+            PlRefPath::new(text),
+            ScanArgsParquet { glob: false, ..ScanArgsParquet::default() },
+        )?,
         Format::Ndjson => LazyJsonLineReader::new(PlRefPath::new(text))
             .with_infer_schema_length(std::num::NonZeroUsize::new(10_000))
             .finish()?,
     };
     Ok(frame)
+}
+
+/// The frame as JSON objects, one per row.
+pub fn rows_of(frame: &DataFrame) -> Vec<Map<String, Value>> {
+    let columns = frame.columns();
+    (0..frame.height())
+        .map(|row| {
+            columns
+                .iter()
+                .map(|column| {
+                    let value = column.get(row).map(|value| json_value(&value)).unwrap_or(Value::Null);
+                    (column.name().to_string(), value)
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// One polars value as JSON: numbers and booleans as such, temporal values and everything else
+/// as their display text.
+pub fn json_value(value: &AnyValue<'_>) -> Value {
+    match value {
+        AnyValue::Null => Value::Null,
+        AnyValue::Boolean(b) => Value::Bool(*b),
+        AnyValue::String(s) => Value::String((*s).to_owned()),
+        AnyValue::StringOwned(s) => Value::String(s.to_string()),
+        AnyValue::UInt8(n) => (*n).into(),
+        AnyValue::UInt16(n) => (*n).into(),
+        AnyValue::UInt32(n) => (*n).into(),
+        AnyValue::UInt64(n) => (*n).into(),
+        AnyValue::Int8(n) => (*n).into(),
+        AnyValue::Int16(n) => (*n).into(),
+        AnyValue::Int32(n) => (*n).into(),
+        AnyValue::Int64(n) => (*n).into(),
+        AnyValue::Float32(x) => serde_json::Number::from_f64(f64::from(*x)).map_or(Value::Null, Value::Number),
+        AnyValue::Float64(x) => serde_json::Number::from_f64(*x).map_or(Value::Null, Value::Number),
+        other => Value::String(other.to_string().trim_matches('"').to_owned()),
+    }
 }
 
 #[cfg(test)]
@@ -317,6 +484,32 @@ mod tests {
         assert_eq!(table_name("2024/Q1 data.parquet"), "t2024_q1_data");
         assert_eq!(table_name("events.ndjson"), "events");
         assert_eq!(table_name("trips"), "trips");
+    }
+
+    #[test]
+    fn polars_is_never_handed_a_path_that_could_be_a_url() {
+        for path in ["s3://bucket/x.csv", "https://example.com/x.csv", "file:///etc/passwd", "relative/x.csv"] {
+            let refused = scan(Format::Csv, Path::new(path), &[], None).err();
+            assert!(matches!(refused, Some(DatasetError::NotLocal(_))), "{path}: {refused:?}");
+        }
+        let partitioned =
+            scan(Format::Parquet, Path::new("/data/t"), &[PathBuf::from("http://x/y.parquet")], None).err();
+        assert!(matches!(partitioned, Some(DatasetError::NotLocal(_))));
+    }
+
+    #[test]
+    fn sniffs_separators_and_headers() {
+        let sniff = |head: &[u8], tsv| CsvDialect::sniff(head, tsv);
+        assert_eq!(sniff(b"a,b,c\n1,2,3\n4,5,6\n", false), CsvDialect { separator: b',', has_header: true });
+        assert_eq!(sniff(b"a;b\n1;2\n", false), CsvDialect { separator: b';', has_header: true });
+        assert_eq!(sniff(b"x|y|z\n\"a|b\"|2|3\n", false), CsvDialect { separator: b'|', has_header: true });
+        assert_eq!(sniff(b"1,2\n3,4\n", false), CsvDialect { separator: b',', has_header: false });
+        assert_eq!(sniff(b"name\tage\nann\t3\n", true), CsvDialect { separator: b'\t', has_header: true });
+    }
+
+    #[test]
+    fn quoted_separators_do_not_split() {
+        assert_eq!(split_fields("\"a,b\",c", b','), vec!["\"a,b\"".to_owned(), "c".to_owned()]);
     }
 
     #[test]

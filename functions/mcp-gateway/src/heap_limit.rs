@@ -16,11 +16,20 @@ static LIVE: AtomicUsize = AtomicUsize::new(0);
 static PEAK: AtomicUsize = AtomicUsize::new(0);
 static LIMIT: AtomicUsize = AtomicUsize::new(usize::MAX);
 
-/// Sets the cap (in bytes) from `MCP_HEAP_LIMIT_BYTES`, if present and valid.
-pub fn configure_from_env() {
-    if let Some(limit) = std::env::var("MCP_HEAP_LIMIT_BYTES").ok().and_then(|v| v.trim().parse::<usize>().ok()) {
-        LIMIT.store(limit, Ordering::Relaxed);
-    }
+/// Sets the cap (in bytes) from `MCP_HEAP_LIMIT_BYTES`, when set; a value that is not a byte
+/// count is an error naming the variable.
+pub fn configure_from_env() -> Result<(), String> {
+    let Some(value) = std::env::var_os("MCP_HEAP_LIMIT_BYTES") else { return Ok(()) };
+    let text = value.to_string_lossy();
+    let limit = crate::config::parse_bytes(&text)
+        .map_err(|error| format!("MCP_HEAP_LIMIT_BYTES={text:?} is not valid: {error}"))?;
+    set_limit(usize::try_from(limit).unwrap_or(usize::MAX));
+    Ok(())
+}
+
+/// Caps live heap bytes at `limit` from now on.
+pub fn set_limit(limit: usize) {
+    LIMIT.store(limit, Ordering::Relaxed);
 }
 
 /// The most live heap bytes seen so far.

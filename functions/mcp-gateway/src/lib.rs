@@ -11,7 +11,7 @@
 //! # async fn demo() -> anyhow::Result<()> {
 //! let storage = Storage::Local(LocalRoot::open("examples/data")?);
 //! let core = Core::with_builtin_tools(storage, tools::ToolLimits::default());
-//! let router = http::router(Arc::new(core), http::HttpSettings::local());
+//! let router = http::router(Arc::new(core), http::HttpSettings::local()?);
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
 //! axum::serve(listener, router).await?;
 //! # Ok(()) }

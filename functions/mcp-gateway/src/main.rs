@@ -3,8 +3,6 @@
 
 use std::{io::Write as _, process::ExitCode, sync::Arc};
 
-use clap::Parser as _;
-
 use mcp_gateway::{
     config::{self, Cli, Command},
     search_index,
@@ -19,9 +17,21 @@ static ALLOCATOR: mcp_gateway::heap_limit::CappedAllocator = mcp_gateway::heap_l
 const MAX_BLOCKING_THREADS: usize = 16;
 
 fn main() -> ExitCode {
-    mcp_gateway::heap_limit::configure_from_env();
-    let cli = Cli::parse();
-    config::init_logging(&cli.log_level);
+    // A `db` query's worker process is this binary too; it runs the query and exits.
+    if let Some(code) = mcp_gateway::tools::db::worker::run_if_requested() {
+        return code;
+    }
+    let cli = match mcp_gateway::heap_limit::configure_from_env().and_then(|()| Cli::from_env()) {
+        Ok(cli) => cli,
+        Err(message) => {
+            eprintln!("mcp-gateway: {}", message.trim_end());
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(message) = config::init_logging(&cli.log_level) {
+        eprintln!("mcp-gateway: {message}");
+        return ExitCode::from(2);
+    }
     // Blocking work (search queries, polars, large reads, listings) is CPU- or disk-bound, so more
     // threads than this only add stacks and malloc arenas under load (tokio's default is 512).
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -46,14 +56,21 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    mcp_gateway::datasets::configure_cache(cli.cache_settings());
     let core = Arc::new(build_core(&cli).await?);
-    match cli.command() {
+    let Some(command) = cli.subcommand() else { anyhow::bail!("no subcommand") };
+    match command {
         Command::Serve(args) => {
             preload_index(&core);
-            let settings = args.http.settings(transport::http::AllowedHosts::loopback());
+            let settings = args.http.settings(transport::http::AllowedHosts::loopback())?;
             let shutdown = settings.shutdown.clone();
             let router = transport::http::router(core, settings);
-            transport::serve::run(router, args.addr, shutdown).await?;
+            let limits = transport::serve::Limits {
+                max_connections: args.max_connections as usize,
+                header_read_timeout: std::time::Duration::from_secs(args.header_timeout),
+                ..Default::default()
+            };
+            transport::serve::run(router, args.addr, limits, shutdown).await?;
             tracing::info!(peak_heap_bytes = mcp_gateway::heap_limit::peak_bytes(), "stopped");
         }
         Command::Stdio => transport::stdio::run(Gateway::new(core)).await?,
@@ -74,7 +91,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Lambda(args) => {
             preload_index(&core);
-            let settings = args.http.settings(transport::http::AllowedHosts::Any);
+            let settings = args.http.settings(transport::http::AllowedHosts::Any)?;
             let router = transport::http::router(core, settings);
             transport::lambda::run(router, args.response_mode).await.map_err(|error| anyhow::anyhow!(error))?;
         }
@@ -89,7 +106,7 @@ fn preload_index(core: &Arc<Core>) {
 }
 
 async fn build_core(cli: &Cli) -> anyhow::Result<Core> {
-    let core = Core::with_builtin_tools(cli.storage().await?, cli.tool_limits());
+    let core = Core::with_builtin_tools(cli.storage().await?, cli.tool_limits()?);
     tracing::debug!(root = %core.storage.describe(), tools = ?core.registry, "core ready");
     Ok(core)
 }

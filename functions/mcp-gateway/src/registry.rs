@@ -177,13 +177,23 @@ impl<T: TypedTool> Tool for Typed<T> {
     }
 }
 
-/// The offset in an opaque pagination cursor (`o<offset>`), or 0 without one.
-pub fn cursor_offset(cursor: Option<&str>) -> Result<usize, ToolError> {
+/// The offset in an opaque pagination cursor (`o<offset>`), or 0 without one; offsets above
+/// `max` are refused before any library is asked to skip (or allocate) that far.
+pub fn cursor_offset(cursor: Option<&str>, max: usize) -> Result<usize, ToolError> {
     let Some(cursor) = cursor else { return Ok(0) };
-    cursor
-        .strip_prefix('o')
-        .and_then(|n| n.parse().ok())
-        .ok_or_else(|| ToolError::new(format!("invalid cursor `{cursor}`; pass the next_cursor of the previous call")))
+    let invalid = || {
+        let shown: String = cursor.chars().take(40).collect();
+        ToolError::new(format!("invalid cursor `{shown}`; pass the next_cursor of the previous call"))
+    };
+    let digits =
+        cursor.strip_prefix('o').filter(|n| !n.is_empty() && n.len() <= 20 && n.bytes().all(|b| b.is_ascii_digit()));
+    let offset: u64 = digits.and_then(|n| n.parse().ok()).ok_or_else(invalid)?;
+    match usize::try_from(offset) {
+        Ok(offset) if offset <= max => Ok(offset),
+        _ => Err(ToolError::new(format!(
+            "cursor offset {offset} is past the last page (at most {max}); start again without a cursor"
+        ))),
+    }
 }
 
 /// The cursor of the page after `next` items, when `total` has more.
@@ -410,5 +420,32 @@ mod tests {
         assert_eq!(time_limit(tool_timeout, None, now).0, tool_timeout);
         // A deadline already (nearly) past leaves no time rather than wrapping around.
         assert_eq!(time_limit(tool_timeout, Some(now), now).0, Duration::ZERO);
+    }
+
+    mod cursors {
+        use proptest::prelude::*;
+
+        use super::super::{cursor_offset, next_cursor};
+
+        proptest! {
+            /// Any cursor text: an offset within the bound or a clear error, never a panic.
+            #[test]
+            fn cursors_parse_within_their_bound_or_are_refused(text in ".{0,30}", max in 0usize..1_000_000) {
+                match cursor_offset(Some(&text), max) {
+                    Ok(offset) => prop_assert!(offset <= max),
+                    Err(error) => prop_assert!(error.0.contains("cursor")),
+                }
+            }
+
+            /// The cursor of the next page reads back as its offset; past the bound it is refused.
+            #[test]
+            fn next_cursors_round_trip(next in 0usize..usize::MAX / 2, more in 1usize..10) {
+                let cursor = next_cursor(next, next + more);
+                prop_assert_eq!(cursor_offset(cursor.as_deref(), next).ok(), Some(next));
+                if next > 0 {
+                    prop_assert!(cursor_offset(cursor.as_deref(), next - 1).is_err());
+                }
+            }
+        }
     }
 }

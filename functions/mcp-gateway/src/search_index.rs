@@ -7,7 +7,14 @@
 
 mod corpus;
 
-use std::{path::Path, sync::Arc, time::Instant};
+use std::{
+    path::Path,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
 
 use tantivy::{
     DocAddress, Index, IndexReader, Score, TantivyDocument, Term,
@@ -66,6 +73,13 @@ pub struct IndexInfo {
     pub documents: u64,
     /// Number of indexed files.
     pub files: u64,
+    /// Whether files changed since this index was built (a stored index too large to rebuild in
+    /// memory; new or changed files may be missing from the hits).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stale: bool,
+    /// What the client should know about the index, e.g. that it is stale and how to refresh it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// One search hit.
@@ -103,6 +117,8 @@ pub struct SearchIndex {
     reader: IndexReader,
     fields: Fields,
     info: IndexInfo,
+    /// The [`fingerprint`] of the files it was built from, when known.
+    built_from: Option<String>,
 }
 
 impl std::fmt::Debug for SearchIndex {
@@ -153,7 +169,8 @@ impl SearchIndex {
                 Index::open(directory)?
             }
         };
-        let loaded = Self::from_index(index, "stored")?;
+        let built_from = index.load_metas()?.payload;
+        let loaded = Self::from_index(index, "stored", built_from)?;
         tracing::info!(
             documents = loaded.info.documents,
             ms = started.elapsed().as_millis() as u64,
@@ -169,11 +186,11 @@ impl SearchIndex {
         if bytes > MEMORY_BUILD_LIMIT {
             return Err(IndexError::TooLargeForMemory { bytes });
         }
-        tracing::info!(files = files.len(), bytes, "no stored search index; indexing the data root in memory");
+        tracing::info!(files = files.len(), bytes, "indexing the data root in memory");
         let (schema, _) = schema();
         let index = Index::create_in_ram(schema);
         fill(&index, storage, &files, progress).await?;
-        Self::from_index(index, "memory")
+        Self::from_index(index, "memory", Some(fingerprint(&files)))
     }
 
     /// Builds the index into `folder` on local disk (for `mcp-gateway index`).
@@ -183,10 +200,10 @@ impl SearchIndex {
         let (schema, _) = schema();
         let index = Index::create_in_dir(folder, schema)?;
         fill(&index, storage, &files, progress).await?;
-        Ok(Self::from_index(index, "stored")?.info)
+        Ok(Self::from_index(index, "stored", Some(fingerprint(&files)))?.info)
     }
 
-    fn from_index(index: Index, source: &str) -> Result<Self, IndexError> {
+    fn from_index(index: Index, source: &str, built_from: Option<String>) -> Result<Self, IndexError> {
         register_tokenizers(&index);
         let (_, fields) = schema();
         let reader = index.reader()?;
@@ -200,8 +217,9 @@ impl SearchIndex {
                 paths.insert(terms.key().to_vec());
             }
         }
-        let info = IndexInfo { source: source.to_owned(), documents, files: paths.len() as u64 };
-        Ok(Self { index, reader, fields, info })
+        let info =
+            IndexInfo { source: source.to_owned(), documents, files: paths.len() as u64, stale: false, note: None };
+        Ok(Self { index, reader, fields, info, built_from })
     }
 
     /// Runs `query` (tantivy query syntax, parsed leniently), optionally only in paths matching
@@ -313,9 +331,16 @@ async fn fill(
             last_report = Instant::now();
         }
     }
-    tokio::task::spawn_blocking(move || writer.commit())
-        .await
-        .map_err(|error| IndexError::Io(std::io::Error::other(error)))??;
+    // The commit payload records which files the index was built from, so a loaded index can tell
+    // whether the data root changed since.
+    let built_from = fingerprint(files);
+    tokio::task::spawn_blocking(move || {
+        let mut commit = writer.prepare_commit()?;
+        commit.set_payload(&built_from);
+        commit.commit()
+    })
+    .await
+    .map_err(|error| IndexError::Io(std::io::Error::other(error)))??;
     Ok(())
 }
 
@@ -371,20 +396,93 @@ fn remove_lock_files(folder: &Path) {
     }
 }
 
-/// Shares one index per process: loaded or built on first use, then reused.
-#[derive(Debug, Default)]
+/// Identifies a corpus: a SHA-256 over each indexable file's path, size and ETag (sorted by path).
+fn fingerprint(files: &[crate::storage::Entry]) -> String {
+    use sha2::{Digest as _, Sha256};
+    let mut hash = Sha256::new();
+    for file in files {
+        for field in [file.path.as_str(), &file.size.to_string(), file.etag.as_deref().unwrap_or("")] {
+            hash.update((field.len() as u64).to_le_bytes());
+            hash.update(field.as_bytes());
+        }
+    }
+    hash.finalize().iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// How often, by default, the data root is listed again to see whether the index still matches.
+pub const RECHECK_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Shares one index per process: loaded or built on first use, then reused while it matches the
+/// data root. At most every `recheck` (and right after a `file_write`) the corpus is
+/// listed again: an in-memory index of a changed root is rebuilt; a stored one is rebuilt in
+/// memory when the corpus is small enough, and otherwise answers marked stale, with a note that
+/// says to run `mcp-gateway index`.
+#[derive(Debug)]
 pub struct SharedIndex {
-    cell: tokio::sync::OnceCell<Arc<SearchIndex>>,
+    current: tokio::sync::Mutex<Option<Current>>,
+    changed: AtomicBool,
+    recheck: Duration,
+    /// The largest corpus rebuilt in memory when a stored index is stale.
+    memory_limit: u64,
+}
+
+impl Default for SharedIndex {
+    fn default() -> Self {
+        Self::new(RECHECK_INTERVAL)
+    }
+}
+
+#[derive(Debug)]
+struct Current {
+    index: Arc<SearchIndex>,
+    /// The fingerprint of the files the index holds.
+    built_from: Option<String>,
+    checked: Instant,
+    stale: bool,
+}
+
+impl Current {
+    fn new(index: SearchIndex) -> Self {
+        let built_from = index.built_from.clone();
+        Self { index: Arc::new(index), built_from, checked: Instant::now(), stale: false }
+    }
+
+    fn answer(&self) -> (Arc<SearchIndex>, IndexInfo) {
+        let mut info = self.index.info.clone();
+        if self.stale {
+            info.stale = true;
+            info.note = Some(
+                "files under the data root changed since `mcp-gateway index` stored this index, and the corpus is \
+                 too large to index in memory: new or changed files may be missing from the hits; run \
+                 `mcp-gateway index` again"
+                    .to_owned(),
+            );
+        }
+        (self.index.clone(), info)
+    }
 }
 
 impl SharedIndex {
+    /// An index (loaded or built on first use) that is checked against the data root at most
+    /// every `recheck`.
+    pub fn new(recheck: Duration) -> Self {
+        Self {
+            current: tokio::sync::Mutex::default(),
+            changed: AtomicBool::new(false),
+            recheck,
+            memory_limit: MEMORY_BUILD_LIMIT,
+        }
+    }
+
     /// Loads the stored index now (at cold start), if there is one; a missing or unreadable
     /// index is left for the first search to deal with.
     pub async fn preload(&self, storage: &Storage) {
+        let mut current = self.current.lock().await;
+        if current.is_some() {
+            return;
+        }
         match SearchIndex::load(storage).await {
-            Ok(Some(index)) => {
-                let _ = self.cell.set(Arc::new(index));
-            }
+            Ok(Some(index)) => *current = Some(Current::new(index)),
             Ok(None) => {
                 tracing::info!("no stored search index; a small corpus is indexed on first search")
             }
@@ -392,16 +490,112 @@ impl SharedIndex {
         }
     }
 
-    /// The index of `storage`: the stored one if present, else built in memory.
-    pub async fn get(&self, storage: &Storage, progress: &Progress) -> Result<Arc<SearchIndex>, IndexError> {
-        self.cell
-            .get_or_try_init(|| async {
-                match SearchIndex::load(storage).await? {
-                    Some(index) => Ok(Arc::new(index)),
-                    None => SearchIndex::build_in_memory(storage, progress).await.map(Arc::new),
-                }
-            })
-            .await
-            .cloned()
+    /// Says that files under the data root were written or deleted: the next search checks the
+    /// index against the root first.
+    pub fn invalidate(&self) {
+        self.changed.store(true, Ordering::Relaxed);
+    }
+
+    /// The index of `storage` (the stored one if present, else built in memory), checked against
+    /// the data root, and what to tell the client about it.
+    pub async fn get(
+        &self,
+        storage: &Storage,
+        progress: &Progress,
+    ) -> Result<(Arc<SearchIndex>, IndexInfo), IndexError> {
+        let mut current = self.current.lock().await;
+        let Some(existing) = current.as_mut() else {
+            let index = match SearchIndex::load(storage).await? {
+                Some(index) => index,
+                None => SearchIndex::build_in_memory(storage, progress).await?,
+            };
+            let fresh = Current::new(index);
+            let answer = fresh.answer();
+            *current = Some(fresh);
+            return Ok(answer);
+        };
+        let due = self.changed.swap(false, Ordering::Relaxed) || existing.checked.elapsed() >= self.recheck;
+        if !due {
+            return Ok(existing.answer());
+        }
+        existing.checked = Instant::now();
+        let files = corpus::files(storage).await?;
+        let now = fingerprint(&files);
+        let Some(built_from) = &existing.built_from else {
+            // An index stored before fingerprints were recorded: take the root as it is now.
+            existing.built_from = Some(now);
+            return Ok(existing.answer());
+        };
+        if *built_from == now {
+            existing.stale = false;
+            return Ok(existing.answer());
+        }
+        let bytes: u64 = files.iter().map(|entry| entry.size).sum();
+        if bytes > self.memory_limit {
+            tracing::warn!(bytes, "the data root changed since the stored search index was built");
+            existing.stale = true;
+            return Ok(existing.answer());
+        }
+        tracing::info!(source = %existing.index.info.source, "the data root changed; re-indexing it in memory");
+        *existing = Current::new(SearchIndex::build_in_memory(storage, progress).await?);
+        Ok(existing.answer())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::LocalRoot;
+
+    fn root_with(files: &[(&str, &str)]) -> (tempfile::TempDir, Storage) {
+        let dir = tempfile::tempdir().unwrap_or_else(|error| panic!("temp dir: {error}"));
+        for (path, text) in files {
+            std::fs::write(dir.path().join(path), text).unwrap_or_else(|error| panic!("{path}: {error}"));
+        }
+        let root = LocalRoot::open(dir.path()).unwrap_or_else(|error| panic!("root: {error}"));
+        (dir, Storage::Local(root))
+    }
+
+    async fn hits(index: &SharedIndex, storage: &Storage, query: &str) -> (Vec<String>, IndexInfo) {
+        let (searcher, info) =
+            index.get(storage, &Progress::disabled()).await.unwrap_or_else(|error| panic!("{error}"));
+        let page = searcher.search(query, None, 0, 10).unwrap_or_else(|error| panic!("{error}"));
+        (page.hits.into_iter().map(|hit| hit.path).collect(), info)
+    }
+
+    /// Regression: the in-memory index was built once and never noticed new or changed files.
+    #[tokio::test]
+    async fn search_index_notices_files_changed_after_it_was_built() {
+        let (dir, storage) = root_with(&[("a.md", "alpha\n")]);
+        let index = SharedIndex::new(Duration::from_secs(3600));
+        assert_eq!(hits(&index, &storage, "zebrafish").await.0, Vec::<String>::new());
+        std::fs::write(dir.path().join("b.md"), "zebrafish\n").ok();
+        // Within the recheck interval and without a write through the tool, the old index answers...
+        assert_eq!(hits(&index, &storage, "zebrafish").await.0, Vec::<String>::new());
+        // ...and `file_write`'s invalidation makes the next search look again.
+        index.invalidate();
+        let (found, info) = hits(&index, &storage, "zebrafish").await;
+        assert_eq!(found, vec!["b.md".to_owned()]);
+        assert!(!info.stale && info.source == "memory");
+    }
+
+    #[tokio::test]
+    async fn a_stale_stored_index_too_large_to_rebuild_says_so() {
+        let (dir, storage) = root_with(&[("a.md", "alpha\n")]);
+        let stored = build_and_store(&storage, &Progress::disabled()).await;
+        assert!(stored.is_ok(), "{stored:?}");
+        let index = SharedIndex { memory_limit: 0, ..SharedIndex::new(Duration::ZERO) };
+        let (_, info) = hits(&index, &storage, "alpha").await;
+        assert_eq!((info.source.as_str(), info.stale), ("stored", false));
+        std::fs::write(dir.path().join("b.md"), "zebrafish\n").ok();
+        let (found, info) = hits(&index, &storage, "zebrafish").await;
+        assert!(found.is_empty() && info.stale, "{info:?}");
+        assert!(info.note.as_deref().is_some_and(|note| note.contains("mcp-gateway index")), "{info:?}");
+        // With room to rebuild in memory, the changed root is indexed again instead.
+        let roomy = SharedIndex::new(Duration::ZERO);
+        hits(&roomy, &storage, "alpha").await;
+        std::fs::write(dir.path().join("c.md"), "quokka\n").ok();
+        let (found, info) = hits(&roomy, &storage, "quokka").await;
+        assert_eq!((found, info.source.as_str(), info.stale), (vec!["c.md".to_owned()], "memory", false));
     }
 }

@@ -53,7 +53,7 @@ pub struct Core {
 impl Core {
     /// A core offering every built-in tool over `storage`.
     pub fn with_builtin_tools(storage: Storage, limits: crate::tools::ToolLimits) -> Self {
-        let search_index = Arc::new(SharedIndex::default());
+        let search_index = Arc::new(SharedIndex::new(limits.index_recheck));
         let mut registry = Registry::new();
         crate::tools::register_builtin(&mut registry, &storage, limits, &search_index);
         Self { registry, storage, search_index }
@@ -81,14 +81,20 @@ impl Gateway {
 }
 
 impl Gateway {
-    /// A dataset read as a resource: its metadata (from the `dataset_metadata` tool) as JSON.
-    async fn dataset_resource(&self, uri: String, path: &ObjectPath) -> Result<ReadResourceResponse, McpError> {
+    /// A dataset read as a resource: its metadata (from the `dataset_metadata` tool) as JSON,
+    /// within the request's deadline and cancelled with it.
+    async fn dataset_resource(
+        &self,
+        uri: String,
+        path: &ObjectPath,
+        context: CallContext,
+    ) -> Result<ReadResourceResponse, McpError> {
         let mut arguments = rmcp::model::JsonObject::new();
         arguments.insert("path".into(), path.as_str().into());
         let result = self
             .core
             .registry
-            .call("dataset_metadata", arguments, CallContext::detached())
+            .call("dataset_metadata", arguments, context)
             .await
             .ok_or_else(|| McpError::internal_error("the dataset_metadata tool is not registered", None))?;
         let metadata = result.structured_content.as_ref().and_then(|content| content["datasets"].get(0));
@@ -163,14 +169,16 @@ impl ServerHandler for Gateway {
         };
         let is_error = result.is_error == Some(true);
         match &record {
-            Some(record) => record.set_tool_error(is_error),
+            Some(record) => record.set_tool_error(is_error, is_error.then(|| first_text(&result))),
             // stdio has no HTTP access log, so the call is logged here.
             None => tracing::info!(
                 target: "mcp_gateway::request",
                 method = "tools/call",
                 tool = %name,
+                transport = "stdio",
                 latency_ms = started.elapsed().as_secs_f64() * 1000.0,
                 outcome = if is_error { "tool_error" } else { "ok" },
+                reason = is_error.then(|| first_text(&result)),
             ),
         }
         Ok(CallToolResponse::Complete(result))
@@ -239,7 +247,13 @@ impl ServerHandler for Gateway {
         let path = ObjectPath::parse(relative).map_err(|error| McpError::invalid_params(error.to_string(), None))?;
         let storage = &self.core.storage;
         if crate::datasets::find(storage, path.as_str()).await.is_ok() {
-            return self.dataset_resource(request.uri, &path).await;
+            let record = RequestRecord::from_extensions(&context.extensions);
+            let call_context = CallContext {
+                cancel: context.ct.clone(),
+                progress: Progress::disabled(),
+                deadline: record.as_ref().and_then(RequestRecord::deadline),
+            };
+            return self.dataset_resource(request.uri, &path, call_context).await;
         }
         let entry = storage.stat(&path).await.map_err(|error| not_found(error.to_string()))?;
         if entry.kind == EntryKind::Dir || entry.size > MAX_RESOURCE_BYTES {
@@ -316,6 +330,13 @@ impl ServerHandler for Gateway {
         tracing::debug!(level = ?request.level, "client set its log level");
         Ok(())
     }
+}
+
+/// The start of a result's first text block (a tool error's message), for the access log.
+fn first_text(result: &rmcp::model::CallToolResult) -> String {
+    let text =
+        result.content.iter().find_map(|block| block.as_text().map(|text| text.text.as_str())).unwrap_or_default();
+    text.chars().take(300).collect()
 }
 
 const EXPLORE_PROMPT: &str = "explore_data";

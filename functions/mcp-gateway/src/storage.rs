@@ -32,6 +32,9 @@ pub enum StorageError {
     /// The object exists but this process may not read it.
     #[error("access to `{path}` was denied: {hint}")]
     AccessDenied { path: String, hint: &'static str },
+    /// A listing past [`MAX_LISTING_ENTRIES`]: its entries would not fit in a bounded answer.
+    #[error("`{path}` holds more than {limit} entries; list a sub-folder, or without `recursive`")]
+    TooManyEntries { path: String, limit: usize },
     /// Any other IO failure.
     #[error("storage error on `{path}`: {source}")]
     Io { path: String, source: std::io::Error },
@@ -43,6 +46,9 @@ impl StorageError {
         Self::WrongKind { path: path.to_string(), expected: "a file", actual: "a folder" }
     }
 }
+
+/// The most entries one listing holds: a larger tree is refused rather than held in memory.
+pub const MAX_LISTING_ENTRIES: usize = 500_000;
 
 /// One file or folder under the root.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
@@ -98,11 +104,12 @@ impl Storage {
         }
     }
 
-    /// Every entry below `dir` (recursively when asked), sorted by path.
+    /// Every entry below `dir` (recursively when asked), sorted by path; more than
+    /// [`MAX_LISTING_ENTRIES`] is an error.
     pub async fn list(&self, dir: &ObjectPath, recursive: bool) -> Result<Vec<Entry>, StorageError> {
         match self {
-            Self::Local(root) => root.list(dir, recursive).await,
-            Self::S3(root) => root.list(dir, recursive).await,
+            Self::Local(root) => root.list(dir, recursive, MAX_LISTING_ENTRIES).await,
+            Self::S3(root) => root.list(dir, recursive, MAX_LISTING_ENTRIES).await,
         }
     }
 

@@ -15,7 +15,7 @@ use crate::{
 };
 
 /// Limits and switches of the built-in tools, configurable from the command line.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ToolLimits {
     /// Limits of the `file` tool.
     pub file: file::FileLimits,
@@ -27,16 +27,24 @@ pub struct ToolLimits {
     pub allow_write: bool,
     /// Largest file `file_write` accepts.
     pub max_write_bytes: usize,
+    /// How often `search` checks its index against the data root.
+    pub index_recheck: std::time::Duration,
 }
 
 impl Default for ToolLimits {
     fn default() -> Self {
         Self {
             file: file::FileLimits::default(),
-            db: db::DbLimits::default(),
+            db: db::DbLimits::new(db::WorkerSettings::new(
+                std::env::current_exe().unwrap_or_else(|_| "mcp-gateway".into()),
+                1 << 30,
+                2,
+                db::Sandbox::Seccomp,
+            )),
             metadata_timeout: std::time::Duration::from_secs(600),
             allow_write: false,
             max_write_bytes: 8 << 20,
+            index_recheck: crate::search_index::RECHECK_INTERVAL,
         }
     }
 }
@@ -45,9 +53,13 @@ impl Default for ToolLimits {
 pub fn register_builtin(registry: &mut Registry, storage: &Storage, limits: ToolLimits, index: &Arc<SharedIndex>) {
     registry.register(typed(file::FileTool::new(storage.clone(), limits.file)));
     registry.register(typed(search::SearchTool::new(storage.clone(), index.clone())));
-    registry.register(typed(db::DbTool::new(storage.clone(), limits.db)));
+    registry.register(typed(db::DbTool::new(storage.clone(), limits.db.clone())));
     registry.register(typed(dataset_metadata::DatasetMetadataTool::new(storage.clone(), limits.metadata_timeout)));
     if limits.allow_write {
-        registry.register(typed(file_write::FileWriteTool::new(storage.clone(), limits.max_write_bytes)));
+        registry.register(typed(file_write::FileWriteTool::new(
+            storage.clone(),
+            limits.max_write_bytes,
+            index.clone(),
+        )));
     }
 }

@@ -3,5 +3,6 @@
 
 pub mod http;
 pub mod lambda;
+mod message;
 pub mod serve;
 pub mod stdio;

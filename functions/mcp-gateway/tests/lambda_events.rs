@@ -24,7 +24,8 @@ fn router() -> axum::Router {
         Err(error) => panic!("examples/data must exist: {error}"),
     };
     let core = Arc::new(Core::with_builtin_tools(storage, ToolLimits::default()));
-    http::router(core, HttpSettings { allowed_hosts: AllowedHosts::Any, ..HttpSettings::local() })
+    let settings = HttpSettings::local().unwrap_or_else(|error| panic!("no session key: {error}"));
+    http::router(core, HttpSettings { allowed_hosts: AllowedHosts::Any, ..settings })
 }
 
 fn event(kind: &str, name: &str) -> LambdaRequest {
@@ -100,13 +101,52 @@ async fn streaming_events_answer_with_a_prelude_and_body() {
     }
 }
 
+/// Every JSON log line this test binary writes (a global subscriber into a buffer, installed once:
+/// a thread-scoped one misses events when other tests run in parallel).
+fn captured_logs() -> Vec<Value> {
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Buffer {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().map_err(|_| std::io::Error::other("poisoned"))?.extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    static LOGS: std::sync::OnceLock<Buffer> = std::sync::OnceLock::new();
+    let buffer = LOGS.get_or_init(|| {
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt().json().with_writer(move || writer.clone()).finish();
+        let _ = tracing::subscriber::set_global_default(subscriber);
+        buffer
+    });
+    let bytes = buffer.0.lock().map(|bytes| bytes.clone()).unwrap_or_default();
+    String::from_utf8_lossy(&bytes).lines().filter_map(|line| serde_json::from_str(line).ok()).collect()
+}
+
+/// Regression: this test used to read the identity straight from the parsed event, so it passed
+/// whether or not the gateway ever recorded the caller. Now the event goes through the handler
+/// and the access-log line it writes must name the caller.
 #[tokio::test]
 async fn rest_event_log_fields_carry_the_iam_caller() {
-    // The REST v1 event's identity reaches the handler as the lambda_http request context.
-    let request: lambda_http::Request = event("rest-v1", "tools-call-file").into();
-    let context = request.extensions().get::<lambda_http::request::RequestContext>().cloned();
-    let Some(lambda_http::request::RequestContext::ApiGatewayV1(context)) = context else {
-        panic!("REST v1 event without an API Gateway v1 context")
-    };
-    assert_eq!(context.identity.user_arn.as_deref(), Some("arn:aws:iam::123456789012:user/alice"));
+    captured_logs();
+    let mut adapter = Adapter::from(router());
+    let mut context = Context::default();
+    context.request_id = "caller-test-request".to_owned();
+    let Ok(response) = adapter.call(LambdaEvent::new(event("rest-v1", "tools-call-file"), context)).await;
+    assert_eq!(serde_json::to_value(&response).unwrap_or_default()["statusCode"], 200);
+    let logs = captured_logs();
+    let access: Vec<&Value> = logs
+        .iter()
+        .filter(|line| {
+            line["target"] == "mcp_gateway::request" && line["fields"]["request_id"] == "caller-test-request"
+        })
+        .collect();
+    assert_eq!(access.len(), 1, "one access-log line for the request: {logs:?}");
+    let fields = &access[0]["fields"];
+    assert_eq!(fields["caller_arn"], "arn:aws:iam::123456789012:user/alice", "{fields}");
+    assert_eq!(fields["tool"], "file", "{fields}");
 }

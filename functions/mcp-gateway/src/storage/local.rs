@@ -48,8 +48,9 @@ impl LocalRoot {
         Ok(entry(path.as_str().to_owned(), &metadata))
     }
 
-    /// Entries below `dir`, sorted by path; symlinks leading outside the root are skipped.
-    pub async fn list(&self, dir: &ObjectPath, recursive: bool) -> Result<Vec<Entry>, StorageError> {
+    /// Entries below `dir`, sorted by path; symlinks leading outside the root are skipped; more
+    /// than `limit` entries is an error.
+    pub async fn list(&self, dir: &ObjectPath, recursive: bool, limit: usize) -> Result<Vec<Entry>, StorageError> {
         let this = self.clone();
         let dir = dir.clone();
         blocking(move || {
@@ -58,6 +59,7 @@ impl LocalRoot {
                 return Err(StorageError::WrongKind { path: dir.to_string(), expected: "a folder", actual: "a file" });
             }
             let mut entries = Vec::new();
+            let this_dir = dir.clone();
             let mut pending = vec![(dir, full)];
             while let Some((dir, full)) = pending.pop() {
                 let read = fs::read_dir(&full).map_err(|error| io_error(&dir, error))?;
@@ -79,6 +81,9 @@ impl LocalRoot {
                         pending.push((child.clone(), target));
                     }
                     entries.push(entry(child.as_str().to_owned(), &metadata));
+                    if entries.len() > limit {
+                        return Err(StorageError::TooManyEntries { path: this_dir.to_string(), limit });
+                    }
                 }
             }
             entries.sort_by(|a, b| a.path.cmp(&b.path));
@@ -173,6 +178,12 @@ impl LocalRoot {
     fn open_file_blocking(&self, path: &ObjectPath) -> Result<fs::File, StorageError> {
         let full = self.file_path(path)?;
         fs::File::open(&full).map_err(|error| io_error(path, error))
+    }
+
+    /// The real path of a file (folders are refused), checked to be inside the root: the path
+    /// handed to libraries that open files themselves (polars).
+    pub fn real_path(&self, path: &ObjectPath) -> Result<PathBuf, StorageError> {
+        self.file_path(path)
     }
 
     /// The real path of a file (folders are refused) inside the root.
@@ -280,7 +291,7 @@ mod tests {
     async fn lists_recursively_sorted_and_skips_links_leaving_the_root() {
         let (_dir, root) = fixture();
         let entries = root
-            .list(&ObjectPath::root(), true)
+            .list(&ObjectPath::root(), true, 100)
             .await
             .map(|entries| entries.into_iter().map(|e| e.path).collect::<Vec<_>>());
         let expected: Vec<String> = if cfg!(unix) {
@@ -289,6 +300,14 @@ mod tests {
             vec!["a.txt".into(), "sub".into(), "sub/b.csv".into()]
         };
         assert_eq!(entries.ok(), Some(expected));
+    }
+
+    #[tokio::test]
+    async fn listings_past_their_limit_are_refused_not_held() {
+        let (_dir, root) = fixture();
+        let refused = root.list(&ObjectPath::root(), true, 2).await;
+        assert!(matches!(refused, Err(StorageError::TooManyEntries { limit: 2, .. })), "{refused:?}");
+        assert_eq!(root.list(&ObjectPath::root(), true, 4).await.map(|e| e.len()).ok(), Some(4));
     }
 
     #[tokio::test]

@@ -142,4 +142,38 @@ mod tests {
         }
         assert!(ObjectPath::parse(&"a".repeat(2000)).is_err());
     }
+
+    mod properties {
+        use std::path::{Component, Path};
+
+        use proptest::prelude::*;
+
+        use super::super::ObjectPath;
+
+        /// Paths made of the pieces attacks are made of.
+        fn tricky_path() -> impl Strategy<Value = String> {
+            let piece = prop::sample::select(vec![
+                "..", ".", "", "a", "b.csv", "%2e%2e", "%2f", "%252e", "\\", "/", "~", "C:", "\0", "\n", "\u{2025}",
+                "\u{ff0e}", "\u{2215}", "名前", " ", "a b", "...", "..a", "a..",
+            ]);
+            prop::collection::vec(piece, 0..8).prop_map(|pieces| pieces.join("/"))
+        }
+
+        proptest! {
+            /// Whatever the input, parsing never panics, and what it accepts cannot leave the root:
+            /// joined to a root folder it has only plain components, and it parses to itself again.
+            #[test]
+            fn accepted_paths_stay_under_the_root_and_round_trip(input in prop_oneof![tricky_path(), any::<String>()]) {
+                if let Ok(path) = ObjectPath::parse(&input) {
+                    let joined = Path::new("/data/root").join(path.as_str());
+                    prop_assert!(joined.starts_with("/data/root"));
+                    let escapes = joined.components().skip(3).any(|c| !matches!(c, Component::Normal(_)));
+                    prop_assert!(!escapes, "{:?} → {:?}", input, joined);
+                    prop_assert!(!path.as_str().starts_with('/') && !path.as_str().contains("//"));
+                    prop_assert!(path.as_str().len() <= 1024);
+                    prop_assert_eq!(ObjectPath::parse(path.as_str()), Ok(path.clone()));
+                }
+            }
+        }
+    }
 }

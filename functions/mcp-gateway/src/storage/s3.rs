@@ -95,8 +95,9 @@ impl S3Root {
         }
     }
 
-    /// Entries below `dir`, sorted by path, following continuation tokens past 1,000 keys.
-    pub async fn list(&self, dir: &ObjectPath, recursive: bool) -> Result<Vec<Entry>, StorageError> {
+    /// Entries below `dir`, sorted by path, following continuation tokens past 1,000 keys; more
+    /// than `limit` entries is an error.
+    pub async fn list(&self, dir: &ObjectPath, recursive: bool, limit: usize) -> Result<Vec<Entry>, StorageError> {
         let folder = if dir.is_root() { self.prefix.to_string() } else { format!("{}/", self.key(dir)) };
         let mut entries = Vec::new();
         let mut folders = std::collections::BTreeSet::new();
@@ -138,6 +139,9 @@ impl S3Root {
                 if let Some(prefix) = common.prefix() {
                     folders.insert(self.relative(prefix).trim_end_matches('/').to_owned());
                 }
+            }
+            if entries.len() + folders.len() > limit {
+                return Err(StorageError::TooManyEntries { path: dir.to_string(), limit });
             }
         }
         let below = if dir.is_root() { String::new() } else { format!("{}/", dir.as_str()) };

@@ -15,10 +15,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::{
-    datasets::{self, CsvDialect, Dataset, Format},
+    datasets::{self, Dataset, Format, rows_of},
     registry::{CallContext, Output, ToolError, TypedTool},
     storage::{EntryKind, ObjectPath, Storage},
-    tools::db::rows_of,
 };
 
 /// Most datasets described in one call (for a folder).
@@ -203,23 +202,18 @@ impl DatasetMetadataTool {
             let mut metadata =
                 merged.ok_or_else(|| ToolError::new(format!("`{}` holds no Parquet files", dataset.path)))?;
             let local = datasets::local_path(&self.storage, &dataset).await?;
-            let sample_source = dataset.clone();
-            metadata.sample =
-                datasets::blocking(move || sample_of(datasets::scan(&sample_source, &local, None)?, sample_rows))
-                    .await?;
+            metadata.sample = datasets::blocking(move |_| {
+                sample_of(datasets::scan(Format::Parquet, local.path(), local.files(), None)?, sample_rows)
+            })
+            .await?;
             return Ok(metadata);
         }
-        let dialect = match dataset.format {
-            Format::Csv | Format::Tsv => {
-                let object = ObjectPath::parse(&dataset.path)?;
-                let head = self.storage.read_range(&object, 0, 64 * 1024).await?;
-                Some(sniff_csv(&head, dataset.format == Format::Tsv))
-            }
-            _ => None,
-        };
+        let dialect = datasets::csv_dialect(&self.storage, &dataset).await?;
         let local = datasets::local_path(&self.storage, &dataset).await?;
         let format = dataset.format;
-        let scan = datasets::blocking(move || chunked::scan(&local, format, dialect, sample_rows, top)).await?;
+        let scan =
+            datasets::blocking(move |cancel| chunked::scan(local.path(), format, dialect, sample_rows, top, &cancel))
+                .await?;
         Ok(DatasetMetadata {
             table: dataset.name.clone(),
             path: dataset.path,
@@ -392,56 +386,6 @@ fn collect(frame: LazyFrame) -> Result<polars::prelude::DataFrame, datasets::Dat
     }
 }
 
-/// Detects the separator and header of a CSV from its first bytes: the candidate that splits
-/// the first lines (outside quotes) into the same number (> 1) of fields wins; the first row is
-/// a header unless it looks like data (a numeric field where later rows have numbers too).
-pub fn sniff_csv(head: &[u8], tsv: bool) -> CsvDialect {
-    let text = String::from_utf8_lossy(head);
-    let mut lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).take(20).collect();
-    if head.len() >= 64 * 1024 && lines.len() > 1 {
-        lines.pop(); // the last line may be cut
-    }
-    let mut separator = if tsv { b'\t' } else { b',' };
-    let mut best = 0usize;
-    for candidate in [b',', b';', b'\t', b'|'] {
-        let counts: Vec<usize> = lines.iter().map(|line| split(line, candidate).len()).collect();
-        let Some(&first) = counts.first() else { continue };
-        let consistent = counts.iter().all(|&n| n == first);
-        if first > 1 && consistent && first > best {
-            best = first;
-            separator = candidate;
-        }
-    }
-    let numeric = |field: &str| field.trim().trim_matches('"').parse::<f64>().is_ok();
-    let has_header = match (lines.first(), lines.get(1)) {
-        (Some(first), Some(second)) => {
-            let first = split(first, separator);
-            let second = split(second, separator);
-            !first.iter().zip(&second).any(|(a, b)| numeric(a) && numeric(b))
-        }
-        _ => true,
-    };
-    CsvDialect { separator, has_header }
-}
-
-/// Fields of one CSV line, honouring double quotes.
-fn split(line: &str, separator: u8) -> Vec<String> {
-    let mut fields = vec![String::new()];
-    let mut quoted = false;
-    for ch in line.chars() {
-        if ch == '"' {
-            quoted = !quoted;
-        } else if !quoted && ch == separator as char {
-            fields.push(String::new());
-            continue;
-        }
-        if let Some(field) = fields.last_mut() {
-            field.push(ch);
-        }
-    }
-    fields
-}
-
 fn summary(metadata: &DatasetMetadata) -> String {
     let mut text = format!(
         "{} ({:?}, {} bytes, {} rows, table `{}`)",
@@ -463,23 +407,4 @@ fn summary(metadata: &DatasetMetadata) -> String {
         }
     }
     text
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sniffs_separators_and_headers() {
-        assert_eq!(sniff_csv(b"a,b,c\n1,2,3\n4,5,6\n", false), CsvDialect { separator: b',', has_header: true });
-        assert_eq!(sniff_csv(b"a;b\n1;2\n", false), CsvDialect { separator: b';', has_header: true });
-        assert_eq!(sniff_csv(b"x|y|z\n\"a|b\"|2|3\n", false), CsvDialect { separator: b'|', has_header: true });
-        assert_eq!(sniff_csv(b"1,2\n3,4\n", false), CsvDialect { separator: b',', has_header: false });
-        assert_eq!(sniff_csv(b"name\tage\nann\t3\n", true), CsvDialect { separator: b'\t', has_header: true });
-    }
-
-    #[test]
-    fn quoted_separators_do_not_split() {
-        assert_eq!(split("\"a,b\",c", b','), vec!["\"a,b\"".to_owned(), "c".to_owned()]);
-    }
 }

@@ -1,16 +1,18 @@
 //! `db`: read-only SQL over the datasets under the data root, with polars' SQL engine and its
 //! streaming executor (a query over a file larger than memory still answers).
+//!
+//! A query is checked first (`policy`: only the datasets of the root, by table name), then run in
+//! a sandboxed child process (`worker`) that is killed when the query runs out of time.
+
+pub mod policy;
+pub mod worker;
 
 use std::time::Duration;
 
-use polars::prelude::{AnyValue, DataFrame, Engine};
-use polars::sql::SQLContext;
-use polars_core::query_result::QueryResult;
 use rmcp::model::ToolAnnotations;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use sqlparser::{ast::Statement, dialect::GenericDialect, parser::Parser, tokenizer::Token};
 
 use crate::{
     datasets::{self, Dataset},
@@ -18,8 +20,10 @@ use crate::{
     storage::Storage,
 };
 
+pub use worker::{Sandbox, WorkerSettings};
+
 /// Limits of the `db` tool.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct DbLimits {
     /// Rows returned when the call does not say (default 100).
     pub default_rows: usize,
@@ -27,11 +31,14 @@ pub struct DbLimits {
     pub max_rows: usize,
     /// How long a query may run.
     pub timeout: Duration,
+    /// Where and how queries run.
+    pub worker: WorkerSettings,
 }
 
-impl Default for DbLimits {
-    fn default() -> Self {
-        Self { default_rows: 100, max_rows: 10_000, timeout: Duration::from_secs(60) }
+impl DbLimits {
+    /// The default limits, with queries run by `worker`.
+    pub fn new(worker: WorkerSettings) -> Self {
+        Self { default_rows: 100, max_rows: 10_000, timeout: Duration::from_secs(60), worker }
     }
 }
 
@@ -77,7 +84,7 @@ pub struct DbInput {
 }
 
 /// A column of a table or result.
-#[derive(Debug, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct Column {
     /// Column name.
     pub name: String,
@@ -110,7 +117,8 @@ impl TypedTool for DbTool {
     const DESCRIPTION: &'static str = "Read-only SQL (polars dialect) over the CSV, TSV, Parquet and NDJSON \
         files under the data root. Each file is a table named after its path (`sales/orders.csv` → \
         `sales_orders`). action=tables lists them, action=describe shows a table's columns, \
-        action=query runs one SELECT/WITH statement and returns at most `limit` rows.";
+        action=query runs one SELECT/WITH statement and returns at most `limit` rows. Only these \
+        tables can be read: no table functions (read_csv, ...), file paths or URLs.";
 
     fn annotations(&self) -> ToolAnnotations {
         ToolAnnotations::new().read_only(true).destructive(false).idempotent(true).open_world(false)
@@ -141,10 +149,11 @@ impl TypedTool for DbTool {
                     .iter()
                     .find(|t| t.name.eq_ignore_ascii_case(name))
                     .ok_or_else(|| ToolError::from(datasets::DatasetError::UnknownTable(name.to_owned())))?;
-                let path = datasets::local_path(&self.storage, dataset).await?;
-                let dataset = dataset.clone();
-                let schema = datasets::blocking(move || {
-                    let mut frame = datasets::scan(&dataset, &path, None)?;
+                let file = datasets::local_path(&self.storage, dataset).await?;
+                let dialect = datasets::csv_dialect(&self.storage, dataset).await?;
+                let format = dataset.format;
+                let schema = datasets::blocking(move |_cancel| {
+                    let mut frame = datasets::scan(format, file.path(), file.files(), dialect)?;
                     Ok(frame.collect_schema()?)
                 })
                 .await?;
@@ -161,151 +170,39 @@ impl TypedTool for DbTool {
                 if limit == 0 || limit > self.limits.max_rows {
                     return Err(ToolError::new(format!("limit must be between 1 and {}", self.limits.max_rows)));
                 }
-                check_read_only(sql)?;
-                let used = referenced_tables(sql, &tables);
-                if used.is_empty() {
-                    let names: Vec<&str> = tables.iter().map(|t| t.name.as_str()).collect();
-                    return Err(ToolError::new(format!(
-                        "the query names no known table; tables are: {}",
-                        names.join(", ")
-                    )));
-                }
+                let names: Vec<String> = tables.iter().map(|table| table.name.clone()).collect();
+                let checked = policy::check(sql, &names).map_err(|refused| ToolError::new(refused.0))?;
                 context.progress.report(0.0, None, "preparing tables").await;
-                let mut registrations = Vec::new();
-                for dataset in used {
-                    let path = datasets::local_path(&self.storage, dataset).await?;
-                    registrations.push((dataset.clone(), path));
+                let mut files = Vec::new();
+                let mut job_tables = Vec::new();
+                for dataset in tables.iter().filter(|table| checked.tables.contains(&table.name)) {
+                    let file = datasets::local_path(&self.storage, dataset).await?;
+                    job_tables.push(worker::JobTable {
+                        name: dataset.name.clone(),
+                        path: file.path().to_owned(),
+                        files: file.files().to_vec(),
+                        format: dataset.format,
+                        dialect: datasets::csv_dialect(&self.storage, dataset).await?,
+                    });
+                    files.push(file);
                 }
                 context.progress.report(1.0, None, "running the query").await;
-                let sql = sql.to_owned();
-                let run = datasets::blocking(move || {
-                    let mut ctx = SQLContext::new();
-                    for (dataset, path) in &registrations {
-                        ctx.register(&dataset.name, datasets::scan(dataset, path, None)?);
-                    }
-                    let frame = ctx.execute(&sql)?.limit(limit as u32 + 1);
-                    match frame.collect_with_engine(Engine::Streaming)? {
-                        QueryResult::Single(frame) => Ok(frame),
-                        QueryResult::Multiple(mut frames) => Ok(frames.pop().unwrap_or_default()),
-                    }
-                });
-                let frame = tokio::time::timeout(self.limits.timeout, run).await.map_err(|_| {
-                    ToolError::new(format!(
-                        "the query ran longer than {} s; add filters or a LIMIT, or raise --db-timeout",
-                        self.limits.timeout.as_secs()
-                    ))
-                })??;
-                let truncated = frame.height() > limit;
-                let frame = frame.head(Some(limit));
-                let columns = frame
-                    .columns()
-                    .iter()
-                    .map(|c| Column { name: c.name().to_string(), dtype: c.dtype().to_string() })
-                    .collect();
-                let rows = rows_of(&frame);
-                let mut text = format!("{frame}");
-                if truncated {
-                    text.push_str(&format!("\n(first {limit} rows; more exist: raise `limit` or aggregate)"));
-                }
+                let job = worker::Job {
+                    sql: checked.sql,
+                    limit,
+                    tables: job_tables,
+                    memory_bytes: self.limits.worker.memory_bytes,
+                };
+                let output = worker::run(&self.limits.worker, &job, self.limits.timeout, &context.cancel).await?;
+                drop(files);
                 let structured = DbOutput {
-                    columns: Some(columns),
-                    rows: Some(rows),
-                    truncated: Some(truncated),
+                    columns: Some(output.columns),
+                    rows: Some(output.rows),
+                    truncated: Some(output.truncated),
                     ..DbOutput::default()
                 };
-                Ok(Output { structured, text })
+                Ok(Output { structured, text: output.text })
             }
         }
-    }
-}
-
-/// Refuses anything but one SELECT/WITH query.
-fn check_read_only(sql: &str) -> Result<(), ToolError> {
-    let statements = Parser::parse_sql(&GenericDialect {}, sql)
-        .map_err(|error| ToolError::new(format!("SQL syntax error: {error}")))?;
-    match statements.as_slice() {
-        [Statement::Query(_)] => Ok(()),
-        [] => Err(ToolError::new("the SQL is empty; give one SELECT or WITH query")),
-        [_] => Err(ToolError::new(
-            "only read-only queries are allowed: one SELECT or WITH statement (no INSERT, UPDATE, DELETE, CREATE, DROP, COPY, ...)",
-        )),
-        _ => Err(ToolError::new("give exactly one statement (one SELECT or WITH query)")),
-    }
-}
-
-/// The datasets whose names appear as identifiers in `sql`.
-fn referenced_tables<'a>(sql: &str, tables: &'a [Dataset]) -> Vec<&'a Dataset> {
-    let words: Vec<String> = sqlparser::tokenizer::Tokenizer::new(&GenericDialect {}, sql)
-        .tokenize()
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|token| match token {
-            Token::Word(word) => Some(word.value.to_ascii_lowercase()),
-            _ => None,
-        })
-        .collect();
-    tables.iter().filter(|table| words.contains(&table.name)).collect()
-}
-
-/// The frame as JSON objects, one per row.
-pub fn rows_of(frame: &DataFrame) -> Vec<Map<String, Value>> {
-    let columns = frame.columns();
-    (0..frame.height())
-        .map(|row| {
-            columns
-                .iter()
-                .map(|column| {
-                    let value = column.get(row).map(|value| json_value(&value)).unwrap_or(Value::Null);
-                    (column.name().to_string(), value)
-                })
-                .collect()
-        })
-        .collect()
-}
-
-/// One polars value as JSON: numbers and booleans as such, temporal values and everything else
-/// as their display text.
-pub fn json_value(value: &AnyValue<'_>) -> Value {
-    match value {
-        AnyValue::Null => Value::Null,
-        AnyValue::Boolean(b) => Value::Bool(*b),
-        AnyValue::String(s) => Value::String((*s).to_owned()),
-        AnyValue::StringOwned(s) => Value::String(s.to_string()),
-        AnyValue::UInt8(n) => (*n).into(),
-        AnyValue::UInt16(n) => (*n).into(),
-        AnyValue::UInt32(n) => (*n).into(),
-        AnyValue::UInt64(n) => (*n).into(),
-        AnyValue::Int8(n) => (*n).into(),
-        AnyValue::Int16(n) => (*n).into(),
-        AnyValue::Int32(n) => (*n).into(),
-        AnyValue::Int64(n) => (*n).into(),
-        AnyValue::Float32(x) => serde_json::Number::from_f64(f64::from(*x)).map_or(Value::Null, Value::Number),
-        AnyValue::Float64(x) => serde_json::Number::from_f64(*x).map_or(Value::Null, Value::Number),
-        other => Value::String(other.to_string().trim_matches('"').to_owned()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_single_select_or_with_is_allowed() {
-        assert!(check_read_only("SELECT 1").is_ok());
-        assert!(check_read_only("WITH a AS (SELECT 1 AS x) SELECT x FROM a").is_ok());
-        for bad in [
-            "DELETE FROM t",
-            "DROP TABLE t",
-            "INSERT INTO t VALUES (1)",
-            "CREATE TABLE t (a INT)",
-            "UPDATE t SET a = 1",
-            "SELECT 1; DROP TABLE t",
-            "COPY t TO 'x'",
-            "",
-        ] {
-            assert!(check_read_only(bad).is_err(), "{bad} was allowed");
-        }
-        let error = check_read_only("DROP TABLE t").err().map(|e| e.0).unwrap_or_default();
-        assert!(error.contains("one SELECT or WITH"), "{error}");
     }
 }

@@ -18,6 +18,9 @@ pub struct FileTool {
     limits: FileLimits,
 }
 
+/// The furthest a `list` cursor may point (no listing is that long).
+const MAX_LIST_OFFSET: usize = 1 << 40;
+
 /// Size caps for `file`; users raise them with `--max-read-bytes`.
 #[derive(Debug, Clone, Copy)]
 pub struct FileLimits {
@@ -156,7 +159,7 @@ impl FileTool {
         if limit == 0 || limit > self.limits.max_page {
             return Err(ToolError::new(format!("limit must be between 1 and {}", self.limits.max_page)));
         }
-        let start = cursor_offset(input.cursor.as_deref())?;
+        let start = cursor_offset(input.cursor.as_deref(), MAX_LIST_OFFSET)?;
         context.progress.report(0.0, None, format!("listing {dir}")).await;
         let entries = self.storage.list(dir, input.recursive).await?;
         let matching: Vec<Entry> =
@@ -351,11 +354,14 @@ mod tests {
 
     #[test]
     fn cursor_round_trips_and_rejects_garbage() {
-        assert_eq!(cursor_offset(next_cursor(42, 50).as_deref()).ok(), Some(42));
+        assert_eq!(cursor_offset(next_cursor(42, 50).as_deref(), 100).ok(), Some(42));
         assert_eq!(next_cursor(50, 50), None);
-        assert_eq!(cursor_offset(None).ok(), Some(0));
-        assert!(cursor_offset(Some("42")).is_err());
-        assert!(cursor_offset(Some("o-1")).is_err());
+        assert_eq!(cursor_offset(None, 100).ok(), Some(0));
+        for bad in ["42", "o-1", "o", "o+1", "o1e3", "o 1", "o99999999999999999999999"] {
+            assert!(cursor_offset(Some(bad), 100).is_err(), "{bad}");
+        }
+        let past = cursor_offset(Some("o101"), 100).err().map(|e| e.0).unwrap_or_default();
+        assert!(past.contains("at most 100"), "{past}");
     }
 
     #[test]

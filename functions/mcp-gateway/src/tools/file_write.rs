@@ -6,8 +6,11 @@ use rmcp::model::ToolAnnotations;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use std::sync::Arc;
+
 use crate::{
     registry::{CallContext, Output, ToolError, TypedTool},
+    search_index::SharedIndex,
     storage::{Entry, ObjectPath, Storage},
 };
 
@@ -16,12 +19,14 @@ use crate::{
 pub struct FileWriteTool {
     storage: Storage,
     max_write_bytes: usize,
+    /// Told about every change, so `search` re-checks the root before its next answer.
+    index: Arc<SharedIndex>,
 }
 
 impl FileWriteTool {
     /// A `file_write` tool over `storage`, refusing content above `max_write_bytes`.
-    pub fn new(storage: Storage, max_write_bytes: usize) -> Self {
-        Self { storage, max_write_bytes }
+    pub fn new(storage: Storage, max_write_bytes: usize, index: Arc<SharedIndex>) -> Self {
+        Self { storage, max_write_bytes, index }
     }
 }
 
@@ -81,6 +86,7 @@ impl TypedTool for FileWriteTool {
         match input.action {
             WriteAction::Delete => {
                 self.storage.delete(&path).await?;
+                self.index.invalidate();
                 let text = format!("deleted {path}");
                 let structured = FileWriteOutput { done: "deleted".into(), path: path.to_string(), entry: None };
                 Ok(Output { structured, text })
@@ -88,6 +94,12 @@ impl TypedTool for FileWriteTool {
             WriteAction::Write => {
                 let bytes = match (input.text, input.base64) {
                     (Some(text), None) => text.into_bytes(),
+                    (None, Some(encoded)) if encoded.trim().len() / 4 * 3 > self.max_write_bytes + 3 => {
+                        return Err(ToolError::new(format!(
+                            "the base64 content decodes to more than the write limit of {} bytes (raise --max-write-bytes)",
+                            self.max_write_bytes
+                        )));
+                    }
                     (None, Some(encoded)) => base64::engine::general_purpose::STANDARD
                         .decode(encoded.trim())
                         .map_err(|error| ToolError::new(format!("`base64` is not valid base64: {error}")))?,
@@ -104,6 +116,7 @@ impl TypedTool for FileWriteTool {
                 }
                 let size = bytes.len();
                 self.storage.write(&path, bytes).await?;
+                self.index.invalidate();
                 let entry = self.storage.stat(&path).await.ok();
                 let text = format!("wrote {size} bytes to {path}");
                 let structured = FileWriteOutput { done: "written".into(), path: path.to_string(), entry };

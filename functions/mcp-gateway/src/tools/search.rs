@@ -12,6 +12,9 @@ use crate::{
     storage::Storage,
 };
 
+/// The deepest hit a search pages to: tantivy keeps `offset + limit` hits in memory per query.
+pub const MAX_SEARCH_WINDOW: usize = 10_000;
+
 /// The `search` tool over one data root.
 #[derive(Debug, Clone)]
 pub struct SearchTool {
@@ -75,11 +78,13 @@ impl TypedTool for SearchTool {
         if !(1..=100).contains(&limit) {
             return Err(ToolError::new("limit must be between 1 and 100"));
         }
-        let offset = cursor_offset(input.cursor.as_deref())?;
-        let index = self.index.get(&self.storage, &context.progress).await?;
+        // tantivy's top-docs collector allocates for offset + limit hits: bound the window.
+        let offset = cursor_offset(input.cursor.as_deref(), MAX_SEARCH_WINDOW - 1)?;
+        let limit = limit.min(MAX_SEARCH_WINDOW - offset);
+        let (index, info) = self.index.get(&self.storage, &context.progress).await?;
         let query = input.query.clone();
         let glob = input.path_glob.clone();
-        let searcher = index.clone();
+        let searcher = index;
         let page = tokio::task::spawn_blocking(move || searcher.search(&query, glob.as_deref(), offset, limit))
             .await
             .map_err(|error| ToolError::new(format!("search failed: {error}")))??;
@@ -96,10 +101,19 @@ impl TypedTool for SearchTool {
                 .collect::<Vec<_>>()
                 .join("\n")
         };
+        let next_cursor = next_cursor.filter(|_| next < MAX_SEARCH_WINDOW);
         if let Some(cursor) = &next_cursor {
             text.push_str(&format!("\n… {} more; pass cursor \"{cursor}\"", page.total - next));
+        } else if next < page.total {
+            text.push_str(&format!(
+                "\n… {} more matches, past the last page ({MAX_SEARCH_WINDOW} hits): narrow the query or use path_glob",
+                page.total - next
+            ));
         }
-        let structured = SearchOutput { hits: page.hits, total: page.total, next_cursor, index: index.info().clone() };
+        if let Some(note) = &info.note {
+            text.push_str(&format!("\nnote: {note}"));
+        }
+        let structured = SearchOutput { hits: page.hits, total: page.total, next_cursor, index: info };
         Ok(Output { structured, text })
     }
 }

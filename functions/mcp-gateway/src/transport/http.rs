@@ -48,6 +48,8 @@ pub struct HttpSettings {
     pub allowed_origins: Vec<String>,
     /// Largest request body, in bytes.
     pub max_body_bytes: usize,
+    /// How long a client may take to send the body (slow senders get 408).
+    pub body_read_timeout: std::time::Duration,
     /// Signs and verifies `Mcp-Session-Id` for the revisions that have sessions.
     pub session_key: SessionKey,
     /// Cancelled on shutdown, ending open streams.
@@ -55,15 +57,17 @@ pub struct HttpSettings {
 }
 
 impl HttpSettings {
-    /// Defaults for a local server: loopback hosts only, 4 MiB bodies.
-    pub fn local() -> Self {
-        Self {
+    /// Defaults for a local server: loopback hosts only, 4 MiB bodies, a random session key
+    /// (which fails only when the OS has no random bytes to give).
+    pub fn local() -> Result<Self, getrandom::Error> {
+        Ok(Self {
             allowed_hosts: AllowedHosts::loopback(),
             allowed_origins: Vec::new(),
             max_body_bytes: 4 * 1024 * 1024,
-            session_key: SessionKey::random(),
+            body_read_timeout: std::time::Duration::from_secs(30),
+            session_key: SessionKey::random()?,
             shutdown: CancellationToken::new(),
-        }
+        })
     }
 }
 

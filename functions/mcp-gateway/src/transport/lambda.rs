@@ -7,30 +7,19 @@
 //! - `buffered` (default): REST v1, HTTP API v2 and Function URL in `BUFFERED` mode. The whole
 //!   response (JSON, or an SSE body ending with the final result) is returned at once.
 
-use std::str::FromStr;
-
 use axum::Router;
 
 /// How the function returns responses to its integration.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[value(rename_all = "lower")]
 pub enum ResponseMode {
     /// One complete response per invocation.
     #[default]
+    #[value(alias = "buffer")]
     Buffered,
     /// Lambda response streaming (HTTP prelude, then body chunks).
+    #[value(alias = "stream", alias = "response_stream")]
     Streaming,
-}
-
-impl FromStr for ResponseMode {
-    type Err = String;
-
-    fn from_str(value: &str) -> Result<Self, Self::Err> {
-        match value.to_ascii_lowercase().as_str() {
-            "buffered" | "buffer" => Ok(Self::Buffered),
-            "streaming" | "stream" | "response_stream" => Ok(Self::Streaming),
-            other => Err(format!("unknown Lambda response mode `{other}`: use `buffered` or `streaming`")),
-        }
-    }
 }
 
 /// Runs the Lambda runtime loop with `router` until the runtime stops.

@@ -1,23 +1,52 @@
 //! `mcp-gateway serve`: the router on a TCP listener, for EC2, containers and local use, with
 //! graceful shutdown on SIGTERM or Ctrl-C.
+//!
+//! Our own accept loop over hyper rather than `axum::serve`, for the bounds a public listener
+//! needs: a connection cap (more clients wait to be accepted), a time limit on request headers
+//! (hyper's header timeout needs a timer, which `axum::serve` does not give it) and a size limit
+//! on them (431 past it). The body has its own time limit in `guard`.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use axum::{Router, serve::ListenerExt as _};
+use axum::Router;
+use hyper_util::{
+    rt::{TokioIo, TokioTimer},
+    server::graceful::GracefulShutdown,
+    service::TowerToHyperService,
+};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-/// Serves `router` on `addr` until SIGTERM/Ctrl-C, then drains open requests.
-pub async fn run(router: Router, addr: SocketAddr, shutdown: CancellationToken) -> std::io::Result<()> {
+/// Bounds on connections.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Connections served at once; further clients wait in the listen backlog.
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers (also ends idle keep-alive waits).
+    pub header_read_timeout: Duration,
+    /// The largest request head (request line and headers); larger ones get 431.
+    pub max_header_bytes: usize,
+    /// How long open requests may take to finish after a shutdown signal.
+    pub drain_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_connections: 1024,
+            header_read_timeout: Duration::from_secs(10),
+            max_header_bytes: 64 * 1024,
+            drain_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Serves `router` on `addr` until SIGTERM/Ctrl-C (or `shutdown`), then drains open requests.
+pub async fn run(router: Router, addr: SocketAddr, limits: Limits, shutdown: CancellationToken) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|error| std::io::Error::new(error.kind(), format!("cannot listen on {addr}: {error}")))?;
     let local = listener.local_addr()?;
-    // SSE events are small writes that must leave at once, not wait for Nagle's algorithm.
-    let listener = listener.tap_io(|stream| {
-        if let Err(error) = stream.set_nodelay(true) {
-            tracing::debug!(%error, "cannot set TCP_NODELAY");
-        }
-    });
     tracing::info!(addr = %local, url = %format!("http://{local}/mcp"), "serving MCP over Streamable HTTP");
     let signal = shutdown.clone();
     tokio::spawn(async move {
@@ -25,7 +54,57 @@ pub async fn run(router: Router, addr: SocketAddr, shutdown: CancellationToken) 
         tracing::info!("shutdown requested; finishing open requests");
         signal.cancel();
     });
-    axum::serve(listener, router).with_graceful_shutdown(shutdown.cancelled_owned()).await
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_header_size(limits.max_header_bytes);
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let graceful = GracefulShutdown::new();
+    loop {
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+            () = shutdown.cancelled() => break,
+        };
+        let (stream, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors and the like: wait, don't spin.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = shutdown.cancelled() => break,
+        };
+        // SSE events are small writes that must leave at once, not wait for Nagle's algorithm.
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY");
+        }
+        let service = TowerToHyperService::new(router.clone());
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                // Refused before any request reached the router: malformed or oversized heads
+                // (hyper answers those with 400/431), header timeouts, resets.
+                tracing::info!(
+                    target: "mcp_gateway::connection",
+                    %remote,
+                    reason = %crate::storage::error_chain(&error),
+                    "connection ended with an error"
+                );
+            }
+            drop(slot);
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(limits.drain_timeout, graceful.shutdown()).await.is_err() {
+        tracing::warn!(seconds = limits.drain_timeout.as_secs(), "open requests did not finish in time");
+    }
+    Ok(())
 }
 
 async fn wait_for_signal() {

@@ -16,10 +16,7 @@ use polars_utils::aliases::{PlSeedableRandomStateQuality, SeedableFromU64SeedExt
 use serde_json::{Map, Value};
 
 use super::{ColumnStats, TopValue};
-use crate::{
-    datasets::{CsvDialect, DatasetError, Format, json_less},
-    tools::db::{json_value, rows_of},
-};
+use crate::datasets::{Cancelled, CsvDialect, DatasetError, Format, json_less, json_value, rows_of};
 
 /// Bytes of records parsed at once.
 const CHUNK_BYTES: usize = 4 << 20;
@@ -39,13 +36,15 @@ pub(super) struct Scan {
     pub(super) sample: Vec<Map<String, Value>>,
 }
 
-/// Scans a CSV/TSV (with `dialect`) or NDJSON file at `path` in bounded memory.
+/// Scans a CSV/TSV (with `dialect`) or NDJSON file at `path` in bounded memory, stopping between
+/// chunks once `cancelled` is set.
 pub(super) fn scan(
     path: &Path,
     format: Format,
     dialect: Option<CsvDialect>,
     sample_rows: usize,
     top: usize,
+    cancelled: &Cancelled,
 ) -> Result<Scan, DatasetError> {
     let mut reader = BufReader::with_capacity(1 << 20, File::open(path)?);
     let dialect = dialect.unwrap_or(CsvDialect { separator: b',', has_header: true });
@@ -56,6 +55,7 @@ pub(super) fn scan(
     let mut sample = Vec::new();
     let mut rows = 0u64;
     loop {
+        cancelled.check()?;
         let mut chunk = header.clone();
         let mut records = 0usize;
         while chunk.len() < CHUNK_BYTES {
@@ -312,6 +312,20 @@ impl TopCounts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression: a timed-out `dataset_metadata` call kept reading on the blocking pool; the scan
+    /// now stops at the next chunk once its caller has gone.
+    #[test]
+    fn dataset_metadata_scan_stops_once_its_caller_has_gone() {
+        let file = tempfile::NamedTempFile::new().unwrap_or_else(|error| panic!("{error}"));
+        std::fs::write(file.path(), "a,b\n1,2\n").ok();
+        let cancelled = Cancelled::default();
+        let running = scan(file.path(), Format::Csv, None, 5, 5, &cancelled);
+        assert!(running.is_ok_and(|scan| scan.rows == 1));
+        cancelled.cancel();
+        let stopped = scan(file.path(), Format::Csv, None, 5, 5, &cancelled);
+        assert!(matches!(stopped, Err(DatasetError::Cancelled)), "{stopped:?}");
+    }
 
     #[test]
     fn records_keep_quoted_line_breaks_together() {

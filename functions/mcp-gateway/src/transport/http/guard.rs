@@ -20,11 +20,14 @@ use serde_json::{Value, json};
 
 use super::{AllowedHosts, AppState};
 use crate::access_log::RequestRecord;
+use crate::transport::message;
 
 const SESSION_HEADER: &str = "mcp-session-id";
 const VERSION_HEADER: &str = "mcp-protocol-version";
 /// The only revision whose JSON-RPC layer has batches.
 const BATCH_REVISION: &str = "2025-03-26";
+/// The most messages one batch may hold (each is answered in turn).
+pub(crate) const MAX_BATCH_MESSAGES: usize = 100;
 
 /// A refusal: HTTP status, JSON-RPC code and message, and the id it answers (if known).
 struct Refusal {
@@ -42,6 +45,11 @@ impl Refusal {
     fn with_id(mut self, id: Value) -> Self {
         self.id = id;
         self
+    }
+
+    /// A message the shared JSON-RPC check refused: 400 with its code.
+    fn bad_request(rejected: message::Rejected) -> Self {
+        Self { status: StatusCode::BAD_REQUEST, code: rejected.code, message: rejected.message, id: rejected.id }
     }
 
     fn into_response(self, record: &RequestRecord) -> Response {
@@ -89,7 +97,16 @@ async fn handle(state: &AppState, request: Request, record: &RequestRecord) -> R
     check_accept(request.headers())?;
     check_content_type(request.headers())?;
     let (parts, body) = request.into_parts();
-    let bytes = axum::body::to_bytes(body, state.settings.max_body_bytes).await.map_err(|error| {
+    let limit = state.settings.body_read_timeout;
+    let read = tokio::time::timeout(limit, axum::body::to_bytes(body, state.settings.max_body_bytes));
+    let bytes = read.await.map_err(|_| {
+        Refusal::new(
+            StatusCode::REQUEST_TIMEOUT,
+            ErrorCode::INVALID_REQUEST,
+            format!("the request body did not arrive within {} s", limit.as_secs()),
+        )
+    })?;
+    let bytes = bytes.map_err(|error| {
         let too_large =
             std::error::Error::source(&error).is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
         if too_large {
@@ -106,13 +123,7 @@ async fn handle(state: &AppState, request: Request, record: &RequestRecord) -> R
             )
         }
     })?;
-    let value: Value = serde_json::from_slice(&bytes).map_err(|error| {
-        Refusal::new(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::PARSE_ERROR,
-            format!("Parse error: body is not valid JSON ({error})"),
-        )
-    })?;
+    let value = message::parse(&bytes).map_err(Refusal::bad_request)?;
     match value {
         Value::Array(messages) => batch(state, parts, messages, record).await,
         value => single(state, parts, bytes, value, record).await,
@@ -137,14 +148,25 @@ async fn single(
         check_session(state, &parts.headers, &envelope)?;
     }
     let is_initialize = envelope.method.as_deref() == Some("initialize");
+    // Made before the call, so that initialize fails whole when no session id can be made.
+    let session_id = if is_initialize {
+        let id = state.settings.session_key.issue().map_err(|error| {
+            Refusal::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                ErrorCode::INTERNAL_ERROR,
+                format!("cannot create a session id: the OS random number generator failed ({error})"),
+            )
+            .with_id(envelope.id.clone())
+        })?;
+        HeaderValue::from_str(&id).ok()
+    } else {
+        None
+    };
     let mut request = Request::from_parts(parts, Body::from(bytes));
     request.extensions_mut().insert(record.clone());
     let response = state.mcp.handle(request).await;
     let (mut parts, body) = response.into_parts();
-    if is_initialize
-        && parts.status == StatusCode::OK
-        && let Ok(id) = HeaderValue::from_str(&state.settings.session_key.issue())
-    {
+    if let Some(id) = session_id.filter(|_| parts.status == StatusCode::OK) {
         parts.headers.insert(SESSION_HEADER, id);
     }
     let is_json = parts
@@ -191,6 +213,13 @@ async fn batch(
     if messages.is_empty() {
         return Err(Refusal::new(StatusCode::BAD_REQUEST, ErrorCode::INVALID_REQUEST, "empty JSON-RPC batch"));
     }
+    if messages.len() > MAX_BATCH_MESSAGES {
+        return Err(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::INVALID_REQUEST,
+            format!("the batch has {} messages; the limit is {MAX_BATCH_MESSAGES}", messages.len()),
+        ));
+    }
     if messages.iter().any(|message| message.get("method").and_then(Value::as_str) == Some("initialize")) {
         return Err(Refusal::new(
             StatusCode::BAD_REQUEST,
@@ -200,14 +229,18 @@ async fn batch(
     }
     let mut answers = Vec::with_capacity(messages.len());
     for message in messages {
-        let inner = RequestRecord::start("POST");
+        // Each element is a request of its own: logged on its own line, with the batch's Lambda
+        // identity and deadline.
+        let inner = record.element();
         let element_parts = clone_parts(&parts);
         let bytes = Bytes::from(message.to_string());
         let response = match single(state, element_parts, bytes, message, &inner).await {
             Ok(response) => response,
             Err(refusal) => refusal.into_response(&inner),
         };
+        inner.update(|fields| fields.status = response.status().as_u16());
         answers.extend(answers_in(response).await);
+        inner.emit();
     }
     if answers.is_empty() {
         return Ok(accepted());
@@ -226,93 +259,29 @@ struct Envelope {
 
 impl Envelope {
     fn inspect(value: &Value, headers: &HeaderMap) -> Result<Self, Refusal> {
-        let Value::Object(object) = value else {
-            return Err(Refusal::new(
-                StatusCode::BAD_REQUEST,
-                ErrorCode::INVALID_REQUEST,
-                "Invalid Request: a JSON-RPC message must be an object",
-            ));
-        };
-        let id = object.get("id").cloned().unwrap_or(Value::Null);
-        let invalid = |message: String| {
-            let id = if matches!(id, Value::String(_) | Value::Number(_)) { id.clone() } else { Value::Null };
-            Refusal::new(StatusCode::BAD_REQUEST, ErrorCode::INVALID_REQUEST, message).with_id(id)
-        };
-        if object.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
-            return Err(invalid("Invalid Request: \"jsonrpc\" must be \"2.0\"".to_owned()));
-        }
-        if !matches!(id, Value::Null | Value::String(_) | Value::Number(_)) || object.get("id") == Some(&Value::Null) {
-            return Err(invalid("Invalid Request: \"id\" must be a string or a number".to_owned()));
-        }
-        let method = match object.get("method") {
-            Some(Value::String(method)) => Some(method.clone()),
-            Some(_) => {
-                return Err(invalid("Invalid Request: \"method\" must be a string".to_owned()));
-            }
-            None if object.contains_key("result") || object.contains_key("error") => None,
-            None => return Err(invalid("Invalid Request: missing \"method\"".to_owned())),
-        };
-        if object.get("params").is_some_and(|params| !params.is_object()) {
-            return Err(invalid_params(&id, "\"params\" must be an object".to_owned()));
-        }
-        if let Some(method) = &method
-            && let Err(error) = check_params(method, object.get("params"))
-        {
-            return Err(invalid_params(&id, format!("bad params for {method}: {error}")));
-        }
+        let checked = message::check(value).map_err(Refusal::bad_request)?;
+        let object = value.as_object();
         let meta_version = object
-            .get("params")
+            .and_then(|object| object.get("params"))
             .and_then(|params| params.get("_meta"))
             .and_then(|meta| meta.get("io.modelcontextprotocol/protocolVersion"))
             .and_then(Value::as_str);
+        let method = checked.method;
         let is_discover = method.as_deref() == Some("server/discover");
         let is_legacy = meta_version.is_none() && !is_discover;
         let protocol_version = meta_version
             .or_else(|| header_str(headers, VERSION_HEADER))
             .or_else(|| {
                 if method.as_deref() == Some("initialize") {
-                    object.get("params")?.get("protocolVersion")?.as_str()
+                    object?.get("params")?.get("protocolVersion")?.as_str()
                 } else {
                     None
                 }
             })
             .unwrap_or(BATCH_REVISION)
             .to_owned();
-        Ok(Self { method, id, protocol_version, is_legacy })
+        Ok(Self { method, id: checked.id, protocol_version, is_legacy })
     }
-}
-
-/// Deserializes the params of the methods whose params have a required shape; rmcp would
-/// otherwise treat a known method with malformed params as an unknown method.
-fn check_params(method: &str, params: Option<&Value>) -> Result<(), serde_json::Error> {
-    use rmcp::model::{
-        CallToolRequestParams, CompleteRequestParams, GetPromptRequestParams, InitializeRequestParams,
-        PaginatedRequestParams, ReadResourceRequestParams,
-    };
-    fn shape<T: serde::de::DeserializeOwned>(params: Option<&Value>) -> Result<(), serde_json::Error> {
-        T::deserialize(params.unwrap_or(&Value::Null)).map(drop)
-    }
-    match method {
-        "initialize" => shape::<InitializeRequestParams>(params),
-        "tools/call" => shape::<CallToolRequestParams>(params),
-        "resources/read" => shape::<ReadResourceRequestParams>(params),
-        "prompts/get" => shape::<GetPromptRequestParams>(params),
-        "completion/complete" => shape::<CompleteRequestParams>(params),
-        "tools/list" | "resources/list" | "resources/templates/list" | "prompts/list" => {
-            shape::<Option<PaginatedRequestParams>>(params)
-        }
-        "logging/setLevel" => {
-            #[allow(deprecated)]
-            let checked = shape::<rmcp::model::SetLevelRequestParams>(params);
-            checked
-        }
-        _ => Ok(()),
-    }
-}
-
-fn invalid_params(id: &Value, message: String) -> Refusal {
-    Refusal::new(StatusCode::BAD_REQUEST, ErrorCode::INVALID_PARAMS, format!("Invalid params: {message}"))
-        .with_id(id.clone())
 }
 
 /// Legacy requests that carry a session id must carry one we issued.
@@ -466,10 +435,8 @@ async fn answers_in(response: Response) -> Vec<Value> {
     if !is_sse {
         return serde_json::from_slice(&bytes).into_iter().collect();
     }
-    String::from_utf8_lossy(&bytes)
-        .lines()
-        .filter_map(|line| line.strip_prefix("data:"))
-        .filter_map(|data| serde_json::from_str::<Value>(data.trim()).ok())
+    mcp_wire::sse::events(&bytes)
+        .filter_map(|event| serde_json::from_slice::<Value>(&event.data).ok())
         .filter(|message| message.get("id").is_some())
         .collect()
 }

@@ -32,16 +32,18 @@ impl SessionKey {
         Self { key: secret.as_bytes().to_vec(), shared: true }
     }
 
-    /// A random key for this process only (ids die with it; clients then re-initialize).
-    pub fn random() -> Self {
-        Self { key: random_bytes().to_vec(), shared: false }
+    /// A random key for this process only (ids die with it; clients then re-initialize); fails
+    /// when the OS has no random bytes to give.
+    pub fn random() -> Result<Self, getrandom::Error> {
+        Ok(Self { key: random_bytes(getrandom::fill)?.to_vec(), shared: false })
     }
 
-    /// A new session id.
-    pub fn issue(&self) -> String {
-        let nonce = URL_SAFE_NO_PAD.encode(random_bytes());
+    /// A new session id; fails when the OS has no random bytes to give (an id must never be
+    /// guessable, so there is no fallback).
+    pub fn issue(&self) -> Result<String, getrandom::Error> {
+        let nonce = URL_SAFE_NO_PAD.encode(random_bytes(getrandom::fill)?);
         let mac = URL_SAFE_NO_PAD.encode(self.mac(nonce.as_bytes()));
-        format!("{nonce}.{mac}")
+        Ok(format!("{nonce}.{mac}"))
     }
 
     /// Whether `id` was issued with this key.
@@ -70,16 +72,11 @@ impl SessionKey {
     }
 }
 
-/// 32 random bytes from the OS, mixed with the clock as a fallback.
-fn random_bytes() -> [u8; 32] {
+/// 32 random bytes from `fill` (the OS's generator), or its error.
+fn random_bytes<E>(fill: impl FnOnce(&mut [u8]) -> Result<(), E>) -> Result<[u8; 32], E> {
     let mut bytes = [0u8; 32];
-    if getrandom::fill(&mut bytes).is_err() {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-        let seed = now.as_nanos().to_le_bytes();
-        bytes[..16].copy_from_slice(&seed);
-        bytes[16..20].copy_from_slice(&std::process::id().to_le_bytes());
-    }
-    bytes
+    fill(&mut bytes)?;
+    Ok(bytes)
 }
 
 #[cfg(test)]
@@ -89,17 +86,30 @@ mod tests {
     #[test]
     fn issued_ids_verify_with_the_same_key_only() {
         let key = SessionKey::from_secret("a shared secret");
-        let id = key.issue();
+        let id = key.issue().unwrap_or_default();
         assert!(key.verify(&id));
         assert!(SessionKey::from_secret("a shared secret").verify(&id), "another instance accepts it");
         assert!(!SessionKey::from_secret("another secret").verify(&id));
-        assert!(!SessionKey::random().verify(&id));
+        assert!(!SessionKey::random().is_ok_and(|other| other.verify(&id)));
+    }
+
+    /// Regression: when the OS generator failed, keys and ids fell back to the clock and the pid,
+    /// which an attacker can guess.
+    #[test]
+    fn session_ids_are_never_made_without_the_os_generator() {
+        let failing = |_: &mut [u8]| Err("no entropy");
+        assert_eq!(random_bytes(failing), Err("no entropy"));
+        let working = |bytes: &mut [u8]| {
+            bytes.fill(7);
+            Ok::<(), ()>(())
+        };
+        assert_eq!(random_bytes(working), Ok([7u8; 32]));
     }
 
     #[test]
     fn forged_ids_are_rejected() {
-        let key = SessionKey::random();
-        let id = key.issue();
+        let key = SessionKey::from_secret("k");
+        let id = key.issue().unwrap_or_default();
         let (nonce, mac) = id.split_once('.').unwrap_or_default();
         for forged in ["", "abc", "abc.def", &format!("{nonce}x.{mac}"), &format!("{nonce}.{}", &mac[1..]), nonce] {
             assert!(!key.verify(forged), "{forged:?} verified");
