@@ -51,7 +51,7 @@ $(CARGO_DENY):
 	cargo install --locked --quiet --root $(TOOLS)/cargo cargo-deny@$(CARGO_DENY_VERSION)
 
 deny: $(CARGO_DENY) ## cargo deny: licenses, sources and banned crates (deny.toml; works offline). Advisories run in CI
-	$(CARGO_DENY) check bans licenses sources
+	$(CARGO_DENY) --log-level error check bans licenses sources
 
 unit: ## Rust unit tests and the in-process Lambda event tests
 	cargo test --workspace

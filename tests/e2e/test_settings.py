@@ -53,3 +53,10 @@ def test_good_settings_still_start_the_program():
                          env={**os.environ, "ALLOW_WRITE": "yes", "MCP_DB_SANDBOX": "off", "MAX_ROWS": "5"},
                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=20)
     assert "serving MCP over stdio" in run.stderr, run.stderr
+
+
+@pytest.mark.parametrize("flag", ["--version", "--help"])
+def test_version_and_help_are_answers_not_errors(flag):
+    run = subprocess.run([gateway_bin(), flag], stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=20)
+    assert run.returncode == 0, run.stderr
+    assert "mcp-gateway" in run.stdout and run.stderr == ""

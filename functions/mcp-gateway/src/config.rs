@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use clap::{
     ArgAction, Args, FromArgMatches as _, Parser, Subcommand,
     builder::BoolishValueParser,
-    error::{ContextKind, ContextValue},
+    error::{ContextKind, ContextValue, ErrorKind},
 };
 
 use crate::{
@@ -212,10 +212,16 @@ impl Cli {
         T: Into<std::ffi::OsString> + Clone,
     {
         let mut command = <Self as clap::CommandFactory>::command();
-        command
-            .try_get_matches_from_mut(args)
-            .and_then(|mut matches| Self::from_arg_matches_mut(&mut matches))
-            .map_err(|error| explain(&command, &error))
+        let parsed =
+            command.try_get_matches_from_mut(args).and_then(|mut matches| Self::from_arg_matches_mut(&mut matches));
+        parsed.map_err(|error| {
+            if matches!(error.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+                // `--help` and `--version` are answers, not errors: clap prints them to stdout
+                // and exits with 0.
+                error.exit();
+            }
+            explain(&command, &error)
+        })
     }
 
     /// The subcommand (always set after [`Cli::from_env`]).
