@@ -261,3 +261,15 @@ async def test_metadata_of_a_csv_four_times_the_heap_cap(tmp_path, big_csv):
     finally:
         server.stop()
     assert_peak_heap_within_cap(server)
+
+
+@pytest.mark.anyio
+async def test_db_reads_a_semicolon_csv_with_the_dialect_dataset_metadata_detects(gateway, data_root):
+    """Regression: `db` read a `;`-separated CSV as one column while `dataset_metadata` detected
+    the `;`; both now read CSV through one dialect detection."""
+    kind, server = gateway
+    described = await call(server, "db", {"action": "describe", "table": "gen_semicolon"})
+    assert [column["name"] for column in described.structured_content["columns"]] == ["id", "city", "amount", "count", "flag", "note"], kind
+    result = await call(server, "db", {"action": "query", "sql": "SELECT count(*) AS n, sum(id) AS ids FROM gen_semicolon"})
+    assert result.is_error is False, result.content
+    assert result.structured_content["rows"] == [{"n": ROWS, "ids": ROWS * (ROWS - 1) // 2}], kind
