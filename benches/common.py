@@ -78,3 +78,27 @@ def rss_kib(pid: int, field: str = "VmRSS") -> int:
 def percentile(values: list[float], p: float) -> float:
     values = sorted(values)
     return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+
+def mcp_compare(target: str, url: str, protocol: str, requests: int, concurrency: int, out: Path, *operation: str) -> dict:
+    """`mcp-compare`, the one load generator: `requests` requests (`operation`, its flags) at
+    `concurrency` against `url` after a warm-up; its summary (written to `out` too). Exits if it
+    fails or if any request failed: a benchmark of failures is worthless."""
+    import json
+
+    command = [binary("mcp-compare"), "--target", f"{target}={url}", "-n", str(requests), "-c", str(concurrency),
+               "--warmup", str(max(20, concurrency * 2)), "--protocol", protocol, "--quiet", "--json", str(out),
+               "--cost", f"{target}=none", *operation]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    if run.returncode != 0:
+        sys.exit(f"mcp-compare failed on {target} ({' '.join(operation)}):\n{run.stderr}")
+    summary = json.loads(out.read_text())["targets"][0]["summary"]
+    if summary["ok"] != summary["count"]:
+        sys.exit(f"{target} {' '.join(operation)} c={concurrency}: {summary['errors']}: a benchmark of failures is worthless")
+    return summary
+
+
+def row(section, measure, unit, ours, peer=None, peer_value=None, better="lower", goal=None, goal_met=None, note="") -> dict:
+    """One row of a result file (format: benches/README.md)."""
+    return {"section": section, "measure": measure, "unit": unit, "ours": ours, "peer": peer, "peer_value": peer_value,
+            "better": better, "goal": goal, "goal_met": goal_met, "note": note}

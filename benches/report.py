@@ -1,4 +1,5 @@
-"""Assembles benches/results/REPORT.md from the JSON results of server.py, proxy.py and data.py.
+"""Assembles benches/results/REPORT.md from the JSON results of server.py, proxy.py, data.py and
+federation.py.
 
 Every row shows ours, the peer's figure and the ratio (how many times better ours is), and the goal
 with met / **missed**; a missed goal keeps its row, with the note that says why.
@@ -15,8 +16,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = Path(os.environ.get("BENCH_OUT", ROOT / "benches" / "results"))
-BENCHES = ["server", "proxy", "data"]
-SECTIONS = ["Cold start", "Warm cost", "Throughput", "Latency", "Proxy", "Data", "Memory and size"]
+BENCHES = ["server", "proxy", "data", "federation"]
+SECTIONS = ["Cold start", "Warm cost", "Throughput", "Latency", "Proxy", "Data", "Federation", "Memory and size"]
 
 
 def number(value: float | None, unit: str = "") -> str:

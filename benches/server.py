@@ -31,7 +31,7 @@ from pathlib import Path
 import httpx
 
 import svgplot
-from common import OUT, PROFILE, QUICK, ROOT, TARGET, binary, free_port, rss_kib, stop, wait_ready
+from common import OUT, PROFILE, QUICK, ROOT, TARGET, binary, free_port, mcp_compare, row, rss_kib, stop, wait_ready
 
 TOOLS = ROOT / ".tools"
 PEERS = ROOT / "benches" / "peers"
@@ -243,16 +243,7 @@ def in_process_events() -> list[dict]:
 
 def load(server: Server, operation: str, concurrency: int, tmp: Path) -> dict:
     out = tmp / f"{server.name}-{operation.replace('/', '-').replace(' ', '-')}-{concurrency}.json"
-    command = [str(binary("mcp-compare")), "--target", f"{server.name}={server.url}", "-n", str(REQUESTS),
-               "-c", str(concurrency), "--warmup", str(max(20, concurrency * 2)), "--protocol", server.protocol,
-               "--quiet", "--json", str(out), "--cost", f"{server.name}=none", *OPERATIONS[operation]]
-    run = subprocess.run(command, capture_output=True, text=True, timeout=900)
-    if run.returncode != 0:
-        sys.exit(f"mcp-compare failed on {server.name} {operation}:\n{run.stderr}")
-    summary = json.loads(out.read_text())["targets"][0]["summary"]
-    if summary["ok"] != summary["count"]:
-        sys.exit(f"{server.name} {operation} c={concurrency}: {summary['errors']} — a benchmark of failures is worthless")
-    return summary
+    return mcp_compare(server.name, server.url, server.protocol, REQUESTS, concurrency, out, *OPERATIONS[operation])
 
 
 def zip_size(path: Path) -> int:
@@ -264,11 +255,6 @@ def zip_size(path: Path) -> int:
 
 
 # ----------------------------------------------------------------------------- main
-
-def row(section, measure, unit, ours, peer=None, peer_value=None, better="lower", goal=None, goal_met=None, note=""):
-    return {"section": section, "measure": measure, "unit": unit, "ours": ours, "peer": peer, "peer_value": peer_value,
-            "better": better, "goal": goal, "goal_met": goal_met, "note": note}
-
 
 def main() -> None:
     began = time.perf_counter()

@@ -7,13 +7,13 @@
 //! per JSON-RPC message; logs go to stderr.
 
 pub mod answer;
-pub mod credentials;
 pub mod doctor;
-pub mod endpoint;
 pub mod errors;
 pub mod filter;
 pub mod forward;
 pub mod message;
 pub mod process;
 pub mod retry;
-pub mod sign;
+
+// SigV4 lives in `mcp-sigv4`, shared with the gateway and mcp-compare.
+pub use mcp_sigv4::{credentials, endpoint, sign};

@@ -1,6 +1,7 @@
 """A faulty front for an MCP server, for the `mcp-compare` tests: forwards each POST to the
 upstream after `--delay-ms`, but answers every `--fail-every`-th request itself with a 503.
-Prints `listening on URL` when ready. Run: python fault_proxy.py UPSTREAM_URL [--delay-ms N] [--fail-every N]
+Forwards the upstream's Mcp-Session-Id. Prints `listening on URL` when ready.
+Run: python fault_proxy.py UPSTREAM_URL [--delay-ms N] [--fail-every N] [--port N]
 """
 
 from __future__ import annotations
@@ -37,13 +38,15 @@ class Handler(BaseHTTPRequestHandler):
         request = urllib.request.Request(self.upstream, data=body, headers=headers, method="POST")
         try:
             with urllib.request.urlopen(request, timeout=30) as answer:
-                self.reply(answer.status, answer.headers.get("content-type", ""), answer.read())
+                self.reply(answer.status, answer.headers.get("content-type", ""), answer.read(), answer.headers.get("mcp-session-id"))
         except urllib.error.HTTPError as error:
-            self.reply(error.code, error.headers.get("content-type", ""), error.read())
+            self.reply(error.code, error.headers.get("content-type", ""), error.read(), error.headers.get("mcp-session-id"))
 
-    def reply(self, status: int, content_type: str, body: bytes) -> None:
+    def reply(self, status: int, content_type: str, body: bytes, session: str | None = None) -> None:
         self.send_response(status)
         self.send_header("content-type", content_type)
+        if session:
+            self.send_header("mcp-session-id", session)
         self.send_header("content-length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -54,9 +57,10 @@ def main() -> None:
     parser.add_argument("upstream")
     parser.add_argument("--delay-ms", type=float, default=0)
     parser.add_argument("--fail-every", type=int, default=0)
+    parser.add_argument("--port", type=int, default=0, help="listen on this port (default: any free one)")
     args = parser.parse_args()
     Handler.upstream, Handler.delay, Handler.fail_every = args.upstream, args.delay_ms / 1000, args.fail_every
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
     print(f"listening on http://127.0.0.1:{server.server_address[1]}/mcp", flush=True)
     server.serve_forever()
 

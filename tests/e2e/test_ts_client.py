@@ -13,9 +13,9 @@ from conftest import DATA, ROOT
 FLAVORS = {"sdk1": "2025-11-25", "client2-legacy": "2025-11-25", "client2-modern": "2026-07-28"}
 
 
-def run_ts_client(node_bin: str, flavor: str, url: str) -> dict:
+def run_ts_client(node_bin: str, flavor: str, url: str, *extra: str) -> dict:
     proc = subprocess.run(
-        [node_bin, str(ROOT / "tests" / "e2e" / "ts_client.mjs"), flavor, url],
+        [node_bin, str(ROOT / "tests" / "e2e" / "ts_client.mjs"), flavor, url, *extra],
         cwd=ROOT / "tests",
         capture_output=True,
         text=True,

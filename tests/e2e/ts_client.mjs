@@ -1,9 +1,9 @@
 // Drives mcp-gateway with the official TypeScript SDK clients: `@modelcontextprotocol/sdk` 1.x
 // (2025-11-25 initialize session) or `@modelcontextprotocol/client` 2.x (2026-07-28 stateless).
-// Usage: node ts_client.mjs <sdk1|client2-legacy|client2-modern> <url>
+// Usage: node ts_client.mjs <sdk1|client2-legacy|client2-modern> <url> [<extra tool> <its arguments as JSON>]
 // Prints one JSON line with what it saw; exits non-zero on any failure.
 
-const [flavor, url] = process.argv.slice(2);
+const [flavor, url, extraTool, extraArguments] = process.argv.slice(2);
 
 async function connect() {
   if (flavor === "sdk1") {
@@ -26,6 +26,7 @@ const { client, version, sessionId } = await connect();
 const tools = await client.listTools();
 const result = await client.callTool({ name: "file", arguments: { action: "read", path: "sales/regions.csv" } });
 const failed = await client.callTool({ name: "file", arguments: { action: "read", path: "/etc/passwd" } });
+const extra = extraTool ? await client.callTool({ name: extraTool, arguments: JSON.parse(extraArguments ?? "{}") }) : null;
 await client.close();
 console.log(
   JSON.stringify({
@@ -37,5 +38,6 @@ console.log(
     text: result.structuredContent?.text ?? null,
     failedIsError: failed.isError ?? false,
     failedText: failed.content?.[0]?.text ?? null,
+    extraText: extra?.content?.[0]?.text ?? null,
   }),
 );

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use bytes::Bytes;
 use http::HeaderMap;
-use mcp_sigv4_proxy::{credentials::CredentialSource, endpoint, sign};
+use mcp_sigv4::{credentials::CredentialSource, endpoint, sign};
 
 /// Overrides for signing (flags win over what the URL says).
 #[derive(Debug, Clone, Default)]

@@ -96,6 +96,21 @@ pub struct Cli {
     #[arg(long, env = "MCP_CACHE_MAX_BYTES", default_value = "400MiB", global = true, value_parser = parse_memory_bytes)]
     pub cache_max_bytes: u64,
 
+    /// Upstream MCP servers to federate: a TOML file (see examples/upstreams.toml), a local path
+    /// or `s3://bucket/key`.
+    #[arg(long, env = "MCP_UPSTREAMS", global = true)]
+    pub upstreams: Option<String>,
+
+    /// A catalogue written by `mcp-gateway upstreams snapshot` (local path or `s3://bucket/key`):
+    /// lists are answered from it at start, without calling any upstream, until it is refreshed.
+    #[arg(long, env = "MCP_CATALOGUE_SNAPSHOT", global = true)]
+    pub catalogue_snapshot: Option<String>,
+
+    /// Offer no built-in tools (file, search, db, dataset_metadata): a pure federation gateway.
+    #[arg(long, env = "MCP_NO_BUILTIN_TOOLS", global = true, action = ArgAction::SetTrue,
+          value_parser = BoolishValueParser::new())]
+    pub no_builtin_tools: bool,
+
     /// What to run; without one, `lambda` inside AWS Lambda and `serve` elsewhere.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -112,6 +127,22 @@ pub enum Command {
     Lambda(LambdaArgs),
     /// Build the full-text search index and store it in the data root (`.mcp-index/`).
     Index,
+    /// Check the upstreams file or write its catalogue (`--upstreams` required).
+    Upstreams {
+        /// What to do.
+        #[command(subcommand)]
+        action: UpstreamsAction,
+    },
+}
+
+/// `mcp-gateway upstreams ...`
+#[derive(Debug, Clone, Copy, Subcommand)]
+pub enum UpstreamsAction {
+    /// Validate the file, connect to every upstream, and print each exposed name (or the error);
+    /// exits with 1 when an upstream is down.
+    Check,
+    /// Write the aggregated catalogue as JSON to stdout, for `--catalogue-snapshot`.
+    Snapshot,
 }
 
 /// Options of `serve`.
@@ -265,6 +296,11 @@ impl Cli {
         })
     }
 }
+
+/// A setting or file that does not validate: the program stops with exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidSetting(pub String);
 
 /// A `db` query's memory cap when none is set: half the Lambda function's memory, or 1 GiB.
 fn default_db_memory() -> u64 {

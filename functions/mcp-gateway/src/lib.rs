@@ -28,3 +28,4 @@ pub mod server;
 pub mod storage;
 pub mod tools;
 pub mod transport;
+pub mod upstream;

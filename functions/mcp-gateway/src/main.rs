@@ -47,6 +47,10 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(error) if error.downcast_ref::<config::InvalidSetting>().is_some() => {
+            eprintln!("mcp-gateway: {error:#}");
+            ExitCode::from(2)
+        }
         Err(error) => {
             tracing::error!(error = format!("{error:#}"), "mcp-gateway failed");
             eprintln!("mcp-gateway: {error:#}");
@@ -89,11 +93,63 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 started.elapsed().as_secs_f64()
             )?;
         }
+        Command::Upstreams { action } => {
+            let Some(catalogue) = core.registry.upstreams() else {
+                return Err(anyhow::Error::new(config::InvalidSetting(
+                    "`upstreams` needs an upstreams file: --upstreams PATH or MCP_UPSTREAMS".to_owned(),
+                )));
+            };
+            upstreams_command(catalogue, *action).await?;
+        }
         Command::Lambda(args) => {
             preload_index(&core);
             let settings = args.http.settings(transport::http::AllowedHosts::Any)?;
             let router = transport::http::router(core, settings);
             transport::lambda::run(router, args.response_mode).await.map_err(|error| anyhow::anyhow!(error))?;
+        }
+    }
+    Ok(())
+}
+
+/// `mcp-gateway upstreams check|snapshot`.
+async fn upstreams_command(
+    catalogue: &mcp_gateway::upstream::Catalogue,
+    action: config::UpstreamsAction,
+) -> anyhow::Result<()> {
+    let refreshed = catalogue.refresh().await;
+    let mut stdout = std::io::stdout().lock();
+    match action {
+        config::UpstreamsAction::Snapshot => {
+            let snapshot = refreshed?;
+            if let Some((name, reason)) = snapshot.left_out.iter().next() {
+                anyhow::bail!("upstream `{name}` is down ({reason}); a snapshot must hold every upstream");
+            }
+            serde_json::to_writer_pretty(&mut stdout, &catalogue.save())?;
+            writeln!(stdout)?;
+        }
+        config::UpstreamsAction::Check => {
+            let snapshot = refreshed?;
+            for upstream in catalogue.upstreams() {
+                let status = upstream.status();
+                match snapshot.left_out.get(upstream.name()) {
+                    Some(reason) => writeln!(stdout, "{}: down: {reason}", upstream.name())?,
+                    None => writeln!(
+                        stdout,
+                        "{}: up ({}, {} tools, {:.1} ms)",
+                        upstream.name(),
+                        status.protocol.as_deref().unwrap_or("?"),
+                        status.tools,
+                        status.latency_ms.unwrap_or_default()
+                    )?,
+                }
+                for (name, entry) in snapshot.tools.iter().filter(|(_, entry)| entry.upstream.name() == upstream.name())
+                {
+                    writeln!(stdout, "  {name}  ({})", entry.original)?;
+                }
+            }
+            if !snapshot.left_out.is_empty() {
+                anyhow::bail!("{} of {} upstreams are down", snapshot.left_out.len(), catalogue.upstreams().len());
+            }
         }
     }
     Ok(())
@@ -106,7 +162,44 @@ fn preload_index(core: &Arc<Core>) {
 }
 
 async fn build_core(cli: &Cli) -> anyhow::Result<Core> {
-    let core = Core::with_builtin_tools(cli.storage().await?, cli.tool_limits()?);
+    let invalid = |message: String| anyhow::Error::new(config::InvalidSetting(message));
+    let lambda = matches!(cli.subcommand(), Some(Command::Lambda(_)));
+    let upstreams = match &cli.upstreams {
+        Some(source) => {
+            let mut config = mcp_gateway::upstream::load(source).await.map_err(|error| invalid(error.to_string()))?;
+            config.listen = !lambda;
+            Some(config)
+        }
+        None => None,
+    };
+    if let Some(config) = &upstreams
+        && lambda
+        && let Some(stdio) = config.upstreams.iter().find(|upstream| upstream.is_stdio())
+    {
+        return Err(invalid(format!(
+            "upstream `{}` is a stdio upstream, which needs a long-lived process: on Lambda use http upstreams \
+             (run stdio ones under `serve` or `stdio`)",
+            stdio.name
+        )));
+    }
+    let core = Core::new(cli.storage().await?, cli.tool_limits()?, !cli.no_builtin_tools, upstreams);
+    if let (Some(source), Some(catalogue)) = (&cli.catalogue_snapshot, core.registry.upstreams()) {
+        let text = mcp_gateway::upstream::read_text(source).await.map_err(|error| invalid(error.to_string()))?;
+        let saved = serde_json::from_str(&text)
+            .map_err(|error| invalid(format!("{source}: not a catalogue snapshot: {error}")))?;
+        catalogue.load(saved).map_err(|error| invalid(format!("{source}: {error}")))?;
+    }
+    // A long-lived process fills the catalogue now (unless a snapshot did): two tools exposed
+    // under one name stop it here, naming both. On Lambda the first list does it, so cold starts
+    // stay short.
+    if matches!(cli.subcommand(), Some(Command::Serve(_) | Command::Stdio))
+        && cli.catalogue_snapshot.is_none()
+        && let Some(catalogue) = core.registry.upstreams()
+        && let Err(error @ mcp_gateway::upstream::catalogue::CatalogueError::Collision { .. }) =
+            catalogue.refresh().await
+    {
+        return Err(invalid(error.to_string()));
+    }
     tracing::debug!(root = %core.storage.describe(), tools = ?core.registry, "core ready");
     Ok(core)
 }

@@ -1,9 +1,10 @@
 //! The tool registry: tool name to tool, in a deterministic order.
 //!
-//! A tool is anything that implements [`Tool`]: the built-in tools in `tools/` do so through the
-//! typed [`TypedTool`] adapter (schemas generated from Rust types), while tools that are not
-//! compiled in (for example an upstream MCP server's tools, forwarded by a future federation
-//! layer) implement [`Tool`] directly with the JSON schemas they were given.
+//! A built-in tool is anything that implements [`Tool`]: the tools in `tools/` do so through the
+//! typed [`TypedTool`] adapter (schemas generated from Rust types). Upstream MCP servers' tools
+//! come from the federation's catalogue (`upstream::Catalogue`), with the definitions their
+//! servers gave; the registry routes a call to the built-in tool or to the upstream that owns the
+//! exposed name, and nothing above it knows which.
 
 use std::{
     collections::BTreeMap,
@@ -14,12 +15,24 @@ use std::{
     time::{Duration, Instant},
 };
 
-use rmcp::model::{CallToolResult, ContentBlock, JsonObject, Tool as ToolDefinition};
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, GetPromptRequestParams, GetPromptResult,
+    JsonObject, Prompt, ReadResourceResult, RequestMetaObject, Resource, ResourceContents, ResourceTemplate,
+    Tool as ToolDefinition,
+};
 use schemars::JsonSchema;
 use serde::{Serialize, de::DeserializeOwned};
 use tokio_util::sync::CancellationToken;
 
-use crate::progress::Progress;
+use crate::{
+    progress::Progress,
+    upstream::{
+        Catalogue,
+        catalogue::CatalogueError,
+        client::{CallOptions, UpstreamError},
+        names,
+    },
+};
 
 /// A boxed, sendable future, as returned by [`Tool::call`].
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -240,15 +253,20 @@ fn drop_numeric_formats(value: &mut serde_json::Value) {
     }
 }
 
-/// All tools the server offers, ordered by name so `tools/list` is deterministic.
+/// All tools the server offers, ordered by name so `tools/list` is deterministic: the built-in
+/// tools, then every upstream's.
 #[derive(Clone, Default)]
 pub struct Registry {
     tools: BTreeMap<String, Arc<dyn Tool>>,
+    upstreams: Option<Arc<Catalogue>>,
 }
 
 impl fmt::Debug for Registry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.tools.keys()).finish()
+        f.debug_struct("Registry")
+            .field("tools", &self.tools.keys().collect::<Vec<_>>())
+            .field("upstreams", &self.upstreams.as_ref().map(|catalogue| catalogue.upstreams().len()))
+            .finish()
     }
 }
 
@@ -264,39 +282,172 @@ impl Registry {
         self
     }
 
-    /// The tool called `name`, if any.
+    /// Serves the tools of `catalogue`'s upstreams beside the built-in ones.
+    pub fn federate(&mut self, catalogue: Arc<Catalogue>) -> &mut Self {
+        self.upstreams = Some(catalogue);
+        self
+    }
+
+    /// The federation's catalogue, when the gateway has upstreams.
+    pub fn upstreams(&self) -> Option<&Arc<Catalogue>> {
+        self.upstreams.as_ref()
+    }
+
+    /// The built-in tool called `name`, if any.
     pub fn get(&self, name: &str) -> Option<&Arc<dyn Tool>> {
         self.tools.get(name)
     }
 
-    /// Every tool definition, ordered by name.
-    pub fn definitions(&self) -> Vec<ToolDefinition> {
-        self.tools.values().map(|tool| tool.definition().clone()).collect()
+    /// The definition of the tool exposed as `name`, built-in or upstream (from the current
+    /// catalogue, without contacting an upstream).
+    pub fn definition(&self, name: &str) -> Option<ToolDefinition> {
+        match self.tools.get(name) {
+            Some(tool) => Some(tool.definition().clone()),
+            None => self.upstreams.as_ref()?.get(name).map(|entry| entry.definition),
+        }
     }
 
-    /// Tool names, ordered.
+    /// Every tool definition, ordered by name: the built-in tools and the catalogue's (filled
+    /// from the upstreams on first use, then refreshed in the background).
+    pub async fn definitions(&self) -> Result<Vec<ToolDefinition>, CatalogueError> {
+        let mut definitions: BTreeMap<String, ToolDefinition> =
+            self.tools.iter().map(|(name, tool)| (name.clone(), tool.definition().clone())).collect();
+        if let Some(catalogue) = &self.upstreams {
+            let snapshot = catalogue.tools().await?;
+            definitions.extend(snapshot.tools.iter().map(|(name, entry)| (name.clone(), entry.definition.clone())));
+        }
+        Ok(definitions.into_values().collect())
+    }
+
+    /// Built-in tool names, ordered.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.tools.keys().map(String::as_str)
     }
 
-    /// Calls the tool `name` with a timeout; an unknown name is `None` (a protocol error).
+    /// Calls the tool `request.name` with a timeout; an unknown name is `None` (a protocol
+    /// error). An upstream's JSON-RPC error stays one (`Err`); every other failure a user can act
+    /// on is an `isError` result.
     ///
     /// The time limit is the tool's own, cut short to end [`DEADLINE_MARGIN`] before the
     /// context's deadline, so that on Lambda the caller gets an `isError` result naming the limit
     /// instead of the function being killed mid-answer.
-    pub async fn call(&self, name: &str, arguments: JsonObject, context: CallContext) -> Option<CallToolResult> {
-        let tool = self.get(name)?;
-        let (limit, hint) = time_limit(tool.timeout(), context.deadline, Instant::now());
-        let cancel = context.cancel.clone();
-        let result = tokio::select! {
-            result = tokio::time::timeout(limit, tool.call(arguments, context)) => match result {
-                Ok(result) => result,
-                Err(_) => error_result(format!("tool `{name}` timed out after {:.1} s; {hint}", limit.as_secs_f64())),
-            },
-            () = cancel.cancelled() => error_result(format!("tool `{name}` was cancelled by the client")),
+    pub async fn call(
+        &self,
+        request: CallToolRequestParams,
+        context: CallContext,
+    ) -> Option<Result<CallToolResponse, rmcp::ErrorData>> {
+        let name = request.name.to_string();
+        if let Some(tool) = self.get(&name) {
+            let (limit, hint) = time_limit(tool.timeout(), context.deadline, Instant::now());
+            let cancel = context.cancel.clone();
+            let arguments = request.arguments.unwrap_or_default();
+            let result = tokio::select! {
+                result = tokio::time::timeout(limit, tool.call(arguments, context)) => match result {
+                    Ok(result) => result,
+                    Err(_) => error_result(format!("tool `{name}` timed out after {:.1} s; {hint}", limit.as_secs_f64())),
+                },
+                () = cancel.cancelled() => error_result(format!("tool `{name}` was cancelled by the client")),
+            };
+            return Some(Ok(CallToolResponse::Complete(result)));
+        }
+        let entry = self.upstreams.as_ref()?.lookup(&name).await?;
+        let (limit, hint) = time_limit(entry.upstream.config.timeout, context.deadline, Instant::now());
+        let mut upstream_request = CallToolRequestParams::new(entry.original.clone());
+        upstream_request.arguments = request.arguments;
+        upstream_request.meta = request.meta.map(forwarded_meta).filter(|meta| !meta.0.0.is_empty());
+        upstream_request.input_responses = request.input_responses;
+        upstream_request.request_state = request.request_state;
+        let options = CallOptions { cancel: context.cancel, progress: context.progress, timeout: limit };
+        let answer = match entry.upstream.call_tool(upstream_request, options).await {
+            Ok(response) => Ok(response),
+            Err(UpstreamError::Rpc(error)) => Err(error),
+            Err(error @ UpstreamError::Timeout { .. }) => {
+                Ok(CallToolResponse::Complete(error_result(format!("tool `{name}`: {error}; {hint}"))))
+            }
+            Err(error) => Ok(CallToolResponse::Complete(error_result(format!("tool `{name}`: {error}")))),
         };
-        Some(result)
+        Some(answer)
     }
+}
+
+impl Registry {
+    /// The resources and resource templates beyond the data root's: every upstream's, under
+    /// their exposed URIs.
+    pub async fn resources(&self) -> Result<(Vec<Resource>, Vec<ResourceTemplate>), CatalogueError> {
+        let Some(catalogue) = &self.upstreams else { return Ok((Vec::new(), Vec::new())) };
+        let snapshot = catalogue.tools().await?;
+        Ok((snapshot.resources.clone(), snapshot.templates.clone()))
+    }
+
+    /// Reads a resource of an upstream by its exposed URI; `None` when the URI is not one.
+    pub async fn read_resource(
+        &self,
+        uri: &str,
+        context: CallContext,
+    ) -> Option<Result<ReadResourceResult, rmcp::ErrorData>> {
+        let (upstream_name, original) = names::parse_resource_uri(uri)?;
+        let catalogue = self.upstreams.as_ref()?;
+        let Some(upstream) = catalogue.upstream(&upstream_name) else {
+            return Some(Err(rmcp::ErrorData::invalid_params(format!("no upstream named `{upstream_name}`"), None)));
+        };
+        let (limit, _) = time_limit(upstream.config.timeout, context.deadline, Instant::now());
+        let options = CallOptions { cancel: context.cancel, progress: context.progress, timeout: limit };
+        Some(match upstream.read_resource(original, options).await {
+            Ok(mut result) => {
+                for contents in &mut result.contents {
+                    rename_contents(contents, &upstream_name);
+                }
+                Ok(result)
+            }
+            Err(UpstreamError::Rpc(error)) => Err(error),
+            Err(error) => Err(rmcp::ErrorData::internal_error(error.to_string(), None)),
+        })
+    }
+
+    /// The prompts beyond the gateway's own: every upstream's, under their exposed names.
+    pub async fn prompts(&self) -> Result<Vec<Prompt>, CatalogueError> {
+        let Some(catalogue) = &self.upstreams else { return Ok(Vec::new()) };
+        let snapshot = catalogue.tools().await?;
+        Ok(snapshot.prompts.values().map(|entry| entry.definition.clone()).collect())
+    }
+
+    /// Gets an upstream prompt by its exposed name; `None` when no upstream has it.
+    pub async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        context: CallContext,
+    ) -> Option<Result<GetPromptResult, rmcp::ErrorData>> {
+        let entry = self.upstreams.as_ref()?.prompt(&request.name)?;
+        let (limit, _) = time_limit(entry.upstream.config.timeout, context.deadline, Instant::now());
+        let options = CallOptions { cancel: context.cancel, progress: context.progress, timeout: limit };
+        let mut upstream_request = GetPromptRequestParams::new(entry.original.clone());
+        upstream_request.arguments = request.arguments;
+        upstream_request.meta = request.meta.map(forwarded_meta).filter(|meta| !meta.0.0.is_empty());
+        Some(match entry.upstream.get_prompt(upstream_request, options).await {
+            Ok(result) => Ok(result),
+            Err(UpstreamError::Rpc(error)) => Err(error),
+            Err(error) => Err(rmcp::ErrorData::internal_error(error.to_string(), None)),
+        })
+    }
+}
+
+/// An upstream's resource contents, their URIs made the exposed ones.
+fn rename_contents(contents: &mut ResourceContents, upstream: &str) {
+    match contents {
+        ResourceContents::TextResourceContents { uri, .. } | ResourceContents::BlobResourceContents { uri, .. } => {
+            *uri = names::resource_uri(upstream, uri);
+        }
+        #[allow(unreachable_patterns)]
+        _ => {}
+    }
+}
+
+/// The client's `_meta` as an upstream may see it: without the protocol's own keys (the progress
+/// token and `io.modelcontextprotocol/*`, which the gateway sets for its own connection).
+fn forwarded_meta(meta: RequestMetaObject) -> RequestMetaObject {
+    let mut kept = meta;
+    kept.0.0.retain(|key, _| key != "progressToken" && !key.starts_with("io.modelcontextprotocol/"));
+    kept
 }
 
 /// How long before an invocation's deadline a tool call is abandoned, leaving time to answer.
@@ -370,7 +521,7 @@ mod tests {
 
     #[test]
     fn typed_tool_definition_has_object_schemas_and_annotations() {
-        let definitions = registry().definitions();
+        let definitions = futures::executor::block_on(registry().definitions()).unwrap_or_default();
         let echo = &definitions[0];
         assert_eq!(echo.name, "echo");
         assert_eq!(echo.input_schema.get("type"), Some(&"object".into()));
@@ -380,17 +531,25 @@ mod tests {
         assert_eq!(echo.annotations.as_ref().and_then(|a| a.read_only_hint), Some(true));
     }
 
+    async fn call(name: &str, arguments: serde_json::Value) -> Option<CallToolResult> {
+        let mut request = CallToolRequestParams::new(name.to_owned());
+        request.arguments = Some(args(arguments));
+        match registry().call(request, CallContext::detached()).await? {
+            Ok(CallToolResponse::Complete(result)) => Some(result),
+            other => panic!("not a complete result: {other:?}"),
+        }
+    }
+
     #[tokio::test]
     async fn call_returns_structured_content() {
-        let result = registry().call("echo", args(serde_json::json!({"text": "hi"})), CallContext::detached()).await;
+        let result = call("echo", serde_json::json!({"text": "hi"})).await;
         let result = result.map(|r| (r.is_error, r.structured_content));
         assert_eq!(result, Some((Some(false), Some(serde_json::json!({"echoed": "hi", "length": 2})))));
     }
 
     #[tokio::test]
     async fn bad_arguments_are_an_is_error_result() {
-        let result = registry().call("echo", args(serde_json::json!({"txt": 1})), CallContext::detached()).await;
-        let Some(result) = result else { panic!("echo is registered") };
+        let Some(result) = call("echo", serde_json::json!({"txt": 1})).await else { panic!("echo is registered") };
         assert_eq!(result.is_error, Some(true));
         let text = serde_json::to_string(&result.content).unwrap_or_default();
         assert!(text.contains("missing field `text`"), "{text}");
@@ -398,13 +557,13 @@ mod tests {
 
     #[tokio::test]
     async fn tool_errors_are_is_error_results() {
-        let result = registry().call("echo", args(serde_json::json!({"text": ""})), CallContext::detached()).await;
+        let result = call("echo", serde_json::json!({"text": ""})).await;
         assert_eq!(result.and_then(|r| r.is_error), Some(true));
     }
 
     #[tokio::test]
     async fn unknown_tool_is_none() {
-        assert!(registry().call("nope", JsonObject::new(), CallContext::detached()).await.is_none());
+        assert!(call("nope", serde_json::json!({})).await.is_none());
     }
 
     #[test]

@@ -48,6 +48,8 @@ pub struct Core {
     pub storage: Storage,
     /// The search index, loaded or built once per process.
     pub search_index: Arc<SharedIndex>,
+    /// Whether the built-in tools (and the data root's resources and prompt) are offered.
+    pub builtin: bool,
 }
 
 impl Core {
@@ -56,7 +58,33 @@ impl Core {
         let search_index = Arc::new(SharedIndex::new(limits.index_recheck));
         let mut registry = Registry::new();
         crate::tools::register_builtin(&mut registry, &storage, limits, &search_index);
-        Self { registry, storage, search_index }
+        Self { registry, storage, search_index, builtin: true }
+    }
+
+    /// A core over `storage` with `builtin` tools (or none), federating `upstreams` when given:
+    /// their tools join the registry, and `gateway_status` reports on them.
+    pub fn new(
+        storage: Storage,
+        limits: crate::tools::ToolLimits,
+        builtin: bool,
+        upstreams: Option<crate::upstream::UpstreamsConfig>,
+    ) -> Self {
+        let mut core = if builtin {
+            Self::with_builtin_tools(storage, limits)
+        } else {
+            let search_index = Arc::new(SharedIndex::new(limits.index_recheck));
+            Self { registry: Registry::new(), search_index, storage, builtin: false }
+        };
+        if let Some(config) = upstreams {
+            let mut reserved: std::collections::BTreeSet<String> = core.registry.names().map(str::to_owned).collect();
+            reserved.insert(crate::upstream::status::StatusTool::NAME_FOR_RESERVATION.to_owned());
+            let federation = crate::upstream::Federation::new(config, reserved);
+            core.registry.register(crate::registry::typed(crate::upstream::status::StatusTool::new(
+                federation.catalogue.clone(),
+            )));
+            core.registry.federate(federation.catalogue);
+        }
+        core
     }
 }
 
@@ -70,6 +98,15 @@ impl Gateway {
     /// A handler over `core`.
     pub fn new(core: Arc<Core>) -> Self {
         Self { core }
+    }
+
+    /// The `ttlMs` of a list whose own part stays fresh `own` ms: with upstreams, no longer than
+    /// the catalogue it came from (see `Catalogue::fresh_for`).
+    fn list_ttl_ms(&self, own: u64) -> u64 {
+        match self.core.registry.upstreams() {
+            Some(catalogue) => own.min(u64::try_from(catalogue.fresh_for().as_millis()).unwrap_or(u64::MAX)),
+            None => own,
+        }
     }
 
     /// The server's name and version, as sent in `serverInfo`.
@@ -91,12 +128,17 @@ impl Gateway {
     ) -> Result<ReadResourceResponse, McpError> {
         let mut arguments = rmcp::model::JsonObject::new();
         arguments.insert("path".into(), path.as_str().into());
-        let result = self
+        let mut request = CallToolRequestParams::new("dataset_metadata");
+        request.arguments = Some(arguments);
+        let answer = self
             .core
             .registry
-            .call("dataset_metadata", arguments, context)
+            .call(request, context)
             .await
             .ok_or_else(|| McpError::internal_error("the dataset_metadata tool is not registered", None))?;
+        let Ok(CallToolResponse::Complete(result)) = answer else {
+            return Err(McpError::internal_error("dataset_metadata gave no result", None));
+        };
         let metadata = result.structured_content.as_ref().and_then(|content| content["datasets"].get(0));
         let Some(metadata) = metadata.filter(|_| result.is_error != Some(true)) else {
             let message = serde_json::to_value(&result.content)
@@ -122,10 +164,18 @@ impl ServerHandler for Gateway {
             ServerCapabilities::builder().enable_tools().enable_resources().enable_prompts().enable_logging().build();
         let mut info = ServerConfig::new(capabilities);
         info.server_info = Self::implementation();
-        info.instructions = Some(format!(
-            "Tools over the data root {}. Start with `file` (action=list) to see what is there.",
-            self.core.storage.describe()
-        ));
+        let mut instructions = if self.core.builtin {
+            format!(
+                "Tools over the data root {}. Start with `file` (action=list) to see what is there.",
+                self.core.storage.describe()
+            )
+        } else {
+            "Tools of the MCP servers behind this gateway, named `<server>__<tool>`.".to_owned()
+        };
+        if self.core.registry.upstreams().is_some() {
+            instructions.push_str(" `gateway_status` reports on the upstream servers.");
+        }
+        info.instructions = Some(instructions);
         info
     }
 
@@ -134,14 +184,20 @@ impl ServerHandler for Gateway {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        let mut result = ListToolsResult::with_all_items(self.core.registry.definitions());
-        result.ttl_ms = Some(TOOLS_TTL_MS);
+        let definitions = self
+            .core
+            .registry
+            .definitions()
+            .await
+            .map_err(|error| McpError::internal_error(error.to_string(), None))?;
+        let mut result = ListToolsResult::with_all_items(definitions);
+        result.ttl_ms = Some(self.list_ttl_ms(TOOLS_TTL_MS));
         result.cache_scope = Some(CacheScope::Public);
         Ok(result)
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        self.core.registry.get(name).map(|tool| tool.definition().clone())
+        self.core.registry.definition(name)
     }
 
     async fn call_tool(
@@ -159,17 +215,20 @@ impl ServerHandler for Gateway {
             progress: Progress::new(context.meta.get_progress_token(), context.peer.clone()),
             deadline: record.as_ref().and_then(RequestRecord::deadline),
         };
-        let arguments = request.arguments.unwrap_or_default();
         let started = std::time::Instant::now();
-        let Some(result) = self.core.registry.call(&name, arguments, call_context).await else {
+        let Some(answer) = self.core.registry.call(request, call_context).await else {
             return Err(McpError::invalid_params(
                 format!("unknown tool `{name}`; tools/list shows the available tools"),
                 None,
             ));
         };
-        let is_error = result.is_error == Some(true);
+        let response = answer?;
+        let (is_error, reason) = match &response {
+            CallToolResponse::Complete(result) if result.is_error == Some(true) => (true, Some(first_text(result))),
+            _ => (false, None),
+        };
         match &record {
-            Some(record) => record.set_tool_error(is_error, is_error.then(|| first_text(&result))),
+            Some(record) => record.set_tool_error(is_error, reason.clone()),
             // stdio has no HTTP access log, so the call is logged here.
             None => tracing::info!(
                 target: "mcp_gateway::request",
@@ -178,10 +237,10 @@ impl ServerHandler for Gateway {
                 transport = "stdio",
                 latency_ms = started.elapsed().as_secs_f64() * 1000.0,
                 outcome = if is_error { "tool_error" } else { "ok" },
-                reason = is_error.then(|| first_text(&result)),
+                reason = reason.as_deref(),
             ),
         }
-        Ok(CallToolResponse::Complete(result))
+        Ok(response)
     }
 
     async fn list_resources(
@@ -189,9 +248,15 @@ impl ServerHandler for Gateway {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, McpError> {
-        let datasets = crate::datasets::discover(&self.core.storage)
-            .await
-            .map_err(|error| McpError::internal_error(error.to_string(), None))?;
+        let datasets = if self.core.builtin {
+            crate::datasets::discover(&self.core.storage)
+                .await
+                .map_err(|error| McpError::internal_error(error.to_string(), None))?
+        } else {
+            Vec::new()
+        };
+        let (upstream_resources, _) =
+            self.core.registry.resources().await.map_err(|error| McpError::internal_error(error.to_string(), None))?;
         let resources = datasets
             .into_iter()
             .map(|dataset| {
@@ -203,9 +268,10 @@ impl ServerHandler for Gateway {
                         dataset.format, dataset.path, dataset.name
                     ))
             })
+            .chain(upstream_resources)
             .collect();
         let mut result = ListResourcesResult::with_all_items(resources);
-        result.ttl_ms = Some(RESOURCES_TTL_MS);
+        result.ttl_ms = Some(self.list_ttl_ms(RESOURCES_TTL_MS));
         result.cache_scope = Some(CacheScope::Private);
         Ok(result)
     }
@@ -222,8 +288,12 @@ impl ServerHandler for Gateway {
              other files as their content"
                 .to_owned(),
         );
-        let mut result = ListResourceTemplatesResult::with_all_items(vec![template]);
-        result.ttl_ms = Some(TOOLS_TTL_MS);
+        let (_, upstream_templates) =
+            self.core.registry.resources().await.map_err(|error| McpError::internal_error(error.to_string(), None))?;
+        let own = self.core.builtin.then_some(template);
+        let mut result =
+            ListResourceTemplatesResult::with_all_items(own.into_iter().chain(upstream_templates).collect());
+        result.ttl_ms = Some(self.list_ttl_ms(TOOLS_TTL_MS));
         result.cache_scope = Some(CacheScope::Public);
         Ok(result)
     }
@@ -241,18 +311,27 @@ impl ServerHandler for Gateway {
                 McpError::resource_not_found(message, None)
             }
         };
-        let Some(relative) = request.uri.strip_prefix(RESOURCE_SCHEME) else {
-            return Err(not_found(format!("unknown resource `{}`; URIs start with {RESOURCE_SCHEME}", request.uri)));
+        let record = RequestRecord::from_extensions(&context.extensions);
+        let call_context = CallContext {
+            cancel: context.ct.clone(),
+            progress: Progress::new(context.meta.get_progress_token(), context.peer.clone()),
+            deadline: record.as_ref().and_then(RequestRecord::deadline),
+        };
+        if let Some(answer) = self.core.registry.read_resource(&request.uri, call_context.clone()).await {
+            return answer.map(|result| {
+                ReadResourceResponse::Complete(
+                    result.with_ttl_ms(RESOURCES_TTL_MS).with_cache_scope(CacheScope::Private),
+                )
+            });
+        }
+        let relative = request.uri.strip_prefix(RESOURCE_SCHEME).filter(|_| self.core.builtin);
+        let Some(relative) = relative else {
+            return Err(not_found(format!("unknown resource `{}`; resources/list shows them", request.uri)));
         };
         let path = ObjectPath::parse(relative).map_err(|error| McpError::invalid_params(error.to_string(), None))?;
         let storage = &self.core.storage;
         if crate::datasets::find(storage, path.as_str()).await.is_ok() {
-            let record = RequestRecord::from_extensions(&context.extensions);
-            let call_context = CallContext {
-                cancel: context.ct.clone(),
-                progress: Progress::disabled(),
-                deadline: record.as_ref().and_then(RequestRecord::deadline),
-            };
+            let call_context = CallContext { progress: Progress::disabled(), ..call_context };
             return self.dataset_resource(request.uri, &path, call_context).await;
         }
         let entry = storage.stat(&path).await.map_err(|error| not_found(error.to_string()))?;
@@ -288,8 +367,11 @@ impl ServerHandler for Gateway {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, McpError> {
-        let mut result = ListPromptsResult::with_all_items(vec![explore_prompt()]);
-        result.ttl_ms = Some(TOOLS_TTL_MS);
+        let upstream =
+            self.core.registry.prompts().await.map_err(|error| McpError::internal_error(error.to_string(), None))?;
+        let own = self.core.builtin.then(explore_prompt);
+        let mut result = ListPromptsResult::with_all_items(own.into_iter().chain(upstream).collect());
+        result.ttl_ms = Some(self.list_ttl_ms(TOOLS_TTL_MS));
         result.cache_scope = Some(CacheScope::Public);
         Ok(result)
     }
@@ -297,9 +379,18 @@ impl ServerHandler for Gateway {
     async fn get_prompt(
         &self,
         request: GetPromptRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, McpError> {
-        if request.name != EXPLORE_PROMPT {
+        if request.name != EXPLORE_PROMPT || !self.core.builtin {
+            let record = RequestRecord::from_extensions(&context.extensions);
+            let call_context = CallContext {
+                cancel: context.ct.clone(),
+                progress: Progress::new(context.meta.get_progress_token(), context.peer.clone()),
+                deadline: record.as_ref().and_then(RequestRecord::deadline),
+            };
+            if let Some(answer) = self.core.registry.get_prompt(request.clone(), call_context).await {
+                return answer.map(GetPromptResponse::Complete);
+            }
             return Err(McpError::invalid_params(format!("unknown prompt `{}`", request.name), None));
         }
         let focus = request

@@ -19,7 +19,10 @@ const REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
 pub struct CredentialSource {
     profile: Option<String>,
     region: String,
+    /// A role assumed with the chain's credentials, when set.
+    role_arn: Option<String>,
     chain: OnceCell<DefaultCredentialsChain>,
+    assumed: OnceCell<aws_config::sts::AssumeRoleProvider>,
     cached: Mutex<Option<Cached>>,
 }
 
@@ -51,7 +54,19 @@ pub struct NoCredentials {
 impl CredentialSource {
     /// A source for `profile` (or the default chain's choice) in `region`; does no IO.
     pub fn new(profile: Option<String>, region: String) -> Self {
-        Self { profile, region, chain: OnceCell::new(), cached: Mutex::new(None) }
+        Self {
+            profile,
+            region,
+            role_arn: None,
+            chain: OnceCell::new(),
+            assumed: OnceCell::new(),
+            cached: Mutex::new(None),
+        }
+    }
+
+    /// Credentials of `role_arn`, assumed (STS `AssumeRole`) with the default chain's; does no IO.
+    pub fn assuming(role_arn: &str, region: String) -> Self {
+        Self { role_arn: Some(role_arn.to_owned()), ..Self::new(None, region) }
     }
 
     /// Current credentials, resolving or refreshing them when needed.
@@ -82,6 +97,21 @@ impl CredentialSource {
     }
 
     async fn resolve(&self) -> Result<Credentials, NoCredentials> {
+        if let Some(role) = &self.role_arn {
+            let provider = self
+                .assumed
+                .get_or_init(|| async {
+                    aws_config::sts::AssumeRoleProvider::builder(role.clone())
+                        .session_name("mcp-gateway")
+                        .region(Region::new(self.region.clone()))
+                        .build()
+                        .await
+                })
+                .await;
+            return provider.provide_credentials().await.map_err(|error| NoCredentials {
+                message: format!("could not assume the role {role}: {}", aws_error_chain(&error)),
+            });
+        }
         // The default chain takes environment keys first; when they are set and no profile was
         // asked for, read them directly instead of building every provider of the chain (which
         // loads TLS roots and config files: tens of milliseconds at start-up).

@@ -1,0 +1,395 @@
+//! The aggregated catalogue: every upstream's tools under their exposed names, kept per process
+//! for a TTL and refreshed in the background (a client never waits for a refresh once the
+//! catalogue has been filled). One upstream that is down or slow is left out (fail-open) unless
+//! its file entry says `failure_mode = "closed"`; the refresh waits at most each upstream's list
+//! timeout.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::{Arc, RwLock},
+    time::{Duration, Instant},
+};
+
+use rmcp::model::{Prompt, Resource, ResourceTemplate, Tool};
+
+use super::{
+    client::{Offer, Upstream, UpstreamError},
+    config::FailureMode,
+    names,
+};
+
+/// One exposed tool: who owns it and what it is called there.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// The upstream that owns it.
+    pub upstream: Arc<Upstream>,
+    /// Its name on the upstream.
+    pub original: String,
+    /// Its definition as clients see it (the exposed name, everything else passed through).
+    pub definition: Tool,
+}
+
+/// One exposed prompt: who owns it and what it is called there.
+#[derive(Debug, Clone)]
+pub struct PromptEntry {
+    /// The upstream that owns it.
+    pub upstream: Arc<Upstream>,
+    /// Its name on the upstream.
+    pub original: String,
+    /// Its definition as clients see it.
+    pub definition: Prompt,
+}
+
+/// The catalogue at one moment.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// When it was taken; `None` before the first fill.
+    pub taken: Option<Instant>,
+    /// Exposed name → tool.
+    pub tools: BTreeMap<String, Entry>,
+    /// Every upstream resource, under its exposed URI (`names::resource_uri`).
+    pub resources: Vec<Resource>,
+    /// Every upstream resource template, its URI template namespaced the same way.
+    pub templates: Vec<ResourceTemplate>,
+    /// Exposed name → prompt.
+    pub prompts: BTreeMap<String, PromptEntry>,
+    /// Upstreams left out, with why.
+    pub left_out: BTreeMap<String, String>,
+}
+
+/// Why a catalogue could not be built.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum CatalogueError {
+    /// Two tools would be exposed under one name.
+    #[error("two tools would both be exposed as `{name}`: {first} and {second}; rename one, or set a prefix")]
+    Collision { name: String, first: String, second: String },
+    /// A `failure_mode = "closed"` upstream is down.
+    #[error("upstream `{upstream}` is down and its failure_mode is closed: {reason}")]
+    ClosedUpstreamDown { upstream: String, reason: String },
+}
+
+/// A catalogue written by `mcp-gateway upstreams snapshot`, for a cold start that answers lists
+/// without calling any upstream.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct SavedCatalogue {
+    /// The format's version (1).
+    pub version: u32,
+    /// Every exposed tool.
+    pub tools: Vec<SavedItem<Tool>>,
+    /// Every upstream resource (exposed URIs).
+    #[serde(default)]
+    pub resources: Vec<SavedItem<Resource>>,
+    /// Every upstream resource template (exposed URI templates).
+    #[serde(default)]
+    pub templates: Vec<SavedItem<ResourceTemplate>>,
+    /// Every exposed prompt.
+    #[serde(default)]
+    pub prompts: Vec<SavedItem<Prompt>>,
+}
+
+/// One saved item: its upstream, its own name there, and its definition as clients see it.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct SavedItem<T> {
+    /// The upstream's name.
+    pub upstream: String,
+    /// The item's name on the upstream (tools and prompts).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub original: String,
+    /// As clients see it.
+    pub definition: T,
+}
+
+/// Every upstream's tools, refreshed every `ttl`.
+#[derive(Debug)]
+pub struct Catalogue {
+    upstreams: Vec<Arc<Upstream>>,
+    ttl: Duration,
+    /// Names the built-in tools take.
+    reserved: BTreeSet<String>,
+    current: RwLock<Arc<Snapshot>>,
+    refreshing: tokio::sync::Mutex<()>,
+    last_error: RwLock<Option<CatalogueError>>,
+}
+
+impl Catalogue {
+    /// A catalogue over `upstreams`, empty until first used; `reserved` are the built-in names.
+    pub fn new(upstreams: Vec<Arc<Upstream>>, ttl: Duration, reserved: BTreeSet<String>) -> Self {
+        Self {
+            upstreams,
+            ttl,
+            reserved,
+            current: RwLock::new(Arc::new(Snapshot::default())),
+            refreshing: tokio::sync::Mutex::new(()),
+            last_error: RwLock::new(None),
+        }
+    }
+
+    /// The upstreams, in file order.
+    pub fn upstreams(&self) -> &[Arc<Upstream>] {
+        &self.upstreams
+    }
+
+    /// How long a list answer stays fresh (what `ttlMs` says).
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// How long a list answered now stays fresh (its `ttlMs`): until the catalogue's next
+    /// refresh, and not at all while an upstream declares that its lists may change: such a
+    /// change can come at any moment, and this stateless gateway has no stream to pass it on.
+    pub fn fresh_for(&self) -> Duration {
+        if self.upstreams.iter().any(|upstream| upstream.announces_changes()) {
+            return Duration::ZERO;
+        }
+        self.snapshot().taken.map_or(Duration::ZERO, |taken| self.ttl.saturating_sub(taken.elapsed()))
+    }
+
+    /// The last refresh that was refused (a collision, a closed upstream down), if the current
+    /// snapshot is older than it.
+    pub fn last_error(&self) -> Option<CatalogueError> {
+        self.last_error.read().ok().and_then(|error| error.clone())
+    }
+
+    fn snapshot(&self) -> Arc<Snapshot> {
+        self.current.read().map(|current| current.clone()).unwrap_or_default()
+    }
+
+    /// The catalogue to answer with: filled now when it never was or an upstream said its list
+    /// changed (so the list after that notification has the change); refreshed in the background
+    /// when it is older than its TTL.
+    pub async fn tools(self: &Arc<Self>) -> Result<Arc<Snapshot>, CatalogueError> {
+        let current = self.snapshot();
+        let Some(taken) = current.taken else {
+            return self.refresh().await;
+        };
+        // `any` stops at the first true: take every upstream's flag, not just the first one set.
+        let changed = self.upstreams.iter().fold(false, |changed, upstream| upstream.take_list_changed() | changed);
+        if changed {
+            return match self.refresh().await {
+                Ok(fresh) => Ok(fresh),
+                Err(error) => {
+                    tracing::warn!(%error, "an upstream's list changed, and the catalogue was not refreshed");
+                    Ok(current)
+                }
+            };
+        }
+        if taken.elapsed() >= self.ttl {
+            let catalogue = self.clone();
+            tokio::spawn(async move {
+                if let Err(error) = catalogue.refresh().await {
+                    tracing::warn!(%error, "the upstream catalogue was not refreshed");
+                }
+            });
+        }
+        Ok(current)
+    }
+
+    /// The tool exposed as `name`, from the current snapshot.
+    pub fn get(&self, name: &str) -> Option<Entry> {
+        self.snapshot().tools.get(name).cloned()
+    }
+
+    /// The tool exposed as `name`; when the snapshot does not have it but may be missing it (never
+    /// filled, or the name could belong to an upstream that was left out), the catalogue is
+    /// refreshed first, so a client that calls without listing finds a tool an upstream offers.
+    /// Names no left-out upstream could own cause no refresh.
+    pub async fn lookup(&self, name: &str) -> Option<Entry> {
+        if let Some(entry) = self.get(name) {
+            return Some(entry);
+        }
+        let current = self.snapshot();
+        let could_be_missing = current.taken.is_none()
+            || current.left_out.keys().any(|upstream| {
+                let prefixed = self.upstream(upstream).is_none_or(|upstream| upstream.config.prefix);
+                !prefixed || name.starts_with(&format!("{upstream}{}", names::SEPARATOR))
+            });
+        if could_be_missing && self.refresh().await.is_ok() {
+            return self.get(name);
+        }
+        None
+    }
+
+    /// The prompt exposed as `name`, from the current snapshot.
+    pub fn prompt(&self, name: &str) -> Option<PromptEntry> {
+        self.snapshot().prompts.get(name).cloned()
+    }
+
+    /// The upstream named `name`.
+    pub fn upstream(&self, name: &str) -> Option<&Arc<Upstream>> {
+        self.upstreams.iter().find(|upstream| upstream.name() == name)
+    }
+
+    /// The current catalogue, for `mcp-gateway upstreams snapshot`.
+    pub fn save(&self) -> SavedCatalogue {
+        let snapshot = self.snapshot();
+        let item = |upstream: &Arc<Upstream>, original: &str| (upstream.name().to_owned(), original.to_owned());
+        SavedCatalogue {
+            version: 1,
+            tools: snapshot
+                .tools
+                .values()
+                .map(|entry| {
+                    let (upstream, original) = item(&entry.upstream, &entry.original);
+                    SavedItem { upstream, original, definition: entry.definition.clone() }
+                })
+                .collect(),
+            resources: snapshot
+                .resources
+                .iter()
+                .filter_map(|resource| {
+                    let (upstream, _) = names::parse_resource_uri(&resource.uri)?;
+                    Some(SavedItem { upstream, original: String::new(), definition: resource.clone() })
+                })
+                .collect(),
+            templates: snapshot
+                .templates
+                .iter()
+                .filter_map(|template| {
+                    let (upstream, _) = names::parse_resource_uri(&template.uri_template)?;
+                    Some(SavedItem { upstream, original: String::new(), definition: template.clone() })
+                })
+                .collect(),
+            prompts: snapshot
+                .prompts
+                .values()
+                .map(|entry| {
+                    let (upstream, original) = item(&entry.upstream, &entry.original);
+                    SavedItem { upstream, original, definition: entry.definition.clone() }
+                })
+                .collect(),
+        }
+    }
+
+    /// Starts from a saved catalogue (taken now, so it answers for one TTL before the first
+    /// background refresh); every item must belong to an upstream of this file.
+    pub fn load(&self, saved: SavedCatalogue) -> Result<(), String> {
+        if saved.version != 1 {
+            return Err(format!(
+                "catalogue snapshot version {} is not 1; write it again with this gateway",
+                saved.version
+            ));
+        }
+        let upstream = |name: &str| {
+            self.upstream(name).cloned().ok_or_else(|| {
+                format!("the catalogue snapshot names upstream `{name}`, which the upstreams file does not have")
+            })
+        };
+        let mut snapshot = Snapshot { taken: Some(Instant::now()), ..Snapshot::default() };
+        for item in saved.tools {
+            let entry =
+                Entry { upstream: upstream(&item.upstream)?, original: item.original, definition: item.definition };
+            snapshot.tools.insert(entry.definition.name.to_string(), entry);
+        }
+        for item in saved.prompts {
+            let entry = PromptEntry {
+                upstream: upstream(&item.upstream)?,
+                original: item.original,
+                definition: item.definition,
+            };
+            snapshot.prompts.insert(entry.definition.name.clone(), entry);
+        }
+        for item in saved.resources {
+            upstream(&item.upstream)?;
+            snapshot.resources.push(item.definition);
+        }
+        for item in saved.templates {
+            upstream(&item.upstream)?;
+            snapshot.templates.push(item.definition);
+        }
+        if let Ok(mut current) = self.current.write() {
+            *current = Arc::new(snapshot);
+        }
+        Ok(())
+    }
+
+    /// Lists every upstream at once and builds a new snapshot; on a collision or a closed
+    /// upstream that is down, the old snapshot stays and the error is returned (and kept for
+    /// `gateway_status`).
+    pub async fn refresh(&self) -> Result<Arc<Snapshot>, CatalogueError> {
+        let _one_at_a_time = self.refreshing.lock().await;
+        let started = Instant::now();
+        let listed = futures::future::join_all(
+            self.upstreams.iter().map(|upstream| async move { (upstream.clone(), upstream.list_all().await) }),
+        )
+        .await;
+        let built = self.build(listed);
+        match built {
+            Ok(snapshot) => {
+                tracing::info!(
+                    tools = snapshot.tools.len(),
+                    left_out = snapshot.left_out.len(),
+                    ms = started.elapsed().as_millis() as u64,
+                    "upstream catalogue refreshed"
+                );
+                let snapshot = Arc::new(snapshot);
+                if let Ok(mut current) = self.current.write() {
+                    *current = snapshot.clone();
+                }
+                if let Ok(mut last) = self.last_error.write() {
+                    *last = None;
+                }
+                Ok(snapshot)
+            }
+            Err(error) => {
+                if let Ok(mut last) = self.last_error.write() {
+                    *last = Some(error.clone());
+                }
+                Err(error)
+            }
+        }
+    }
+
+    fn build(&self, listed: Vec<(Arc<Upstream>, Result<Offer, UpstreamError>)>) -> Result<Snapshot, CatalogueError> {
+        let mut snapshot = Snapshot { taken: Some(Instant::now()), ..Snapshot::default() };
+        let mut owners: BTreeMap<String, String> =
+            self.reserved.iter().map(|name| (name.clone(), format!("the built-in tool `{name}`"))).collect();
+        let mut prompt_owners: BTreeMap<String, String> = BTreeMap::new();
+        for (upstream, offer) in listed {
+            let offer = match offer {
+                Ok(offer) => offer,
+                Err(error) if upstream.config.failure_mode == FailureMode::Closed => {
+                    return Err(CatalogueError::ClosedUpstreamDown {
+                        upstream: upstream.name().to_owned(),
+                        reason: error.to_string(),
+                    });
+                }
+                Err(error) => {
+                    snapshot.left_out.insert(upstream.name().to_owned(), error.to_string());
+                    continue;
+                }
+            };
+            for tool in offer.tools {
+                let exposed = names::exposed(upstream.name(), &tool.name, upstream.config.prefix);
+                let owner = format!("`{}` of upstream `{}`", tool.name, upstream.name());
+                if let Some(first) = owners.insert(exposed.clone(), owner.clone()) {
+                    return Err(CatalogueError::Collision { name: exposed, first, second: owner });
+                }
+                let original = tool.name.to_string();
+                let mut definition = tool;
+                definition.name = exposed.clone().into();
+                snapshot.tools.insert(exposed, Entry { upstream: upstream.clone(), original, definition });
+            }
+            for mut resource in offer.resources {
+                resource.uri = names::resource_uri(upstream.name(), &resource.uri);
+                snapshot.resources.push(resource);
+            }
+            for mut template in offer.templates {
+                template.uri_template = names::resource_uri(upstream.name(), &template.uri_template);
+                snapshot.templates.push(template);
+            }
+            for prompt in offer.prompts {
+                let exposed = names::exposed(upstream.name(), &prompt.name, upstream.config.prefix);
+                let owner = format!("the prompt `{}` of upstream `{}`", prompt.name, upstream.name());
+                if let Some(first) = prompt_owners.insert(exposed.clone(), owner.clone()) {
+                    return Err(CatalogueError::Collision { name: exposed, first, second: owner });
+                }
+                let original = prompt.name.clone();
+                let mut definition = prompt;
+                definition.name = exposed.clone();
+                snapshot.prompts.insert(exposed, PromptEntry { upstream: upstream.clone(), original, definition });
+            }
+        }
+        Ok(snapshot)
+    }
+}
