@@ -106,6 +106,24 @@ url = "http://127.0.0.1:{ports['slow']}/mcp"
     return path
 
 
+def http_upstream(name: str, url: str, extra: str = "") -> str:
+    """One `[[upstream]]` table of an http upstream (`extra`: more of its lines)."""
+    return f'[[upstream]]\nname = "{name}"\ntransport = "http"\nurl = "{url}"\n{extra}'
+
+
+def growing_upstream(extra: str = "") -> str:
+    """The stdio upstream `grow` (upstreams/py_growing_server.py)."""
+    return (f'[[upstream]]\nname = "grow"\ntransport = "stdio"\ncommand = "{sys.executable}"\n'
+            f'args = ["{UPSTREAMS / "py_growing_server.py"}"]\n{extra}')
+
+
+def gateway_over(tmp: Path, upstreams: str, *extra: str, env: dict[str, str] | None = None) -> Server:
+    """`mcp-gateway serve` over an upstreams file holding `upstreams`."""
+    config = tmp / f"upstreams-{time.monotonic_ns()}.toml"
+    config.write_text(upstreams)
+    return Server(tmp, "--upstreams", str(config), *extra, env=env)
+
+
 @pytest.fixture(scope="module")
 def gateway(upstream_servers):
     ports, tmp = upstream_servers
@@ -180,6 +198,26 @@ async def test_a_cancelled_call_cancels_the_upstream_request_by_its_own_id(gatew
 
 
 @pytest.mark.anyio
+async def test_a_tool_timeout_cancels_the_upstream_request_by_its_own_id(upstream_servers, tmp_path):
+    ports, _ = upstream_servers
+    server = gateway_over(tmp_path, http_upstream("py", f"http://127.0.0.1:{ports['py']}/mcp", 'timeout = "1s"\n'))
+    try:
+        async with Client(server.url, mode="2026-07-28") as client:
+            started = time.monotonic()
+            timed_out = await client.call_tool("py__wait", {"seconds": 20})
+            assert time.monotonic() - started < 5
+            assert timed_out.is_error is True and "1 s" in timed_out.content[0].text, timed_out.content
+            await anyio.sleep(0.5)
+            recorded = (await client.call_tool("py__cancellations", {})).structured_content
+        cancelled = [line["fields"] for line in server.log_lines()
+                     if line.get("target") == "mcp_gateway::upstream" and "cancelled" in line["fields"].get("message", "")]
+        assert cancelled and cancelled[-1]["upstream"] == "py", cancelled
+        assert cancelled[-1]["upstream_request_id"].strip('"') in [str(value) for value in recorded.get("result", recorded)], recorded
+    finally:
+        server.stop()
+
+
+@pytest.mark.anyio
 async def test_an_input_required_result_passes_through_and_the_retry_reaches_the_same_upstream(gateway):
     """2026-07-28 multi round-trip: the upstream's `input_required` (an elicitation and a sealed
     `requestState`) reaches the client unchanged, and the client's retry with its answer goes back
@@ -222,10 +260,7 @@ async def test_a_list_changed_notification_refreshes_the_catalogue(tmp_path):
     2026-07-28 `subscriptions/listen` stream the gateway holds): the next list has it, long before
     the catalogue's TTL (an hour here), and a call reaches it. The list's `ttlMs` is 0: the
     upstream declares that its list may change at any moment, so clients must not cache it."""
-    config = tmp_path / "growing.toml"
-    config.write_text(f'[defaults]\ncatalogue_ttl = "1h"\n\n[[upstream]]\nname = "grow"\ntransport = "stdio"\n'
-                      f'command = "{sys.executable}"\nargs = ["{UPSTREAMS / "py_growing_server.py"}"]\n')
-    server = Server(tmp_path, "--upstreams", str(config))
+    server = gateway_over(tmp_path, '[defaults]\ncatalogue_ttl = "1h"\n\n' + growing_upstream())
     try:
         async with Client(server.url, mode="2026-07-28") as client:
             listed = await client.list_tools()
@@ -244,10 +279,7 @@ async def test_a_list_changed_notification_refreshes_the_catalogue(tmp_path):
 
 @pytest.mark.anyio
 async def test_a_stdio_upstream_that_dies_is_started_again_by_the_next_call(tmp_path):
-    config = tmp_path / "crashing.toml"
-    config.write_text(f'[[upstream]]\nname = "grow"\ntransport = "stdio"\n'
-                      f'command = "{sys.executable}"\nargs = ["{UPSTREAMS / "py_growing_server.py"}"]\n')
-    server = Server(tmp_path, "--upstreams", str(config))
+    server = gateway_over(tmp_path, growing_upstream())
     try:
         async with Client(server.url, mode="2026-07-28") as client:
             crashed = await client.call_tool("grow__crash", {})
@@ -255,7 +287,11 @@ async def test_a_stdio_upstream_that_dies_is_started_again_by_the_next_call(tmp_
             again = await client.call_tool("grow__grow", {"name": "after"})
             assert again.is_error is False and again.content[0].text == "added after", again.content
             status = (await client.call_tool("gateway_status", {})).structured_content["upstreams"][0]
-        assert status["connections"] == 2 and status["state"] == "up", status
+            assert status["connections"] == 2 and status["state"] == "up", status
+            # Dying young twice in a row is a crash loop: no restart until its back-off has passed.
+            await client.call_tool("grow__crash", {})
+            looping = await client.call_tool("grow__grow", {"name": "loop"})
+            assert looping.is_error is True and "again; next attempt in" in looping.content[0].text, looping.content
         assert server.alive()
     finally:
         server.stop()
@@ -285,6 +321,56 @@ async def test_gateway_status_reports_every_upstream(gateway):
     assert by_name["every"]["transport"] == "stdio" and by_name["every"]["tools"] == 3
     assert by_name["down"]["state"] == "down" and by_name["down"]["left_out"]
     assert "did not answer" in by_name["slow"]["left_out"]
+
+
+@pytest.mark.parametrize("builtin", [True, False])
+def test_capabilities_say_what_the_upstreams_offer(upstream_servers, tmp_path, builtin):
+    """Without built-in tools, resources and prompts are declared only when an upstream offers them:
+    the TypeScript upstream offers tools alone."""
+    ports, _ = upstream_servers
+    server = gateway_over(tmp_path, http_upstream("ts", f"http://127.0.0.1:{ports['ts']}/mcp"),
+                          *([] if builtin else ["--no-builtin-tools"]))
+    try:
+        body = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+        headers = {"Accept": "application/json, text/event-stream", "MCP-Protocol-Version": "2025-11-25"}
+        declared = sse_or_json(httpx.post(server.url, json=body, headers=headers, timeout=30))["result"]["capabilities"]
+        assert "tools" in declared
+        assert ("resources" in declared, "prompts" in declared) == (builtin, builtin), declared
+    finally:
+        server.stop()
+
+
+@pytest.mark.anyio
+async def test_a_key_in_an_upstream_url_never_reaches_clients_or_the_log(tmp_path):
+    server = gateway_over(tmp_path, http_upstream("keyed", f"http://127.0.0.1:{free_port()}/mcp?api_key=SECRET-1234"))
+    try:
+        async with Client(server.url, mode="2026-07-28") as client:
+            await client.list_tools()
+            with pytest.raises(Exception) as unknown:  # its tools are not listed while it is down
+                await client.call_tool("keyed__anything", {})
+            status = (await client.call_tool("gateway_status", {})).structured_content
+        upstream = status["upstreams"][0]
+        assert upstream["state"] == "down" and upstream.get("last_error"), upstream
+        shown = json.dumps(status) + str(unknown.value)
+        assert "SECRET-1234" not in shown, shown
+        assert "SECRET-1234" not in server.log_path.read_text()
+    finally:
+        server.stop()
+
+
+@pytest.mark.anyio
+async def test_a_stdio_upstream_sees_only_the_environment_the_file_gives_it(tmp_path):
+    server = gateway_over(tmp_path, growing_upstream('inherit_env = ["SHARED_SETTING"]\nenv = { SET_HERE = "yes" }\n'),
+                          env={"GATEWAY_SECRET": "do-not-leak", "SHARED_SETTING": "inherited", "AWS_SECRET_ACCESS_KEY": "nope"})
+    try:
+        async with Client(server.url, mode="2026-07-28") as client:
+            seen = {name: (await client.call_tool("grow__env", {"name": name})).content[0].text
+                    for name in ("GATEWAY_SECRET", "AWS_SECRET_ACCESS_KEY", "SHARED_SETTING", "SET_HERE", "PATH")}
+        assert seen["GATEWAY_SECRET"] == "<unset>" and seen["AWS_SECRET_ACCESS_KEY"] == "<unset>", seen
+        assert seen["SHARED_SETTING"] == "inherited" and seen["SET_HERE"] == "yes" and seen["PATH"] != "<unset>", seen
+    finally:
+        server.stop()
 
 
 def test_a_closed_upstream_that_is_down_fails_the_list(upstream_servers, tmp_path):
@@ -329,6 +415,7 @@ allow_tools = ["echo"]
 @pytest.mark.parametrize(("text", "says"), [
     ('[[upstream]]\nname = "Bad"\ntransport = "http"\nurl = "http://x/mcp"\n', "line 2"),
     ('[[upstream]]\nname = "a"\ntransport = "carrier-pigeon"\n', "http, stdio"),
+    ('[[upstream]]\nname = "a"\ntransport = "http"\nurl = "https://me:hunter2@x.example/mcp"\n', "user name or password"),
 ])
 def test_an_upstreams_file_that_does_not_validate_stops_the_gateway(tmp_path, text, says):
     config = tmp_path / "bad.toml"
@@ -350,9 +437,7 @@ def test_a_stdio_upstream_on_lambda_is_a_start_up_error(tmp_path):
 
 @pytest.mark.anyio
 async def test_a_gateway_of_gateways_routes_through_both(gateway, tmp_path):
-    config = tmp_path / "outer.toml"
-    config.write_text(f'[[upstream]]\nname = "inner"\ntransport = "http"\nurl = "{gateway.url}"\n')
-    outer = Server(tmp_path, "--upstreams", str(config), "--no-builtin-tools")
+    outer = gateway_over(tmp_path, http_upstream("inner", gateway.url), "--no-builtin-tools")
     try:
         async with Client(outer.url, mode="legacy") as client:
             names = {tool.name for tool in (await client.list_tools()).tools}
@@ -379,9 +464,7 @@ async def test_a_flaky_upstream_gives_tool_errors_not_a_dead_gateway(upstream_se
     """Every third request to this upstream gets a 503: those calls are isError results that name
     the upstream, the others answer, and the gateway keeps serving."""
     ports, _ = upstream_servers
-    config = tmp_path / "flaky.toml"
-    config.write_text(f'[[upstream]]\nname = "flaky"\ntransport = "http"\nurl = "http://127.0.0.1:{ports["flaky"]}/mcp"\nprotocol = "2025-11-25"\n')
-    server = Server(tmp_path, "--upstreams", str(config))
+    server = gateway_over(tmp_path, http_upstream("flaky", f"http://127.0.0.1:{ports['flaky']}/mcp", 'protocol = "2025-11-25"\n'))
     try:
         answered, failed = 0, 0
         async with Client(server.url, mode="2026-07-28") as client:
@@ -528,9 +611,7 @@ async def test_server_everything_over_streamable_http_reports_progress_through_t
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_http(f"http://127.0.0.1:{port}/mcp", everything, "server-everything (Streamable HTTP)")
-        config = tmp_path / "every-http.toml"
-        config.write_text(f'[[upstream]]\nname = "everyhttp"\ntransport = "http"\nurl = "http://127.0.0.1:{port}/mcp"\n')
-        server = Server(tmp_path, "--upstreams", str(config))
+        server = gateway_over(tmp_path, http_upstream("everyhttp", f"http://127.0.0.1:{port}/mcp"))
         try:
             seen: list[float] = []
 
@@ -556,6 +637,17 @@ def test_typescript_clients_list_and_call_upstream_tools(gateway, node_bin, flav
     check_ts_result(flavor, seen)
     assert {"py__add", "ts__echo", "every__echo"} <= set(seen["tools"])
     assert seen["extraText"] == f"via {flavor}"
+
+
+@pytest.mark.parametrize("flavor", ["sdk1", "client2-legacy", "client2-modern"])
+def test_typescript_clients_call_upstream_tools_through_a_stdio_gateway(upstream_servers, node_bin, flavor):
+    from test_ts_client import run_ts_client
+    ports, tmp = upstream_servers
+    command = [gateway_bin(), "--data-root", str(DATA), "--upstreams", str(upstreams_file(tmp, ports)), "stdio"]
+    seen = run_ts_client(node_bin, flavor, "stdio:" + json.dumps(command), "ts__echo", json.dumps({"text": f"stdio {flavor}"}))
+    assert {"py__add", "ts__echo", "every__echo", "file"} <= set(seen["tools"]), seen["tools"]
+    assert seen["isError"] is False and seen["failedIsError"] is True
+    assert seen["extraText"] == f"stdio {flavor}"
 
 
 @pytest.fixture(scope="module")

@@ -412,8 +412,12 @@ fn parse_log_filter(text: &str) -> Result<String, String> {
 
 /// JSON logs on stderr; `RUST_LOG` wins over `--log-level`. A `RUST_LOG` that does not parse is
 /// an error naming it.
+///
+/// rmcp's HTTP client worker is always silent: its error lines hold reqwest's error with an
+/// upstream's whole URL, query (which may be a key) included; the gateway logs each upstream
+/// failure itself, with the query cut.
 pub fn init_logging(level: &str) -> Result<(), String> {
-    let filter = match std::env::var("RUST_LOG") {
+    let mut filter = match std::env::var("RUST_LOG") {
         Ok(value) if !value.trim().is_empty() => tracing_subscriber::EnvFilter::try_new(&value).map_err(|error| {
             format!("RUST_LOG={value:?} is not a log filter: {error}; use e.g. info or mcp_gateway=debug")
         })?,
@@ -421,6 +425,9 @@ pub fn init_logging(level: &str) -> Result<(), String> {
             tracing_subscriber::EnvFilter::try_new(level).map_err(|error| format!("--log-level {level:?}: {error}"))?
         }
     };
+    if let Ok(silent) = "rmcp::transport::worker=off".parse() {
+        filter = filter.add_directive(silent);
+    }
     tracing_subscriber::fmt()
         .json()
         .with_env_filter(filter)

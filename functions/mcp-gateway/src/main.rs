@@ -77,7 +77,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             transport::serve::run(router, args.addr, limits, shutdown).await?;
             tracing::info!(peak_heap_bytes = mcp_gateway::heap_limit::peak_bytes(), "stopped");
         }
-        Command::Stdio => transport::stdio::run(Gateway::new(core)).await?,
+        // Boxed: rmcp's stdio service is a large future, kept off this function's stack frame.
+        Command::Stdio => Box::pin(transport::stdio::run(Gateway::new(core))).await?,
         Command::Index => {
             let started = std::time::Instant::now();
             let progress = mcp_gateway::progress::Progress::disabled();

@@ -417,7 +417,7 @@ impl Registry {
         request: GetPromptRequestParams,
         context: CallContext,
     ) -> Option<Result<GetPromptResult, rmcp::ErrorData>> {
-        let entry = self.upstreams.as_ref()?.prompt(&request.name)?;
+        let entry = self.upstreams.as_ref()?.prompt(&request.name).await?;
         let (limit, _) = time_limit(entry.upstream.config.timeout, context.deadline, Instant::now());
         let options = CallOptions { cancel: context.cancel, progress: context.progress, timeout: limit };
         let mut upstream_request = GetPromptRequestParams::new(entry.original.clone());

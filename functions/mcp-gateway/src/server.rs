@@ -76,8 +76,11 @@ impl Core {
             Self { registry: Registry::new(), search_index, storage, builtin: false }
         };
         if let Some(config) = upstreams {
-            let mut reserved: std::collections::BTreeSet<String> = core.registry.names().map(str::to_owned).collect();
-            reserved.insert(crate::upstream::status::StatusTool::NAME_FOR_RESERVATION.to_owned());
+            let mut reserved = crate::upstream::catalogue::Reserved {
+                tools: core.registry.names().map(str::to_owned).collect(),
+                prompts: builtin.then(|| EXPLORE_PROMPT.to_owned()).into_iter().collect(),
+            };
+            reserved.tools.insert(crate::upstream::status::StatusTool::NAME_FOR_RESERVATION.to_owned());
             let federation = crate::upstream::Federation::new(config, reserved);
             core.registry.register(crate::registry::typed(crate::upstream::status::StatusTool::new(
                 federation.catalogue.clone(),
@@ -160,8 +163,20 @@ impl ServerHandler for Gateway {
     // Logging is deprecated in 2026-07-28 but part of every earlier revision we serve.
     #[allow(deprecated)]
     fn get_info(&self) -> ServerConfig {
-        let capabilities =
+        let mut capabilities =
             ServerCapabilities::builder().enable_tools().enable_resources().enable_prompts().enable_logging().build();
+        // Without built-in tools, resources and prompts are only what the upstreams offer.
+        if !self.core.builtin
+            && let Some(catalogue) = self.core.registry.upstreams()
+        {
+            let (resources, prompts) = catalogue.offers_resources_and_prompts();
+            if !resources {
+                capabilities.resources = None;
+            }
+            if !prompts {
+                capabilities.prompts = None;
+            }
+        }
         let mut info = ServerConfig::new(capabilities);
         info.server_info = Self::implementation();
         let mut instructions = if self.core.builtin {

@@ -15,7 +15,7 @@ pub mod names;
 pub mod sigv4;
 pub mod status;
 
-use std::{collections::BTreeSet, sync::Arc};
+use std::sync::Arc;
 
 use crate::storage::{ObjectPath, S3Root};
 
@@ -63,8 +63,8 @@ pub struct Federation {
 }
 
 impl Federation {
-    /// Upstreams from `config`, none contacted yet; `reserved` are the built-in tool names.
-    pub fn new(config: UpstreamsConfig, reserved: BTreeSet<String>) -> Self {
+    /// Upstreams from `config`, none contacted yet; `reserved` are the built-in names.
+    pub fn new(config: UpstreamsConfig, reserved: catalogue::Reserved) -> Self {
         let listen = config.listen;
         let upstreams =
             config.upstreams.into_iter().map(|upstream| Arc::new(client::Upstream::new(upstream, listen))).collect();

@@ -4,7 +4,7 @@
 Tools: `grow` (adds a tool named after its argument, which answers `grown <name>`, and announces
 the change with `notifications/tools/list_changed`: in 2026-07-28 on the `subscriptions/listen`
 streams that asked for it, before that on the connection); `crash` (the process exits at once,
-for the restart test).
+for the restart test); `env` (the value of an environment variable, or `<unset>`).
 
     python py_growing_server.py
 """
@@ -30,6 +30,12 @@ async def grow(name: str, ctx: Context) -> str:
     else:
         await ctx.session.send_tool_list_changed()
     return f"added {name}"
+
+
+@server.tool()
+def env(name: str) -> str:
+    """The value of the environment variable `name` in this process, or `<unset>`."""
+    return os.environ.get(name, "<unset>")
 
 
 @server.tool()

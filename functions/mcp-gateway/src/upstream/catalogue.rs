@@ -100,13 +100,25 @@ pub struct SavedItem<T> {
     pub definition: T,
 }
 
+/// How old the catalogue must be before a call to a name it lacks refreshes it.
+const LOOKUP_REFRESH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The names the gateway's own tools and prompts take, which no upstream's may be exposed as.
+#[derive(Debug, Clone, Default)]
+pub struct Reserved {
+    /// Built-in tool names.
+    pub tools: BTreeSet<String>,
+    /// Built-in prompt names.
+    pub prompts: BTreeSet<String>,
+}
+
 /// Every upstream's tools, refreshed every `ttl`.
 #[derive(Debug)]
 pub struct Catalogue {
     upstreams: Vec<Arc<Upstream>>,
     ttl: Duration,
-    /// Names the built-in tools take.
-    reserved: BTreeSet<String>,
+    /// Names the built-in tools and prompts take.
+    reserved: Reserved,
     current: RwLock<Arc<Snapshot>>,
     refreshing: tokio::sync::Mutex<()>,
     last_error: RwLock<Option<CatalogueError>>,
@@ -114,7 +126,7 @@ pub struct Catalogue {
 
 impl Catalogue {
     /// A catalogue over `upstreams`, empty until first used; `reserved` are the built-in names.
-    pub fn new(upstreams: Vec<Arc<Upstream>>, ttl: Duration, reserved: BTreeSet<String>) -> Self {
+    pub fn new(upstreams: Vec<Arc<Upstream>>, ttl: Duration, reserved: Reserved) -> Self {
         Self {
             upstreams,
             ttl,
@@ -143,6 +155,15 @@ impl Catalogue {
             return Duration::ZERO;
         }
         self.snapshot().taken.map_or(Duration::ZERO, |taken| self.ttl.saturating_sub(taken.elapsed()))
+    }
+
+    /// Whether any upstream offers resources, and whether any offers prompts, by what each
+    /// declared at its last connection (one never reached yet counts as offering both).
+    pub fn offers_resources_and_prompts(&self) -> (bool, bool) {
+        self.upstreams.iter().fold((false, false), |(resources, prompts), upstream| match upstream.capabilities() {
+            None => (true, true),
+            Some(declared) => (resources || declared.resources.is_some(), prompts || declared.prompts.is_some()),
+        })
     }
 
     /// The last refresh that was refused (a collision, a closed upstream down), if the current
@@ -174,7 +195,8 @@ impl Catalogue {
                 }
             };
         }
-        if taken.elapsed() >= self.ttl {
+        // One background refresh at a time (a running one is not queued behind).
+        if taken.elapsed() >= self.ttl && self.refreshing.try_lock().is_ok() {
             let catalogue = self.clone();
             tokio::spawn(async move {
                 if let Err(error) = catalogue.refresh().await {
@@ -199,19 +221,26 @@ impl Catalogue {
             return Some(entry);
         }
         let current = self.snapshot();
-        let could_be_missing = current.taken.is_none()
-            || current.left_out.keys().any(|upstream| {
-                let prefixed = self.upstream(upstream).is_none_or(|upstream| upstream.config.prefix);
-                !prefixed || name.starts_with(&format!("{upstream}{}", names::SEPARATOR))
-            });
+        // At most one such refresh a second: a client calling names no upstream has (a typo, a
+        // tool of an upstream that is down) cannot keep every upstream listed.
+        let could_be_missing = current.taken.is_none_or(|taken| taken.elapsed() >= LOOKUP_REFRESH_INTERVAL)
+            && (current.taken.is_none()
+                || current.left_out.keys().any(|upstream| {
+                    let prefixed = self.upstream(upstream).is_none_or(|upstream| upstream.config.prefix);
+                    !prefixed || name.starts_with(&format!("{upstream}{}", names::SEPARATOR))
+                }));
         if could_be_missing && self.refresh().await.is_ok() {
             return self.get(name);
         }
         None
     }
 
-    /// The prompt exposed as `name`, from the current snapshot.
-    pub fn prompt(&self, name: &str) -> Option<PromptEntry> {
+    /// The prompt exposed as `name`, from the current snapshot; when the catalogue was never
+    /// filled (a cold start without a saved snapshot), it is filled first.
+    pub async fn prompt(&self, name: &str) -> Option<PromptEntry> {
+        if self.snapshot().taken.is_none() {
+            let _ = self.refresh().await;
+        }
         self.snapshot().prompts.get(name).cloned()
     }
 
@@ -275,18 +304,34 @@ impl Catalogue {
                 format!("the catalogue snapshot names upstream `{name}`, which the upstreams file does not have")
             })
         };
+        // The file decides, not the snapshot: a name it would expose differently, or that a
+        // built-in tool has, means the snapshot is from another file.
+        let exposed = |upstream: &Upstream, original: &str, name: &str| {
+            let expected = names::exposed(upstream.name(), original, upstream.config.prefix);
+            if name != expected || self.reserved.tools.contains(name) || self.reserved.prompts.contains(name) {
+                return Err(format!(
+                    "the catalogue snapshot exposes `{original}` of upstream `{}` as `{name}`, where this upstreams \
+                     file exposes `{expected}`; write the snapshot again with this file",
+                    upstream.name()
+                ));
+            }
+            Ok(())
+        };
         let mut snapshot = Snapshot { taken: Some(Instant::now()), ..Snapshot::default() };
         for item in saved.tools {
-            let entry =
-                Entry { upstream: upstream(&item.upstream)?, original: item.original, definition: item.definition };
+            let owner = upstream(&item.upstream)?;
+            exposed(&owner, &item.original, &item.definition.name)?;
+            // A tool the file's allow and deny lists now leave out stays out.
+            if !owner.config.exposes(&item.original) {
+                continue;
+            }
+            let entry = Entry { upstream: owner, original: item.original, definition: item.definition };
             snapshot.tools.insert(entry.definition.name.to_string(), entry);
         }
         for item in saved.prompts {
-            let entry = PromptEntry {
-                upstream: upstream(&item.upstream)?,
-                original: item.original,
-                definition: item.definition,
-            };
+            let owner = upstream(&item.upstream)?;
+            exposed(&owner, &item.original, &item.definition.name)?;
+            let entry = PromptEntry { upstream: owner, original: item.original, definition: item.definition };
             snapshot.prompts.insert(entry.definition.name.clone(), entry);
         }
         for item in saved.resources {
@@ -306,14 +351,22 @@ impl Catalogue {
     /// Lists every upstream at once and builds a new snapshot; on a collision or a closed
     /// upstream that is down, the old snapshot stays and the error is returned (and kept for
     /// `gateway_status`).
+    ///
+    /// Refreshes run one at a time, and one that waited for another is answered by it: however
+    /// many callers ask at once, each upstream is listed once.
     pub async fn refresh(&self) -> Result<Arc<Snapshot>, CatalogueError> {
+        let asked = Instant::now();
         let _one_at_a_time = self.refreshing.lock().await;
+        let current = self.snapshot();
+        if current.taken.is_some_and(|taken| taken >= asked) {
+            return Ok(current);
+        }
         let started = Instant::now();
         let listed = futures::future::join_all(
             self.upstreams.iter().map(|upstream| async move { (upstream.clone(), upstream.list_all().await) }),
         )
         .await;
-        let built = self.build(listed);
+        let built = self.build(listed, started);
         match built {
             Ok(snapshot) => {
                 tracing::info!(
@@ -340,11 +393,18 @@ impl Catalogue {
         }
     }
 
-    fn build(&self, listed: Vec<(Arc<Upstream>, Result<Offer, UpstreamError>)>) -> Result<Snapshot, CatalogueError> {
-        let mut snapshot = Snapshot { taken: Some(Instant::now()), ..Snapshot::default() };
+    /// A snapshot of what the upstreams `listed`; `started` is when the listing began (what
+    /// `taken` says: a change announced after it may be missing).
+    fn build(
+        &self,
+        listed: Vec<(Arc<Upstream>, Result<Offer, UpstreamError>)>,
+        started: Instant,
+    ) -> Result<Snapshot, CatalogueError> {
+        let mut snapshot = Snapshot { taken: Some(started), ..Snapshot::default() };
         let mut owners: BTreeMap<String, String> =
-            self.reserved.iter().map(|name| (name.clone(), format!("the built-in tool `{name}`"))).collect();
-        let mut prompt_owners: BTreeMap<String, String> = BTreeMap::new();
+            self.reserved.tools.iter().map(|name| (name.clone(), format!("the built-in tool `{name}`"))).collect();
+        let mut prompt_owners: BTreeMap<String, String> =
+            self.reserved.prompts.iter().map(|name| (name.clone(), format!("the built-in prompt `{name}`"))).collect();
         for (upstream, offer) in listed {
             let offer = match offer {
                 Ok(offer) => offer,

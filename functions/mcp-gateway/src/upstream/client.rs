@@ -20,9 +20,9 @@ use rmcp::{
     handler::client::progress::ProgressDispatcher,
     model::{
         CallToolRequestParams, CallToolResponse, CancelledNotificationParam, ClientCapabilities, ClientConfig,
-        ClientRequest, GetPromptRequestParams, GetPromptResult, Implementation, ProgressNotificationParam, Prompt,
-        ProtocolVersion, ReadResourceRequestParams, ReadResourceResult, Resource, ResourceTemplate, ResultType,
-        ServerCapabilities, ServerNotification, ServerResult, SubscriptionFilter, Tool,
+        ClientRequest, GetPromptRequestParams, GetPromptResult, Implementation, PaginatedRequestParams,
+        ProgressNotificationParam, Prompt, ProtocolVersion, ReadResourceRequestParams, ReadResourceResult, Resource,
+        ResourceTemplate, ResultType, ServerCapabilities, ServerNotification, ServerResult, SubscriptionFilter, Tool,
     },
     service::{
         ClientLifecycleMode, ClientServiceExt as _, NotificationContext, Peer, PeerRequestOptions, RunningService,
@@ -40,6 +40,32 @@ use crate::progress::Progress;
 /// List-change notifications buffered on a `subscriptions/listen` stream between two lists; one
 /// more ends the stream (and the next list refreshes the catalogue anyway).
 const SUBSCRIPTION_BUFFER: std::num::NonZeroUsize = std::num::NonZeroUsize::new(256).unwrap();
+
+/// How long sending `notifications/cancelled` to an upstream may take (in the background).
+const CANCEL_SEND_LIMIT: Duration = Duration::from_secs(5);
+
+/// How long passing one progress update on to the client may take before it is dropped.
+const PROGRESS_SEND_LIMIT: Duration = Duration::from_secs(1);
+
+/// How many times a call that got its answer lets rmcp's notification tasks run, to pass on the
+/// progress that came just before the answer.
+const PROGRESS_DRAIN_YIELDS: usize = 4;
+
+/// The most pages of one list read from an upstream.
+const MAX_PAGES: usize = 100;
+
+/// The most items of one kind (tools, resources, templates, prompts) taken from an upstream.
+const MAX_ITEMS: usize = 10_000;
+
+/// The environment a stdio upstream inherits from the gateway (what MCP clients pass on too).
+const STDIO_ENV: &[&str] = &["HOME", "LANG", "LOGNAME", "PATH", "SHELL", "TERM", "TMPDIR", "USER"];
+
+/// The longest stderr line of a stdio upstream that is logged.
+const STDERR_LINE_BYTES: usize = 4096;
+
+/// How long a connection must last for its upstream's past failures to be forgiven; one that
+/// ends sooner twice in a row is restarted with back-off.
+const STABLE_UPTIME: Duration = Duration::from_secs(30);
 
 /// The longest wait between two attempts to reach an upstream that is down.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -124,8 +150,8 @@ pub struct Upstream {
     listen: bool,
     /// That stream, once the upstream acknowledged it.
     subscription: Arc<Mutex<Option<Subscription>>>,
-    /// Whether it said (at its last connection) that its lists may change while it runs.
-    announces_changes: AtomicBool,
+    /// What it declared at its last connection (`None` before the first).
+    capabilities: Mutex<Option<ServerCapabilities>>,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -140,8 +166,11 @@ struct Connection {
 
 #[derive(Debug, Default)]
 struct Backoff {
+    /// Failed connections (or connections that ended young) in a row.
     failures: u32,
     next_attempt: Option<Instant>,
+    /// When the current (or last) connection was made.
+    connected_at: Option<Instant>,
 }
 
 /// Receives what the upstream sends on its own: progress and list-changed notifications.
@@ -149,11 +178,16 @@ struct Backoff {
 struct Handler {
     progress: ProgressDispatcher,
     list_changed: Arc<AtomicBool>,
+    /// The legacy revision the file pins, asked for in `initialize`.
+    protocol: Option<ProtocolVersion>,
 }
 
 impl ClientHandler for Handler {
     fn get_info(&self) -> ClientConfig {
         let mut info = ClientConfig::default();
+        if let Some(pinned) = &self.protocol {
+            info.protocol_version = pinned.clone();
+        }
         info.capabilities = ClientCapabilities::default();
         info.client_info = Implementation::new("mcp-gateway", env!("CARGO_PKG_VERSION"));
         info
@@ -200,7 +234,7 @@ impl Upstream {
             list_changed: Arc::new(AtomicBool::new(false)),
             listen,
             subscription: Arc::new(Mutex::new(None)),
-            announces_changes: AtomicBool::new(false),
+            capabilities: Mutex::new(None),
         }
     }
 
@@ -251,10 +285,15 @@ impl Upstream {
         changed
     }
 
+    /// What it declared at its last connection; `None` before the first.
+    pub fn capabilities(&self) -> Option<ServerCapabilities> {
+        self.capabilities.lock().ok().and_then(|capabilities| capabilities.clone())
+    }
+
     /// Whether its tools, prompts or resources may change while it runs (it declared
     /// `listChanged`), as of its last connection.
     pub fn announces_changes(&self) -> bool {
-        self.announces_changes.load(Ordering::Relaxed)
+        self.capabilities().is_some_and(|capabilities| announces_list_changes(&capabilities))
     }
 
     fn update(&self, change: impl FnOnce(&mut Status)) {
@@ -286,7 +325,21 @@ impl Upstream {
             Ok(Err(Listing::Service(error))) => return Err(self.failed(error).await),
             Err(_) => {
                 let error = UpstreamError::Timeout { upstream: self.name().to_owned(), limit };
-                self.update(|status| status.last_error = Some(error.to_string()));
+                // Ran out of time while connecting (the handshake was dropped with the list): back
+                // off like a failed connection, so the next lists fail at once instead of waiting
+                // the whole list timeout again.
+                let connected = self.connection.try_lock().map_or(true, |connection| {
+                    connection.as_ref().is_some_and(|connected| !connected.service.is_transport_closed())
+                });
+                let wait = (!connected).then(|| self.back_off());
+                self.update(|status| {
+                    status.last_error = Some(error.to_string());
+                    if let Some(wait) = wait {
+                        status.state = "down".into();
+                        status.last_error =
+                            Some(format!("{error} while connecting; next attempt in {:.1} s", wait.as_secs_f64()));
+                    }
+                });
                 return Err(error);
             }
         };
@@ -300,19 +353,67 @@ impl Upstream {
         Ok(offer)
     }
 
-    /// One attempt at everything the upstream offers.
+    /// One attempt at everything the upstream offers (what its capabilities declare), every list
+    /// bounded by [`MAX_PAGES`] pages and [`MAX_ITEMS`] items.
     async fn offer(&self) -> Result<Offer, Listing> {
         let peer = self.peer().await?;
         let capabilities = peer.peer_info().map(|info| info.capabilities.clone()).unwrap_or_default();
-        let mut offer = Offer { tools: peer.list_all_tools().await.map_err(Listing::Service)?, ..Offer::default() };
+        let mut offer = Offer::default();
+        if capabilities.tools.is_some() {
+            offer.tools = self
+                .pages("tools", |page| async { peer.list_tools(page).await.map(|list| (list.tools, list.next_cursor)) })
+                .await?;
+        }
         if capabilities.resources.is_some() {
-            offer.resources = peer.list_all_resources().await.map_err(Listing::Service)?;
-            offer.templates = peer.list_all_resource_templates().await.map_err(Listing::Service)?;
+            offer.resources = self
+                .pages("resources", |page| async {
+                    peer.list_resources(page).await.map(|list| (list.resources, list.next_cursor))
+                })
+                .await?;
+            offer.templates = self
+                .pages("resource templates", |page| async {
+                    peer.list_resource_templates(page).await.map(|list| (list.resource_templates, list.next_cursor))
+                })
+                .await?;
         }
         if capabilities.prompts.is_some() {
-            offer.prompts = peer.list_all_prompts().await.map_err(Listing::Service)?;
+            offer.prompts = self
+                .pages("prompts", |page| async {
+                    peer.list_prompts(page).await.map(|list| (list.prompts, list.next_cursor))
+                })
+                .await?;
         }
         Ok(offer)
+    }
+
+    /// Every page of one list (`page` asks for one), refused past [`MAX_PAGES`] pages or
+    /// [`MAX_ITEMS`] items: an upstream that never stops paging cannot fill the gateway's memory.
+    async fn pages<T, F, Fut>(&self, what: &str, mut page: F) -> Result<Vec<T>, Listing>
+    where
+        F: FnMut(Option<PaginatedRequestParams>) -> Fut,
+        Fut: std::future::Future<Output = Result<(Vec<T>, Option<String>), ServiceError>>,
+    {
+        let mut items = Vec::new();
+        let mut cursor = None;
+        for _ in 0..MAX_PAGES {
+            let params = cursor.take().map(|cursor| PaginatedRequestParams::default().with_cursor(Some(cursor)));
+            let (mut batch, next) = page(params).await.map_err(Listing::Service)?;
+            if items.len() + batch.len() > MAX_ITEMS {
+                return Err(Listing::Upstream(self.too_large(format!("offers more than {MAX_ITEMS} {what}"))));
+            }
+            items.append(&mut batch);
+            match next {
+                Some(next) => cursor = Some(next),
+                None => return Ok(items),
+            }
+        }
+        Err(Listing::Upstream(self.too_large(format!("lists {what} in more than {MAX_PAGES} pages"))))
+    }
+
+    fn too_large(&self, reason: String) -> UpstreamError {
+        let reason = format!("{reason}; it is left out");
+        self.update(|status| status.last_error = Some(reason.clone()));
+        UpstreamError::Transport { upstream: self.name().to_owned(), reason }
     }
 
     /// Calls its tool.
@@ -381,16 +482,26 @@ impl Upstream {
         let mut answer = handle.rx;
         let deadline = tokio::time::sleep(options.timeout.saturating_sub(started.elapsed()));
         tokio::pin!(deadline);
+        let mut forwarded = ForwardedProgress::default();
         let outcome = loop {
             tokio::select! {
+                biased;
+                Some(update) = progress.next() => forwarded.pass_on(update, &options.progress).await,
                 answer = &mut answer => break Ok(answer),
-                Some(update) = progress.next() => {
-                    options.progress.report(update.progress, update.total, update.message.unwrap_or_default()).await;
-                }
                 () = options.cancel.cancelled() => break Err(UpstreamError::Cancelled { upstream: self.name().to_owned() }),
                 () = &mut deadline => break Err(UpstreamError::Timeout { upstream: self.name().to_owned(), limit: options.timeout }),
             }
         };
+        // rmcp hands each notification to a task of its own, while the answer comes straight:
+        // the last updates may still be on their way. Let those tasks run, then pass on what came.
+        if outcome.is_ok() && options.progress.is_enabled() {
+            for _ in 0..PROGRESS_DRAIN_YIELDS {
+                tokio::task::yield_now().await;
+                while let Some(Some(update)) = progress.next().now_or_never() {
+                    forwarded.pass_on(update, &options.progress).await;
+                }
+            }
+        }
         match outcome {
             Ok(Ok(Ok(result))) => {
                 self.update(|status| status.latency_ms = Some(started.elapsed().as_secs_f64() * 1000.0));
@@ -409,7 +520,12 @@ impl Upstream {
                     %reason,
                     "sent notifications/cancelled to the upstream"
                 );
-                let _ = peer.notify_cancelled(CancelledNotificationParam::new(Some(id), Some(reason))).await;
+                // Sent in the background: a hung upstream (a full stdin pipe, a slow POST) must not
+                // hold the caller's answer past its deadline.
+                tokio::spawn(async move {
+                    let cancelled = peer.notify_cancelled(CancelledNotificationParam::new(Some(id), Some(reason)));
+                    let _ = tokio::time::timeout(CANCEL_SEND_LIMIT, cancelled).await;
+                });
                 Err(stopped)
             }
         }
@@ -419,10 +535,40 @@ impl Upstream {
     /// upstream is in back-off.
     async fn peer(&self) -> Result<Peer<RoleClient>, UpstreamError> {
         let mut connection = self.connection.lock().await;
-        if let Some(connected) = connection.as_ref()
-            && !connected.service.is_transport_closed()
-        {
-            return Ok(connected.service.peer().clone());
+        if let Some(connected) = connection.as_ref() {
+            if !connected.service.is_transport_closed() {
+                if let Ok(mut backoff) = self.backoff.lock()
+                    && backoff.failures > 0
+                    && backoff.connected_at.is_some_and(|at| at.elapsed() >= STABLE_UPTIME)
+                {
+                    backoff.failures = 0; // up long enough: past trouble is forgiven
+                }
+                return Ok(connected.service.peer().clone());
+            }
+            // It ended (a stdio command exited, the transport closed). It is started again now,
+            // unless it ended young once more: a crash loop backs off like a failed connection.
+            *connection = None;
+            let again = self.backoff.lock().is_ok_and(|mut backoff| {
+                let young = backoff.connected_at.is_some_and(|at| at.elapsed() < STABLE_UPTIME);
+                let again = young && backoff.failures > 0;
+                if young && !again {
+                    backoff.failures = 1;
+                }
+                again
+            });
+            if again {
+                let wait = self.back_off();
+                let reason = format!(
+                    "it stopped within {} s of starting, again; next attempt in {:.1} s",
+                    STABLE_UPTIME.as_secs(),
+                    wait.as_secs_f64()
+                );
+                self.update(|status| {
+                    status.state = "down".into();
+                    status.last_error = Some(reason.clone());
+                });
+                return Err(UpstreamError::Down { upstream: self.name().to_owned(), reason });
+            }
         }
         if let Some(wait) = self.backoff.lock().ok().and_then(|backoff| backoff.next_attempt) {
             let now = Instant::now();
@@ -438,15 +584,18 @@ impl Upstream {
         match self.connect().await {
             Ok(service) => {
                 let protocol = service.peer_info().map(|info| info.protocol_version.to_string());
-                let announces = service.peer_info().is_some_and(|info| announces_list_changes(&info.capabilities));
-                self.announces_changes.store(announces, Ordering::Relaxed);
+                if let (Ok(mut capabilities), Some(info)) = (self.capabilities.lock(), service.peer_info()) {
+                    *capabilities = Some(info.capabilities.clone());
+                }
                 let peer = service.peer().clone();
                 *connection = Some(Connection { service });
                 if self.listen {
                     self.listen_for_list_changes(peer.clone());
                 }
+                // The failure count stays until the connection has lasted (see above).
                 if let Ok(mut backoff) = self.backoff.lock() {
-                    *backoff = Backoff::default();
+                    backoff.next_attempt = None;
+                    backoff.connected_at = Some(Instant::now());
                 }
                 self.update(|status| {
                     status.state = "up".into();
@@ -521,7 +670,11 @@ impl Upstream {
     }
 
     async fn connect(&self) -> Result<RunningService<RoleClient, Handler>, String> {
-        let handler = Handler { progress: self.progress.clone(), list_changed: self.list_changed.clone() };
+        let protocol = match &self.config.transport {
+            Transport::Http(http) => pinned_revision(&http.protocol),
+            Transport::Stdio(_) => None,
+        };
+        let handler = Handler { progress: self.progress.clone(), list_changed: self.list_changed.clone(), protocol };
         let connected = match &self.config.transport {
             Transport::Http(http) => {
                 let lifecycle = lifecycle(&http.protocol);
@@ -547,9 +700,17 @@ impl Upstream {
                 tracing::info!(upstream = %self.config.name, "connected to the upstream");
                 Ok(service)
             }
-            Ok(Err(error)) => Err(crate::storage::error_chain(&error)),
+            Ok(Err(error)) => Err(self.redact(crate::storage::error_chain(&error))),
             Err(_) => Err("no answer to the handshake in time".to_owned()),
         }
+    }
+
+    /// `text` (an error from the transport) without the query or fragment of the upstream's URL,
+    /// which may hold a key: reqwest's errors name the URL, and error texts reach clients
+    /// (`gateway_status`, `isError` results) and the logs.
+    fn redact(&self, text: String) -> String {
+        let Transport::Http(http) = &self.config.transport else { return text };
+        redact_url(&text, &http.url)
     }
 
     /// Records a failed request. The connection stays: one failed request (a 503, say) does not
@@ -561,7 +722,7 @@ impl Upstream {
                 UpstreamError::Timeout { upstream: self.name().to_owned(), limit: timeout }
             }
             other => {
-                let reason = crate::storage::error_chain(&other);
+                let reason = self.redact(crate::storage::error_chain(&other));
                 self.update(|status| status.last_error = Some(reason.clone()));
                 UpstreamError::Transport { upstream: self.name().to_owned(), reason }
             }
@@ -569,7 +730,55 @@ impl Upstream {
     }
 
     fn transport_error(&self, error: &ServiceError) -> UpstreamError {
-        UpstreamError::Transport { upstream: self.name().to_owned(), reason: crate::storage::error_chain(error) }
+        UpstreamError::Transport {
+            upstream: self.name().to_owned(),
+            reason: self.redact(crate::storage::error_chain(error)),
+        }
+    }
+}
+
+/// `text` with the query and fragment of every occurrence of `url` replaced by `?…`.
+fn redact_url(text: &str, url: &str) -> String {
+    let base = url.split(['?', '#']).next().unwrap_or_default();
+    if base.is_empty() || base.len() == url.len() {
+        return text.to_owned();
+    }
+    let (mut redacted, mut rest) = (String::with_capacity(text.len()), text);
+    while let Some(at) = rest.find(base) {
+        redacted.push_str(&rest[..at + base.len()]);
+        rest = &rest[at + base.len()..];
+        if rest.starts_with(['?', '#']) {
+            let end = rest.find(|c: char| c.is_whitespace() || c == ')').unwrap_or(rest.len());
+            redacted.push_str("?…");
+            rest = &rest[end..];
+        }
+    }
+    redacted.push_str(rest);
+    redacted
+}
+
+/// The progress of one call passed on to the client: in order, since progress only grows (the
+/// spec says so) and rmcp may hand two updates over out of order, an update at or below the
+/// last is stale and dropped.
+#[derive(Debug)]
+struct ForwardedProgress {
+    last: f64,
+}
+
+impl Default for ForwardedProgress {
+    fn default() -> Self {
+        Self { last: f64::NEG_INFINITY }
+    }
+}
+
+impl ForwardedProgress {
+    async fn pass_on(&mut self, update: ProgressNotificationParam, to: &Progress) {
+        if update.progress > self.last {
+            self.last = update.progress;
+            let report = to.report(update.progress, update.total, update.message.unwrap_or_default());
+            // A client that reads slowly loses an update rather than holding the call.
+            let _ = tokio::time::timeout(PROGRESS_SEND_LIMIT, report).await;
+        }
     }
 }
 
@@ -579,6 +788,19 @@ fn announces_list_changes(capabilities: &ServerCapabilities) -> bool {
     capabilities.tools.as_ref().is_some_and(|tools| declared(tools.list_changed))
         || capabilities.prompts.as_ref().is_some_and(|prompts| declared(prompts.list_changed))
         || capabilities.resources.as_ref().is_some_and(|resources| declared(resources.list_changed))
+}
+
+/// The revision `initialize` asks for when the file pins a legacy one.
+fn pinned_revision(protocol: &Protocol) -> Option<ProtocolVersion> {
+    let Protocol::Version(version) = protocol else { return None };
+    [
+        ProtocolVersion::V_2024_11_05,
+        ProtocolVersion::V_2025_03_26,
+        ProtocolVersion::V_2025_06_18,
+        ProtocolVersion::V_2025_11_25,
+    ]
+    .into_iter()
+    .find(|known| known.as_str() == version)
 }
 
 fn lifecycle(protocol: &Protocol) -> ClientLifecycleMode {
@@ -624,12 +846,18 @@ async fn http_transport(
     Ok(rmcp::transport::StreamableHttpClientTransport::with_client(client, config))
 }
 
-/// Starts the command; each line it writes to stderr becomes a log line of ours (our stderr
-/// carries JSON only).
+/// Starts the command with a minimal environment ([`STDIO_ENV`], the variables the file lets it
+/// inherit, and the ones it sets: never the gateway's credentials or other upstreams' secrets);
+/// each line it writes to stderr becomes a log line of ours (our stderr carries JSON only).
 fn stdio_transport(name: &str, stdio: &StdioConfig) -> Result<rmcp::transport::TokioChildProcess, String> {
-    use tokio::io::AsyncBufReadExt as _;
     let mut command = tokio::process::Command::new(&stdio.command);
-    command.args(&stdio.args).envs(&stdio.env).kill_on_drop(true);
+    command.args(&stdio.args).env_clear().kill_on_drop(true);
+    for variable in STDIO_ENV.iter().copied().chain(stdio.inherit_env.iter().map(String::as_str)) {
+        if let Some(value) = std::env::var_os(variable) {
+            command.env(variable, value);
+        }
+    }
+    command.envs(&stdio.env);
     if let Some(cwd) = &stdio.cwd {
         command.current_dir(cwd);
     }
@@ -640,10 +868,18 @@ fn stdio_transport(name: &str, stdio: &StdioConfig) -> Result<rmcp::transport::T
     if let Some(stderr) = stderr {
         let name = name.to_owned();
         tokio::spawn(async move {
-            let mut lines = tokio::io::BufReader::new(stderr).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                let line: String = line.chars().take(2000).collect();
-                tracing::info!(target: "mcp_gateway::upstream", upstream = %name, stderr = %line);
+            let mut lines = mcp_wire::line::LineReader::new(tokio::io::BufReader::new(stderr), STDERR_LINE_BYTES);
+            loop {
+                match lines.next_line().await {
+                    Ok(Some(mcp_wire::line::Line::Complete(line))) => {
+                        let line = String::from_utf8_lossy(&line);
+                        tracing::info!(target: "mcp_gateway::upstream", upstream = %name, stderr = %line.trim_end());
+                    }
+                    Ok(Some(mcp_wire::line::Line::TooLong { .. })) => {
+                        tracing::info!(target: "mcp_gateway::upstream", upstream = %name, stderr_line_bytes_over = STDERR_LINE_BYTES);
+                    }
+                    Ok(None) | Err(_) => break,
+                }
             }
         });
     }
@@ -652,4 +888,57 @@ fn stdio_transport(name: &str, stdio: &StdioConfig) -> Result<rmcp::transport::T
 
 fn env_value(name: &str) -> Result<String, String> {
     std::env::var(name).map_err(|_| format!("the environment variable {name} is not set"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn upstream() -> Upstream {
+        let file = "[[upstream]]\nname = \"big\"\ntransport = \"http\"\nurl = \"http://127.0.0.1:9/mcp\"\n";
+        let config = super::super::config::parse("test.toml", file).map(|mut config| config.upstreams.remove(0));
+        Upstream::new(config.unwrap_or_else(|error| panic!("{error}")), false)
+    }
+
+    #[tokio::test]
+    async fn an_upstream_that_pages_forever_is_refused_after_max_pages() {
+        let upstream = upstream();
+        let mut asked = 0;
+        let listed = upstream
+            .pages("tools", |_| {
+                asked += 1;
+                async { Ok((vec![1u8], Some("more".to_owned()))) }
+            })
+            .await;
+        assert!(
+            matches!(listed, Err(Listing::Upstream(UpstreamError::Transport { ref reason, .. })) if reason.contains("100 pages"))
+        );
+        assert_eq!(asked, MAX_PAGES);
+    }
+
+    #[tokio::test]
+    async fn an_upstream_that_offers_too_many_items_is_refused() {
+        let upstream = upstream();
+        let listed =
+            upstream.pages("tools", |_| async { Ok((vec![0u8; MAX_ITEMS / 2 + 1], Some("more".to_owned()))) }).await;
+        assert!(
+            matches!(listed, Err(Listing::Upstream(UpstreamError::Transport { ref reason, .. })) if reason.contains("more than 10000 tools"))
+        );
+        let pages = upstream
+            .pages("tools", |page| async move { Ok((vec![0u8; 3], page.map_or(Some("2".to_owned()), |_| None))) })
+            .await;
+        assert!(matches!(pages, Ok(ref items) if items.len() == 6));
+    }
+
+    #[test]
+    fn the_query_of_an_upstream_url_is_cut_from_error_texts() {
+        let url = "http://127.0.0.1:9/mcp?api_key=SECRET";
+        let text = "error sending request for url (http://127.0.0.1:9/mcp?api_key=SECRET): connection refused";
+        assert_eq!(
+            redact_url(text, url),
+            "error sending request for url (http://127.0.0.1:9/mcp?…): connection refused"
+        );
+        assert_eq!(redact_url("no url here", url), "no url here");
+        assert_eq!(redact_url(text, "http://127.0.0.1:9/mcp"), text, "nothing to cut without a query");
+    }
 }

@@ -146,7 +146,9 @@ pub struct StdioConfig {
     pub command: String,
     /// Its arguments.
     pub args: Vec<String>,
-    /// Extra environment variables.
+    /// Variables it inherits from the gateway, beside the minimal set every stdio upstream gets.
+    pub inherit_env: Vec<String>,
+    /// Variables set for it.
     pub env: BTreeMap<String, String>,
     /// Its working folder.
     pub cwd: Option<PathBuf>,
@@ -198,6 +200,7 @@ struct RawUpstream {
     args: Vec<String>,
     #[serde(default)]
     env: BTreeMap<String, String>,
+    inherit_env: Option<Spanned<Vec<String>>>,
     cwd: Option<String>,
 }
 
@@ -273,8 +276,15 @@ fn upstream(
                 .parse::<http::Uri>()
                 .ok()
                 .filter(|uri| matches!(uri.scheme_str(), Some("http" | "https")) && uri.authority().is_some());
-            if valid_url.is_none() {
+            let Some(valid_url) = valid_url else {
                 return Err(lines.at(url, format!("`{}` is not an http:// or https:// URL", url.get_ref())));
+            };
+            if valid_url.authority().is_some_and(|authority| authority.as_str().contains('@')) {
+                return Err(lines.at(
+                    url,
+                    "the URL holds a user name or password; put credentials in `auth` (read from the environment)"
+                        .to_owned(),
+                ));
             }
             if let Some(command) = &raw.command {
                 return Err(lines.at(command, "`command` belongs to stdio upstreams".to_owned()));
@@ -299,9 +309,11 @@ fn upstream(
             if let Some(auth) = &raw.auth {
                 return Err(lines.at(auth, "`auth` belongs to http upstreams".to_owned()));
             }
+            let inherit_env = raw.inherit_env.map(Spanned::into_inner).unwrap_or_default();
             Transport::Stdio(StdioConfig {
                 command: command.get_ref().clone(),
                 args: raw.args,
+                inherit_env,
                 env: raw.env,
                 cwd: raw.cwd.map(PathBuf::from),
             })
