@@ -305,10 +305,10 @@ impl Catalogue {
             })
         };
         // The file decides, not the snapshot: a name it would expose differently, or that a
-        // built-in tool has, means the snapshot is from another file.
-        let exposed = |upstream: &Upstream, original: &str, name: &str| {
+        // built-in tool (or prompt) has, means the snapshot is from another file.
+        let exposed = |upstream: &Upstream, original: &str, name: &str, reserved: &BTreeSet<String>| {
             let expected = names::exposed(upstream.name(), original, upstream.config.prefix);
-            if name != expected || self.reserved.tools.contains(name) || self.reserved.prompts.contains(name) {
+            if name != expected || reserved.contains(name) {
                 return Err(format!(
                     "the catalogue snapshot exposes `{original}` of upstream `{}` as `{name}`, where this upstreams \
                      file exposes `{expected}`; write the snapshot again with this file",
@@ -320,7 +320,7 @@ impl Catalogue {
         let mut snapshot = Snapshot { taken: Some(Instant::now()), ..Snapshot::default() };
         for item in saved.tools {
             let owner = upstream(&item.upstream)?;
-            exposed(&owner, &item.original, &item.definition.name)?;
+            exposed(&owner, &item.original, &item.definition.name, &self.reserved.tools)?;
             // A tool the file's allow and deny lists now leave out stays out.
             if !owner.config.exposes(&item.original) {
                 continue;
@@ -330,7 +330,7 @@ impl Catalogue {
         }
         for item in saved.prompts {
             let owner = upstream(&item.upstream)?;
-            exposed(&owner, &item.original, &item.definition.name)?;
+            exposed(&owner, &item.original, &item.definition.name, &self.reserved.prompts)?;
             let entry = PromptEntry { upstream: owner, original: item.original, definition: item.definition };
             snapshot.prompts.insert(entry.definition.name.clone(), entry);
         }
