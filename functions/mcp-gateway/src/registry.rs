@@ -351,13 +351,12 @@ impl Registry {
             return Some(Ok(CallToolResponse::Complete(result)));
         }
         let entry = self.upstreams.as_ref()?.lookup(&name).await?;
-        let (limit, hint) = time_limit(entry.upstream.config.timeout, context.deadline, Instant::now());
+        let (options, hint) = upstream_options(entry.upstream.config.timeout, context);
         let mut upstream_request = CallToolRequestParams::new(entry.original.clone());
         upstream_request.arguments = request.arguments;
-        upstream_request.meta = request.meta.map(forwarded_meta).filter(|meta| !meta.0.0.is_empty());
+        upstream_request.meta = forwarded_meta(request.meta);
         upstream_request.input_responses = request.input_responses;
         upstream_request.request_state = request.request_state;
-        let options = CallOptions { cancel: context.cancel, progress: context.progress, timeout: limit };
         let answer = match entry.upstream.call_tool(upstream_request, options).await {
             Ok(response) => Ok(response),
             Err(UpstreamError::Rpc(error)) => Err(error),
@@ -390,18 +389,13 @@ impl Registry {
         let Some(upstream) = catalogue.upstream(&upstream_name) else {
             return Some(Err(rmcp::ErrorData::invalid_params(format!("no upstream named `{upstream_name}`"), None)));
         };
-        let (limit, _) = time_limit(upstream.config.timeout, context.deadline, Instant::now());
-        let options = CallOptions { cancel: context.cancel, progress: context.progress, timeout: limit };
-        Some(match upstream.read_resource(original, options).await {
-            Ok(mut result) => {
-                for contents in &mut result.contents {
-                    rename_contents(contents, &upstream_name);
-                }
-                Ok(result)
+        let (options, _) = upstream_options(upstream.config.timeout, context);
+        Some(upstream.read_resource(original, options).await.map_err(rpc_error).map(|mut result| {
+            for contents in &mut result.contents {
+                rename_contents(contents, &upstream_name);
             }
-            Err(UpstreamError::Rpc(error)) => Err(error),
-            Err(error) => Err(rmcp::ErrorData::internal_error(error.to_string(), None)),
-        })
+            result
+        }))
     }
 
     /// The prompts beyond the gateway's own: every upstream's, under their exposed names.
@@ -418,16 +412,11 @@ impl Registry {
         context: CallContext,
     ) -> Option<Result<GetPromptResult, rmcp::ErrorData>> {
         let entry = self.upstreams.as_ref()?.prompt(&request.name).await?;
-        let (limit, _) = time_limit(entry.upstream.config.timeout, context.deadline, Instant::now());
-        let options = CallOptions { cancel: context.cancel, progress: context.progress, timeout: limit };
+        let (options, _) = upstream_options(entry.upstream.config.timeout, context);
         let mut upstream_request = GetPromptRequestParams::new(entry.original.clone());
         upstream_request.arguments = request.arguments;
-        upstream_request.meta = request.meta.map(forwarded_meta).filter(|meta| !meta.0.0.is_empty());
-        Some(match entry.upstream.get_prompt(upstream_request, options).await {
-            Ok(result) => Ok(result),
-            Err(UpstreamError::Rpc(error)) => Err(error),
-            Err(error) => Err(rmcp::ErrorData::internal_error(error.to_string(), None)),
-        })
+        upstream_request.meta = forwarded_meta(request.meta);
+        Some(entry.upstream.get_prompt(upstream_request, options).await.map_err(rpc_error))
     }
 }
 
@@ -442,12 +431,29 @@ fn rename_contents(contents: &mut ResourceContents, upstream: &str) {
     }
 }
 
-/// The client's `_meta` as an upstream may see it: without the protocol's own keys (the progress
-/// token and `io.modelcontextprotocol/*`, which the gateway sets for its own connection).
-fn forwarded_meta(meta: RequestMetaObject) -> RequestMetaObject {
-    let mut kept = meta;
+/// The client's `_meta` as an upstream may see it, `None` when nothing is left: without the
+/// protocol's own keys (the progress token and `io.modelcontextprotocol/*`, which the gateway sets
+/// for its own connection).
+fn forwarded_meta(meta: Option<RequestMetaObject>) -> Option<RequestMetaObject> {
+    let mut kept = meta?;
     kept.0.0.retain(|key, _| key != "progressToken" && !key.starts_with("io.modelcontextprotocol/"));
-    kept
+    (!kept.0.0.is_empty()).then_some(kept)
+}
+
+/// How a call to an upstream whose timeout is `timeout` runs in `context` (its time limit cut
+/// short by the deadline, as for a built-in tool), and what to tell the user if it runs out.
+fn upstream_options(timeout: Duration, context: CallContext) -> (CallOptions, &'static str) {
+    let (limit, hint) = time_limit(timeout, context.deadline, Instant::now());
+    (CallOptions { cancel: context.cancel, progress: context.progress, timeout: limit }, hint)
+}
+
+/// An upstream's failure as the JSON-RPC error of a request that has no `isError` result
+/// (`resources/read`, `prompts/get`): its own error as it was, anything else an internal error.
+fn rpc_error(error: UpstreamError) -> rmcp::ErrorData {
+    match error {
+        UpstreamError::Rpc(error) => error,
+        other => rmcp::ErrorData::internal_error(other.to_string(), None),
+    }
 }
 
 /// How long before an invocation's deadline a tool call is abandoned, leaving time to answer.
