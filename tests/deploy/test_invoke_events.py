@@ -44,6 +44,12 @@ def region_rows(result: dict[str, Any]) -> bool:
     return [row["code"] for row in rows] == ["APAC", "EU", "LATAM", "NA"]
 
 
+def shipments_at_version_1(result: dict[str, Any]) -> bool:
+    """The sample Delta table before version 2 deleted the cancelled shipments."""
+    rows = result["structuredContent"]["rows"]
+    return [(row["carrier"], row["shipments"]) for row in rows] == [("DHL", 4), ("FedEx", 3), ("UPS", 3)]
+
+
 def regions_metadata(result: dict[str, Any]) -> bool:
     (dataset,) = result["structuredContent"]["datasets"]
     columns = [column["name"] for column in dataset["columns"]]
@@ -60,6 +66,7 @@ TOOL_CALLS: dict[str, Callable[[dict[str, Any]], bool]] = {
     "tools-call-file-info": regions_info,
     "tools-call-search": hopper_hits,
     "tools-call-db": region_rows,
+    "tools-call-db-delta": shipments_at_version_1,
     "tools-call-dataset-metadata": regions_metadata,
 }
 

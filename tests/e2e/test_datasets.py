@@ -16,7 +16,7 @@ import pytest
 from mcp.client.client import Client
 
 from conftest import DATA, Server
-from test_storage import BUCKET, S3_ENV, moto  # noqa: F401  (fixture)
+from test_storage import moto, s3_server  # noqa: F401  (fixture)
 
 ROWS = 3000
 
@@ -65,11 +65,7 @@ def gateway(request, tmp_path_factory, data_root):
     if request.param == "local":
         server = Server(tmp, data_root=str(data_root))
     else:
-        endpoint, s3 = request.getfixturevalue("moto")
-        for path in (data_root / "gen").iterdir():
-            s3.upload_file(str(path), BUCKET, f"data/gen/{path.name}")
-        server = Server(tmp, data_root=f"s3://{BUCKET}/data/", env={**S3_ENV, "AWS_ENDPOINT_URL": endpoint,
-                                                                     "MCP_CACHE_DIR": str(tmp / "cache")})
+        server = s3_server(tmp, request.getfixturevalue("moto"), data_root, "data", list((data_root / "gen").iterdir()))
     yield request.param, server
     server.stop()
 

@@ -26,6 +26,16 @@ MANY = 1205  # more than one ListObjectsV2 page
 LATIN1 = "café crème\n".encode("latin-1")  # not UTF-8
 
 
+def s3_server(tmp: Path, moto: tuple, root: Path, prefix: str, files: list[Path] | None = None) -> Server:
+    """Uploads `files` (every file under `root` by default) to s3://BUCKET/<prefix>/<path under
+    root> and serves that prefix, with the S3 cache under `tmp`."""
+    endpoint, s3 = moto
+    for path in files if files is not None else [path for path in root.rglob("*") if path.is_file()]:
+        s3.upload_file(str(path), BUCKET, f"{prefix}/{path.relative_to(root).as_posix()}")
+    return Server(tmp, data_root=f"s3://{BUCKET}/{prefix}/", env={**S3_ENV, "AWS_ENDPOINT_URL": endpoint,
+                                                                   "MCP_CACHE_DIR": str(tmp / "cache")})
+
+
 @pytest.fixture(scope="module")
 def moto(tmp_path_factory):
     port = free_port()
@@ -79,7 +89,8 @@ def root(request, tmp_path_factory, local_root):
 
 
 def data_files() -> set[str]:
-    return {p.relative_to(DATA).as_posix() for p in DATA.rglob("*") if p.is_file()}
+    """The sample files the listing's glob (`**/*.{csv,md,ndjson}`) matches."""
+    return {p.relative_to(DATA).as_posix() for p in DATA.rglob("*") if p.is_file() and p.suffix in {".csv", ".md", ".ndjson"}}
 
 
 @pytest.mark.anyio

@@ -1,5 +1,6 @@
-//! Datasets: the tables (CSV, TSV, Parquet, NDJSON files and hive-partitioned Parquet folders)
-//! under the data root, named after their paths, and their local files for polars.
+//! Datasets: the tables (CSV, TSV, Parquet, NDJSON files, hive-partitioned Parquet folders and
+//! Delta Lake tables) under the data root, named after their paths, and their local files for
+//! polars.
 //!
 //! polars reads local files; for an S3 root each dataset is streamed to a local cache first
 //! (`cache`: keyed by ETag, so an unchanged object is fetched once per instance), never held
@@ -7,6 +8,7 @@
 //! local root (its real path, checked to be inside the root) or its cached copy.
 
 mod cache;
+pub mod delta;
 
 use std::{
     path::{Path, PathBuf},
@@ -38,6 +40,8 @@ pub enum Format {
     Parquet,
     /// Newline-delimited JSON objects.
     Ndjson,
+    /// A Delta Lake table (a folder holding `_delta_log/`).
+    Delta,
 }
 
 impl Format {
@@ -60,18 +64,19 @@ pub struct Dataset {
     /// The SQL table name: the path without its extension, non-alphanumerics as `_` (with the
     /// extension appended when two datasets would otherwise share a name).
     pub name: String,
-    /// Path relative to the data root (a folder for partitioned Parquet).
+    /// Path relative to the data root (a folder for partitioned Parquet and Delta tables).
     pub path: String,
     /// File format.
     pub format: Format,
-    /// Size in bytes (all files, for a folder).
+    /// Size in bytes (all files, for a folder; for a Delta table its log and the files of older
+    /// versions too).
     pub size: u64,
     /// Whether this is a hive-partitioned folder (`key=value/` sub-folders).
     pub partitioned: bool,
     /// ETag of the file, when the backend reports one.
     #[serde(skip)]
     pub etag: Option<String>,
-    /// The files of a partitioned folder.
+    /// The files of a partitioned folder (of a Delta table: every file under its folder).
     #[serde(skip)]
     pub files: Vec<Entry>,
 }
@@ -102,8 +107,11 @@ pub enum DatasetError {
     #[error("stopped: the call timed out or was cancelled")]
     Cancelled,
     /// Not a dataset.
-    #[error("`{0}` is not a dataset (CSV, TSV, Parquet or NDJSON file, or a partitioned Parquet folder)")]
+    #[error("`{0}` is not a dataset (CSV, TSV, Parquet or NDJSON file, partitioned Parquet folder or Delta table)")]
     NotADataset(String),
+    /// A Delta table that cannot be read (as asked).
+    #[error("{0}")]
+    Delta(String),
 }
 
 /// The table name for a dataset path: `sales/orders.csv` → `sales_orders`.
@@ -126,8 +134,26 @@ pub async fn discover(storage: &Storage) -> Result<Vec<Dataset>, StorageError> {
     Ok(from_entries(&entries))
 }
 
-fn from_entries(entries: &[Entry]) -> Vec<Dataset> {
+fn from_entries(all: &[Entry]) -> Vec<Dataset> {
+    let entries = all;
     let hidden = |path: &str| path.split('/').any(|segment| segment.starts_with('.'));
+    // A folder holding `_delta_log/` is a Delta table: one dataset, never its loose files.
+    let mut delta_roots: Vec<String> = Vec::new();
+    for entry in entries {
+        let segments: Vec<&str> = entry.path.split('/').collect();
+        if let Some(log) = segments.iter().position(|segment| *segment == delta::LOG_FOLDER)
+            && log > 0
+        {
+            let root = segments[..log].join("/");
+            let nested = delta_roots.iter().any(|outer| root == *outer || root.starts_with(&format!("{outer}/")));
+            if !nested && !hidden(&root) {
+                delta_roots.retain(|inner| !inner.starts_with(&format!("{root}/")));
+                delta_roots.push(root);
+            }
+        }
+    }
+    let in_delta = |path: &str| delta_roots.iter().any(|root| path.starts_with(&format!("{root}/")));
+    let entries: Vec<Entry> = entries.iter().filter(|entry| !in_delta(&entry.path)).cloned().collect();
     // A folder is a partitioned dataset when it has `key=value` sub-folders holding Parquet.
     let mut partitioned_roots: Vec<String> = Vec::new();
     for entry in entries.iter().filter(|e| e.kind == EntryKind::File && Format::of(&e.path) == Some(Format::Parquet)) {
@@ -167,6 +193,20 @@ fn from_entries(entries: &[Entry]) -> Vec<Dataset> {
             }
         })
         .collect();
+    for root in &delta_roots {
+        let prefix = format!("{root}/");
+        let files: Vec<Entry> =
+            all.iter().filter(|e| e.kind == EntryKind::File && e.path.starts_with(&prefix)).cloned().collect();
+        datasets.push(Dataset {
+            name: table_name(root),
+            path: root.clone(),
+            format: Format::Delta,
+            size: files.iter().map(|f| f.size).sum(),
+            partitioned: false,
+            etag: None,
+            files,
+        });
+    }
     for entry in entries.iter().filter(|e| e.kind == EntryKind::File && !hidden(&e.path)) {
         let inside_partitioned = partitioned_roots.iter().any(|root| entry.path.starts_with(&format!("{root}/")));
         if let (Some(format), false) = (Format::of(&entry.path), inside_partitioned) {
@@ -196,6 +236,35 @@ fn from_entries(entries: &[Entry]) -> Vec<Dataset> {
     datasets
 }
 
+/// The Delta table whose folder is `path`, found from a listing of its log alone (no listing of
+/// the root or of the table's data files); `None` when `path` holds no `_delta_log/`.
+pub async fn delta_table(storage: &Storage, path: &ObjectPath) -> Result<Option<Dataset>, StorageError> {
+    let hidden = path.segments().any(|segment| segment.starts_with('.'));
+    if path.is_root() || hidden || Format::of(path.as_str()).is_some() {
+        return Ok(None);
+    }
+    let log = ObjectPath::parse(&format!("{}/{}", path.as_str(), delta::LOG_FOLDER))?;
+    let files: Vec<Entry> = match storage.list(&log, false).await {
+        Ok(entries) => entries.into_iter().filter(|entry| entry.kind == EntryKind::File).collect(),
+        Err(StorageError::NotFound(_) | StorageError::WrongKind { .. }) => return Ok(None),
+        // `path` is a file.
+        Err(StorageError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotADirectory => return Ok(None),
+        Err(error) => return Err(error),
+    };
+    if files.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(Dataset {
+        name: table_name(path.as_str()),
+        path: path.as_str().to_owned(),
+        format: Format::Delta,
+        size: files.iter().map(|file| file.size).sum(),
+        partitioned: false,
+        etag: None,
+        files,
+    }))
+}
+
 /// The dataset at `path` (a file or a partitioned folder).
 pub async fn find(storage: &Storage, path: &str) -> Result<Dataset, DatasetError> {
     let wanted = ObjectPath::parse(path).map_err(StorageError::from)?;
@@ -212,39 +281,102 @@ pub async fn find(storage: &Storage, path: &str) -> Result<Dataset, DatasetError
 pub struct LocalDataset {
     path: PathBuf,
     files: Vec<PathBuf>,
+    delta: Option<delta::ScanPlan>,
     _pin: Option<cache::Pin>,
 }
 
 impl LocalDataset {
-    /// The file, or the folder of a partitioned dataset.
+    /// The file, or the folder of a partitioned dataset or Delta table.
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    /// The files of a partitioned dataset (empty for a single file).
+    /// The files of a partitioned dataset (empty for a single file and a Delta table).
     pub fn files(&self) -> &[PathBuf] {
         &self.files
+    }
+
+    /// The scan plan of a Delta table's snapshot.
+    pub fn delta(&self) -> Option<&delta::ScanPlan> {
+        self.delta.as_ref()
+    }
+
+    /// A lazy scan of the dataset (of `format`, with the CSV `dialect` when it has one).
+    pub fn scan(&self, format: Format, dialect: Option<CsvDialect>) -> Result<LazyFrame, DatasetError> {
+        match &self.delta {
+            Some(plan) => delta::scan(plan),
+            None => scan(format, &self.path, &self.files, dialect),
+        }
     }
 }
 
 /// The local files polars reads for `dataset`: on a local root its real path (checked to be inside
 /// the root; a partitioned folder's listed files, never a glob that could follow a link out), on
-/// S3 a cached copy streamed from the bucket.
+/// S3 a cached copy streamed from the bucket. A Delta table is read at its latest version.
 pub async fn local_path(storage: &Storage, dataset: &Dataset) -> Result<LocalDataset, DatasetError> {
+    open(storage, dataset, None).await
+}
+
+/// As [`local_path`], with a Delta table read at the version `at` picks.
+pub async fn open(
+    storage: &Storage,
+    dataset: &Dataset,
+    at: Option<delta::TimeTravel>,
+) -> Result<LocalDataset, DatasetError> {
+    if dataset.format == Format::Delta {
+        let snapshot = delta::load(storage, dataset, at).await?;
+        let files: Vec<&delta::ActiveFile> = snapshot.files.iter().collect();
+        return open_delta(storage, &snapshot, &files).await;
+    }
     match storage {
         Storage::Local(root) => {
             let object = ObjectPath::parse(&dataset.path).map_err(StorageError::from)?;
             if dataset.partitioned {
                 let folder = root.path().join(object.as_str());
                 let files = dataset.files.iter().map(|file| root.path().join(&file.path)).collect();
-                Ok(LocalDataset { path: folder, files, _pin: None })
+                Ok(LocalDataset { path: folder, files, delta: None, _pin: None })
             } else {
                 let path = root.real_path(&object)?;
-                Ok(LocalDataset { path, files: Vec::new(), _pin: None })
+                Ok(LocalDataset { path, files: Vec::new(), delta: None, _pin: None })
             }
         }
         Storage::S3(_) => cache::fetch(storage, dataset).await,
     }
+}
+
+/// The local copies of some active `files` of a Delta `snapshot` (their real paths under a local
+/// root, checked to be inside it; cached copies from S3) with their scan plan.
+pub async fn open_delta(
+    storage: &Storage,
+    snapshot: &delta::Snapshot,
+    files: &[&delta::ActiveFile],
+) -> Result<LocalDataset, DatasetError> {
+    let (path, local, pin) = match storage {
+        Storage::Local(root) => {
+            let mut local = Vec::with_capacity(files.len());
+            for file in files {
+                local.push(root.real_path(&ObjectPath::parse(&file.path).map_err(StorageError::from)?)?);
+            }
+            (root.path().join(&snapshot.path), local, None)
+        }
+        Storage::S3(_) => {
+            let entries = snapshot.entries_of(files);
+            // A multi-file dataset for the cache: one cached folder per set of active files.
+            let active = Dataset {
+                name: table_name(&snapshot.path),
+                path: snapshot.path.clone(),
+                format: Format::Delta,
+                size: entries.iter().map(|entry| entry.size).sum(),
+                partitioned: true,
+                etag: None,
+                files: entries,
+            };
+            let fetched = cache::fetch(storage, &active).await?;
+            (fetched.path, fetched.files, fetched._pin)
+        }
+    };
+    let plan = delta::plan(storage, snapshot, files, local).await?;
+    Ok(LocalDataset { path, files: Vec::new(), delta: Some(plan), _pin: pin })
 }
 
 /// The CSV dialect of a CSV/TSV dataset, sniffed from its first 64 KiB (`None` for other formats).
@@ -428,6 +560,8 @@ pub fn scan(
         Format::Ndjson => LazyJsonLineReader::new(PlRefPath::new(text))
             .with_infer_schema_length(std::num::NonZeroUsize::new(10_000))
             .finish()?,
+        // Its files, partition values and deletions come from the log: see `LocalDataset::scan`.
+        Format::Delta => return Err(DatasetError::Delta(format!("`{text}` is a Delta table: scan its snapshot"))),
     };
     Ok(frame)
 }

@@ -34,7 +34,14 @@ fn job(sql: &str, tables: Vec<JobTable>) -> Job {
 }
 
 fn table(name: &str, path: impl Into<PathBuf>) -> JobTable {
-    JobTable { name: name.to_owned(), path: path.into(), files: Vec::new(), format: Format::Csv, dialect: None }
+    JobTable {
+        name: name.to_owned(),
+        path: path.into(),
+        files: Vec::new(),
+        format: Format::Csv,
+        dialect: None,
+        delta: None,
+    }
 }
 
 fn csv_file(rows: usize) -> tempfile::NamedTempFile {

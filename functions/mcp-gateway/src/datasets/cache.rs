@@ -178,7 +178,7 @@ pub(super) async fn fetch(storage: &Storage, dataset: &Dataset) -> Result<LocalD
     let path = folder.join(&dataset.path);
     let files =
         if dataset.partitioned { files.iter().map(|file| folder.join(&file.path)).collect() } else { Vec::new() };
-    Ok(LocalDataset { path, files, _pin: Some(pin) })
+    Ok(LocalDataset { path, files, delta: None, _pin: Some(pin) })
 }
 
 /// The files of a dataset, with their listed size and ETag.

@@ -20,9 +20,11 @@ const TEXT_EXTENSIONS: &[&str] = &[
     "swift", "scala", "ini", "cfg",
 ];
 
-/// Whether `path` is a text document the search tool indexes.
+/// Whether `path` is a text document the search tool indexes (not hidden, not a Delta table's
+/// transaction log).
 pub fn is_indexable(path: &str) -> bool {
-    if path.starts_with(INDEX_DIR) || path.split('/').any(|segment| segment.starts_with('.')) {
+    let skipped = |segment: &str| segment.starts_with('.') || segment == crate::datasets::delta::LOG_FOLDER;
+    if path.starts_with(INDEX_DIR) || path.split('/').any(skipped) {
         return false;
     }
     let extension = path.rsplit_once('.').map(|(_, ext)| ext.to_ascii_lowercase()).unwrap_or_default();
@@ -111,5 +113,6 @@ mod tests {
         assert!(!is_indexable("data/x.parquet"));
         assert!(!is_indexable(".mcp-index/meta.json"));
         assert!(!is_indexable("a/.hidden/b.txt"));
+        assert!(!is_indexable("sales/trips/_delta_log/00000000000000000000.json"), "a Delta log is not a document");
     }
 }

@@ -4,6 +4,7 @@
 //! pages.
 
 mod chunked;
+mod delta;
 
 use polars::prelude::{Engine, LazyFrame};
 use polars_buffer::Buffer;
@@ -15,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::{
-    datasets::{self, Dataset, Format, rows_of},
+    datasets::{self, Dataset, Format, delta::TimeTravel, rows_of},
     registry::{CallContext, Output, ToolError, TypedTool},
     storage::{EntryKind, ObjectPath, Storage},
 };
@@ -41,14 +42,19 @@ impl DatasetMetadataTool {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MetadataInput {
-    /// A dataset file (CSV, TSV, Parquet, NDJSON), a partitioned Parquet folder, or a folder
-    /// whose datasets should all be described. Empty for the whole root.
+    /// A dataset file (CSV, TSV, Parquet, NDJSON), a partitioned Parquet folder, a Delta table
+    /// folder, or a folder whose datasets should all be described. Empty for the whole root.
     #[serde(default)]
     pub path: String,
     /// Sample rows to include per dataset (default 5, at most 50).
     pub sample_rows: Option<usize>,
     /// Most frequent values to list per text column (default 5, at most 50).
     pub top_values: Option<usize>,
+    /// Delta tables: describe this version (time travel).
+    pub version: Option<u64>,
+    /// Delta tables: describe the newest version committed at or before this time (RFC 3339, or
+    /// a date).
+    pub as_of: Option<String>,
 }
 
 /// Statistics of one column.
@@ -84,6 +90,24 @@ pub struct ColumnStats {
     pub top_values: Option<Vec<TopValue>>,
 }
 
+impl ColumnStats {
+    /// A column with no statistics yet.
+    fn named(name: String, dtype: String) -> Self {
+        Self {
+            name,
+            dtype,
+            null_count: None,
+            distinct_count: None,
+            distinct_is_approximate: false,
+            min: None,
+            max: None,
+            mean: None,
+            std: None,
+            top_values: None,
+        }
+    }
+}
+
 /// A value and how often it occurs.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct TopValue {
@@ -115,13 +139,17 @@ pub struct DatasetMetadata {
     /// Parquet: number of row groups.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub row_groups: Option<usize>,
-    /// Where the statistics come from: `scan` (a streaming pass over the data) or
-    /// `parquet-footer` (the file's own statistics; no data pages read).
+    /// Where the statistics come from: `scan` (a streaming pass over the data),
+    /// `parquet-footer` (the file's own statistics; no data pages read) or `delta-log` (the
+    /// statistics a Delta table's log records per file; no data file read).
     pub statistics_source: String,
     /// Per-column statistics.
     pub columns: Vec<ColumnStats>,
     /// The first rows.
     pub sample: Vec<Map<String, Value>>,
+    /// Delta tables: the version and what the log says of it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delta: Option<delta::DeltaDetails>,
 }
 
 /// Result of `dataset_metadata`.
@@ -138,10 +166,12 @@ impl TypedTool for DatasetMetadataTool {
     type Output = MetadataOutput;
     const NAME: &'static str = "dataset_metadata";
     const TITLE: &'static str = "Dataset metadata";
-    const DESCRIPTION: &'static str = "Describe CSV, TSV, Parquet and NDJSON datasets under the data root: \
-        format (CSV delimiter and header detected), schema, row count, and per column the null count, \
-        distinct count (approximate), min/max/mean/std for numbers, top values for text, plus sample rows. \
-        Give a file, a partitioned Parquet folder, or a folder to describe every dataset in it.";
+    const DESCRIPTION: &'static str = "Describe CSV, TSV, Parquet and NDJSON datasets and Delta Lake tables \
+        under the data root: format (CSV delimiter and header detected), schema, row count, and per column \
+        the null count, distinct count (approximate), min/max/mean/std for numbers, top values for text, \
+        plus sample rows. Give a file, a partitioned Parquet folder, a Delta table folder, or a folder to \
+        describe every dataset in it. For Delta tables: version, last commit and operation, partitions, \
+        files, and statistics from the log (no data file read); `version`/`as_of` pick an older version.";
 
     fn annotations(&self) -> ToolAnnotations {
         ToolAnnotations::new().read_only(true).destructive(false).idempotent(true).open_world(false)
@@ -153,8 +183,18 @@ impl TypedTool for DatasetMetadataTool {
 
     async fn run(&self, input: MetadataInput, context: CallContext) -> Result<Output<MetadataOutput>, ToolError> {
         let sample_rows = input.sample_rows.unwrap_or(5).min(50);
+        let at = TimeTravel::from_args(input.version, input.as_of.as_deref()).map_err(ToolError::new)?;
         let top_values = input.top_values.unwrap_or(5).min(50);
         let path = ObjectPath::parse(&input.path)?;
+        // A Delta table named by its folder is found from its log alone (a big table's data
+        // files need no listing).
+        if let Some(table) = datasets::delta_table(&self.storage, &path).await? {
+            context.progress.report(0.0, Some(1.0), format!("describing {}", table.path)).await;
+            let described = vec![self.describe_delta(table, at, sample_rows).await?];
+            context.progress.report(1.0, Some(1.0), "done").await;
+            let text = described.iter().map(summary).collect::<Vec<_>>().join("\n\n");
+            return Ok(Output { structured: MetadataOutput { datasets: described, skipped: 0 }, text });
+        }
         let all = datasets::discover(&self.storage).await?;
         let exact: Vec<Dataset> = all.iter().filter(|d| d.path == path.as_str()).cloned().collect();
         let chosen = if exact.is_empty() {
@@ -168,14 +208,20 @@ impl TypedTool for DatasetMetadataTool {
             exact
         };
         if chosen.is_empty() {
-            return Err(ToolError::new(format!("no datasets (CSV, TSV, Parquet, NDJSON) under `{path}`")));
+            return Err(ToolError::new(format!("no datasets (CSV, TSV, Parquet, NDJSON, Delta) under `{path}`")));
+        }
+        if at.is_some() && !chosen.iter().any(|dataset| dataset.format == Format::Delta) {
+            return Err(ToolError::new("`version` and `as_of` apply to Delta tables; there is none under this path"));
         }
         let skipped = chosen.len().saturating_sub(MAX_DATASETS);
         let total = chosen.len().min(MAX_DATASETS);
         let mut described = Vec::with_capacity(total);
         for (done, dataset) in chosen.into_iter().take(MAX_DATASETS).enumerate() {
             context.progress.report(done as f64, Some(total as f64), format!("describing {}", dataset.path)).await;
-            described.push(self.describe(dataset, sample_rows, top_values).await?);
+            described.push(match dataset.format {
+                Format::Delta => self.describe_delta(dataset, at, sample_rows).await?,
+                _ => self.describe(dataset, sample_rows, top_values).await?,
+            });
         }
         context.progress.report(total as f64, Some(total as f64), "done").await;
         let text = described.iter().map(summary).collect::<Vec<_>>().join("\n\n");
@@ -226,6 +272,7 @@ impl DatasetMetadataTool {
             statistics_source: "scan".into(),
             columns: scan.columns,
             sample: scan.sample,
+            delta: None,
         })
     }
 
@@ -249,16 +296,11 @@ impl DatasetMetadataTool {
             .columns()
             .iter()
             .map(|column| ColumnStats {
-                name: column.path_in_schema.join("."),
-                dtype: format!("{:?}", column.descriptor.primitive_type.physical_type).to_lowercase(),
                 null_count: Some(0),
-                distinct_count: None,
-                distinct_is_approximate: false,
-                min: None,
-                max: None,
-                mean: None,
-                std: None,
-                top_values: None,
+                ..ColumnStats::named(
+                    column.path_in_schema.join("."),
+                    format!("{:?}", column.descriptor.primitive_type.physical_type).to_lowercase(),
+                )
             })
             .collect();
         for group in &metadata.row_groups {
@@ -285,6 +327,7 @@ impl DatasetMetadataTool {
             statistics_source: "parquet-footer".into(),
             columns,
             sample: Vec::new(),
+            delta: None,
         })
     }
 }
@@ -391,6 +434,18 @@ fn summary(metadata: &DatasetMetadata) -> String {
         "{} ({:?}, {} bytes, {} rows, table `{}`)",
         metadata.path, metadata.format, metadata.size, metadata.row_count, metadata.table
     );
+    if let Some(delta) = &metadata.delta {
+        text.push_str(&format!(
+            "\n  version {} ({}, {}), {} files",
+            delta.version,
+            delta.operation.as_deref().unwrap_or("unknown operation"),
+            delta.committed_at.as_deref().unwrap_or("commit time unknown"),
+            delta.files
+        ));
+        if !delta.partition_columns.is_empty() {
+            text.push_str(&format!(", partitioned by {}", delta.partition_columns.join(", ")));
+        }
+    }
     for column in &metadata.columns {
         text.push_str(&format!("\n  {}: {}", column.name, column.dtype));
         if let Some(nulls) = column.null_count {

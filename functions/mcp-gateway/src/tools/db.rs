@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::{
-    datasets::{self, Dataset},
+    datasets::{self, Dataset, Format, delta::TimeTravel},
     registry::{CallContext, Output, ToolError, TypedTool},
     storage::Storage,
 };
@@ -60,7 +60,8 @@ impl DbTool {
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum DbAction {
-    /// List the tables: every CSV/TSV/Parquet/NDJSON file (and partitioned Parquet folder).
+    /// List the tables: every CSV/TSV/Parquet/NDJSON file, partitioned Parquet folder and Delta
+    /// table.
     Tables,
     /// Column names and types of one table.
     Describe,
@@ -81,6 +82,11 @@ pub struct DbInput {
     pub sql: Option<String>,
     /// `query`: the most rows to return (default 100).
     pub limit: Option<usize>,
+    /// `describe`/`query`: read the Delta tables at this version (time travel).
+    pub version: Option<u64>,
+    /// `describe`/`query`: read the Delta tables as of this time: the newest version committed
+    /// at or before it (RFC 3339, e.g. `2026-01-31T12:00:00Z`, or a date).
+    pub as_of: Option<String>,
 }
 
 /// A column of a table or result.
@@ -115,10 +121,12 @@ impl TypedTool for DbTool {
     const NAME: &'static str = "db";
     const TITLE: &'static str = "SQL over the data files";
     const DESCRIPTION: &'static str = "Read-only SQL (polars dialect) over the CSV, TSV, Parquet and NDJSON \
-        files under the data root. Each file is a table named after its path (`sales/orders.csv` → \
-        `sales_orders`). action=tables lists them, action=describe shows a table's columns, \
-        action=query runs one SELECT/WITH statement and returns at most `limit` rows. Only these \
-        tables can be read: no table functions (read_csv, ...), file paths or URLs.";
+        files and Delta Lake tables under the data root. Each file (or Delta table folder) is a table \
+        named after its path (`sales/orders.csv` → `sales_orders`). action=tables lists them, \
+        action=describe shows a table's columns, action=query runs one SELECT/WITH statement and \
+        returns at most `limit` rows. Delta tables are read at their latest version, or at `version` \
+        or `as_of` (time travel). Only these tables can be read: no table functions (read_csv, ...), \
+        file paths or URLs.";
 
     fn annotations(&self) -> ToolAnnotations {
         ToolAnnotations::new().read_only(true).destructive(false).idempotent(true).open_world(false)
@@ -130,10 +138,18 @@ impl TypedTool for DbTool {
 
     async fn run(&self, input: DbInput, context: CallContext) -> Result<Output<DbOutput>, ToolError> {
         let tables = datasets::discover(&self.storage).await?;
+        let at = TimeTravel::from_args(input.version, input.as_of.as_deref()).map_err(ToolError::new)?;
+        // Time travel must apply to something.
+        let travels = |delta: bool| match at {
+            Some(_) if !delta => {
+                Err(ToolError::new("`version` and `as_of` apply to Delta tables; this call reads none"))
+            }
+            _ => Ok(()),
+        };
         match input.action {
             DbAction::Tables => {
                 let text = if tables.is_empty() {
-                    "no tables: the data root has no CSV, TSV, Parquet or NDJSON files".to_owned()
+                    "no tables: the data root has no CSV, TSV, Parquet or NDJSON files or Delta tables".to_owned()
                 } else {
                     tables
                         .iter()
@@ -149,18 +165,23 @@ impl TypedTool for DbTool {
                     .iter()
                     .find(|t| t.name.eq_ignore_ascii_case(name))
                     .ok_or_else(|| ToolError::from(datasets::DatasetError::UnknownTable(name.to_owned())))?;
-                let file = datasets::local_path(&self.storage, dataset).await?;
-                let dialect = datasets::csv_dialect(&self.storage, dataset).await?;
-                let format = dataset.format;
-                let schema = datasets::blocking(move |_cancel| {
-                    let mut frame = datasets::scan(format, file.path(), file.files(), dialect)?;
-                    Ok(frame.collect_schema()?)
-                })
-                .await?;
-                let columns: Vec<Column> = schema
-                    .iter()
-                    .map(|(name, dtype)| Column { name: name.to_string(), dtype: dtype.to_string() })
-                    .collect();
+                travels(dataset.format == Format::Delta)?;
+                let columns: Vec<Column> = if dataset.format == Format::Delta {
+                    // The snapshot's schema is the scan's: no data file needs fetching.
+                    let snapshot = datasets::delta::load(&self.storage, dataset, at).await?;
+                    let columns = snapshot.columns.iter();
+                    columns.map(|c| Column { name: c.name.clone(), dtype: c.dtype.to_string() }).collect()
+                } else {
+                    let file = datasets::local_path(&self.storage, dataset).await?;
+                    let dialect = datasets::csv_dialect(&self.storage, dataset).await?;
+                    let format = dataset.format;
+                    let schema =
+                        datasets::blocking(move |_cancel| Ok(file.scan(format, dialect)?.collect_schema()?)).await?;
+                    schema
+                        .iter()
+                        .map(|(name, dtype)| Column { name: name.to_string(), dtype: dtype.to_string() })
+                        .collect()
+                };
                 let text = columns.iter().map(|c| format!("{}: {}", c.name, c.dtype)).collect::<Vec<_>>().join("\n");
                 Ok(Output { structured: DbOutput { columns: Some(columns), ..DbOutput::default() }, text })
             }
@@ -172,17 +193,21 @@ impl TypedTool for DbTool {
                 }
                 let names: Vec<String> = tables.iter().map(|table| table.name.clone()).collect();
                 let checked = policy::check(sql, &names).map_err(|refused| ToolError::new(refused.0))?;
+                travels(
+                    tables.iter().any(|table| checked.tables.contains(&table.name) && table.format == Format::Delta),
+                )?;
                 context.progress.report(0.0, None, "preparing tables").await;
                 let mut files = Vec::new();
                 let mut job_tables = Vec::new();
                 for dataset in tables.iter().filter(|table| checked.tables.contains(&table.name)) {
-                    let file = datasets::local_path(&self.storage, dataset).await?;
+                    let file = datasets::open(&self.storage, dataset, at).await?;
                     job_tables.push(worker::JobTable {
                         name: dataset.name.clone(),
                         path: file.path().to_owned(),
                         files: file.files().to_vec(),
                         format: dataset.format,
                         dialect: datasets::csv_dialect(&self.storage, dataset).await?,
+                        delta: file.delta().cloned(),
                     });
                     files.push(file);
                 }

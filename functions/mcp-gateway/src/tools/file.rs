@@ -7,6 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    datasets,
     registry::{CallContext, Output, ToolError, TypedTool, cursor_offset, next_cursor},
     storage::{Entry, EntryKind, ObjectPath, Storage},
 };
@@ -86,9 +87,10 @@ pub struct FileInput {
 /// Result of `file`; which fields are set depends on the action.
 #[derive(Debug, Default, Serialize, JsonSchema)]
 pub struct FileOutput {
-    /// `list`: this page of entries, sorted by path.
+    /// `list`: this page of entries, sorted by path. A Delta Lake table's folder is one entry
+    /// (`table: "delta"`); its log and data files are listed only inside it.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub entries: Option<Vec<Entry>>,
+    pub entries: Option<Vec<ListedEntry>>,
     /// `list`: pass as `cursor` to get the next page; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
@@ -109,6 +111,20 @@ pub struct FileOutput {
     pub line_range: Option<[u64; 2]>,
 }
 
+/// An entry of a listing.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ListedEntry {
+    /// The entry itself.
+    #[serde(flatten)]
+    pub entry: Entry,
+    /// `delta` for the folder of a Delta Lake table (`db` and `dataset_metadata` read it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
+}
+
+/// Folders checked at once for `_delta_log/` in a listing.
+const CONCURRENT_TABLE_CHECKS: usize = 8;
+
 /// Metadata of one file.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct FileInfo {
@@ -125,7 +141,8 @@ impl TypedTool for FileTool {
     const NAME: &'static str = "file";
     const TITLE: &'static str = "Files under the data root";
     const DESCRIPTION: &'static str = "List, read and inspect files under the data root. \
-        action=list (path, recursive, glob, limit, cursor); action=read (path plus start_line/end_line \
+        action=list (path, recursive, glob, limit, cursor; a Delta Lake table's folder is one entry, \
+        table=delta); action=read (path plus start_line/end_line \
         or offset/length; binary files are returned base64-encoded); action=info (path). \
         Paths are relative to the data root.";
 
@@ -161,19 +178,31 @@ impl FileTool {
         }
         let start = cursor_offset(input.cursor.as_deref(), MAX_LIST_OFFSET)?;
         context.progress.report(0.0, None, format!("listing {dir}")).await;
-        let entries = self.storage.list(dir, input.recursive).await?;
+        let mut entries = self.storage.list(dir, input.recursive).await?;
+        let tables = if input.recursive { collapse_delta_tables(dir, &mut entries) } else { Vec::new() };
         let matching: Vec<Entry> =
             entries.into_iter().filter(|entry| matcher.as_ref().is_none_or(|m| m.is_match(&entry.path))).collect();
         let total = matching.len();
         context.progress.report(total as f64, Some(total as f64), format!("{total} entries found")).await;
         let page: Vec<Entry> = matching.into_iter().skip(start).take(limit).collect();
+        let page = if input.recursive {
+            page.into_iter()
+                .map(|entry| {
+                    let table = tables.contains(&entry.path).then(|| "delta".to_owned());
+                    ListedEntry { entry, table }
+                })
+                .collect()
+        } else {
+            self.mark_delta_tables(page).await
+        };
         let next = start + page.len();
         let next_cursor = next_cursor(next, total);
         let mut text = page
             .iter()
-            .map(|e| match e.kind {
-                EntryKind::Dir => format!("{}/", e.path),
-                EntryKind::File => format!("{}\t{} bytes", e.path, e.size),
+            .map(|listed| match (&listed.entry.kind, &listed.table) {
+                (EntryKind::Dir, Some(_)) => format!("{}/\tDelta table", listed.entry.path),
+                (EntryKind::Dir, None) => format!("{}/", listed.entry.path),
+                (EntryKind::File, _) => format!("{}\t{} bytes", listed.entry.path, listed.entry.size),
             })
             .collect::<Vec<_>>()
             .join("\n");
@@ -184,6 +213,28 @@ impl FileTool {
             text = format!("no entries under {dir}");
         }
         Ok(Output { structured: FileOutput { entries: Some(page), next_cursor, ..FileOutput::default() }, text })
+    }
+
+    /// Marks the folders of a page that hold `_delta_log/` as Delta tables.
+    async fn mark_delta_tables(&self, page: Vec<Entry>) -> Vec<ListedEntry> {
+        use futures::StreamExt as _;
+        let checks: Vec<_> = page
+            .into_iter()
+            .map(|entry| {
+                let storage = self.storage.clone();
+                async move {
+                    let log = ObjectPath::parse(&format!("{}/{}", entry.path, datasets::delta::LOG_FOLDER));
+                    let is_table = match (&entry.kind, log) {
+                        (EntryKind::Dir, Ok(log)) => {
+                            storage.stat(&log).await.is_ok_and(|found| found.kind == EntryKind::Dir)
+                        }
+                        _ => false,
+                    };
+                    ListedEntry { entry, table: is_table.then(|| "delta".to_owned()) }
+                }
+            })
+            .collect();
+        futures::stream::iter(checks).buffered(CONCURRENT_TABLE_CHECKS).collect().await
     }
 
     async fn read(&self, path: &ObjectPath, input: &FileInput) -> Result<Output<FileOutput>, ToolError> {
@@ -298,6 +349,34 @@ impl FileTool {
         };
         Ok(Output { structured: output, text })
     }
+}
+
+/// Folds each Delta table under `dir` (a folder holding `_delta_log/`, other than `dir` itself)
+/// into one folder entry; returns the tables' paths.
+fn collapse_delta_tables(dir: &ObjectPath, entries: &mut Vec<Entry>) -> Vec<String> {
+    let log = datasets::delta::LOG_FOLDER;
+    let mut tables: Vec<String> = entries
+        .iter()
+        .filter_map(|entry| {
+            let at = entry.path.split('/').position(|segment| segment == log)?;
+            let root: Vec<&str> = entry.path.split('/').take(at).collect();
+            Some(root.join("/"))
+        })
+        .filter(|root| !root.is_empty() && root.as_str() != dir.as_str())
+        .collect();
+    tables.sort();
+    tables.dedup();
+    // An outer table holds the inner one.
+    let outer: Vec<String> = tables.clone();
+    tables.retain(|root| !outer.iter().any(|other| root.starts_with(&format!("{other}/"))));
+    entries.retain(|entry| !tables.iter().any(|root| entry.path.starts_with(&format!("{root}/"))));
+    for root in &tables {
+        if !entries.iter().any(|entry| &entry.path == root) {
+            entries.push(Entry { path: root.clone(), kind: EntryKind::Dir, size: 0, modified: None, etag: None });
+        }
+    }
+    entries.sort_by(|a, b| a.path.cmp(&b.path));
+    tables
 }
 
 fn info(entry: Entry) -> FileInfo {

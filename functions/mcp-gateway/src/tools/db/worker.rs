@@ -38,8 +38,8 @@ use crate::{
 pub const WORKER_ARG: &str = "__mcp-sql-worker";
 /// The argument that runs a worker without its network sandbox (`--db-sandbox off`).
 const NO_SANDBOX_ARG: &str = "--no-sandbox";
-/// The largest job (SQL plus table list) a worker reads.
-const MAX_JOB_BYTES: u64 = 1 << 20;
+/// The largest job (SQL plus tables, with the file lists of Delta snapshots) a worker reads.
+const MAX_JOB_BYTES: u64 = 64 << 20;
 /// The largest answer the server reads back from a worker.
 const MAX_ANSWER_BYTES: u64 = 256 << 20;
 /// How much of a worker's stderr is kept to explain a failure.
@@ -110,6 +110,9 @@ pub struct JobTable {
     pub format: Format,
     /// CSV: the dialect the server detected.
     pub dialect: Option<CsvDialect>,
+    /// Delta: the snapshot's files, partition values and deleted rows, resolved by the server.
+    #[serde(default)]
+    pub delta: Option<datasets::delta::ScanPlan>,
 }
 
 /// A query's result.
@@ -295,8 +298,11 @@ fn execute(job: &Job) -> Result<QueryOutput, String> {
     let checked = policy::check(&job.sql, &names).map_err(|refused| refused.0)?;
     let context = polars_sql::SQLContext::new();
     for table in job.tables.iter().filter(|table| checked.tables.contains(&table.name)) {
-        let frame = datasets::scan(table.format, &table.path, &table.files, table.dialect)
-            .map_err(|error| error.to_string())?;
+        let frame = match &table.delta {
+            Some(plan) => datasets::delta::scan(plan),
+            None => datasets::scan(table.format, &table.path, &table.files, table.dialect),
+        }
+        .map_err(|error| error.to_string())?;
         context.register(&table.name, frame);
     }
     let mut context = context;
