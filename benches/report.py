@@ -16,8 +16,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = Path(os.environ.get("BENCH_OUT", ROOT / "benches" / "results"))
-BENCHES = ["server", "proxy", "data", "federation"]
-SECTIONS = ["Cold start", "Warm cost", "Throughput", "Latency", "Proxy", "Data", "Federation", "Memory and size"]
+BENCHES = ["server", "proxy", "data", "federation", "delta"]
+SECTIONS = ["Cold start", "Warm cost", "Throughput", "Latency", "Proxy", "Data", "Delta Lake", "Federation", "Memory and size"]
 
 
 def number(value: float | None, unit: str = "") -> str:
