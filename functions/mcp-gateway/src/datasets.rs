@@ -135,11 +135,10 @@ pub async fn discover(storage: &Storage) -> Result<Vec<Dataset>, StorageError> {
 }
 
 fn from_entries(all: &[Entry]) -> Vec<Dataset> {
-    let entries = all;
     let hidden = |path: &str| path.split('/').any(|segment| segment.starts_with('.'));
     // A folder holding `_delta_log/` is a Delta table: one dataset, never its loose files.
     let mut delta_roots: Vec<String> = Vec::new();
-    for entry in entries {
+    for entry in all {
         let segments: Vec<&str> = entry.path.split('/').collect();
         if let Some(log) = segments.iter().position(|segment| *segment == delta::LOG_FOLDER)
             && log > 0
@@ -153,7 +152,7 @@ fn from_entries(all: &[Entry]) -> Vec<Dataset> {
         }
     }
     let in_delta = |path: &str| delta_roots.iter().any(|root| path.starts_with(&format!("{root}/")));
-    let entries: Vec<Entry> = entries.iter().filter(|entry| !in_delta(&entry.path)).cloned().collect();
+    let entries: Vec<Entry> = all.iter().filter(|entry| !in_delta(&entry.path)).cloned().collect();
     // A folder is a partitioned dataset when it has `key=value` sub-folders holding Parquet.
     let mut partitioned_roots: Vec<String> = Vec::new();
     for entry in entries.iter().filter(|e| e.kind == EntryKind::File && Format::of(&e.path) == Some(Format::Parquet)) {
@@ -657,6 +656,10 @@ mod tests {
             file(".mcp-index/meta.json"),
             file("x/y.tsv"),
             file("x/y.csv"),
+            file("lake/trips/_delta_log/00000000000000000000.json"),
+            file("lake/trips/_delta_log/00000000000000000010.checkpoint.parquet"),
+            file("lake/trips/part-0.parquet"),
+            file("lake/trips/day=1/part-1.parquet"),
         ];
         let found: Vec<(String, Format, bool)> =
             from_entries(&entries).into_iter().map(|d| (d.name, d.format, d.partitioned)).collect();
@@ -665,6 +668,7 @@ mod tests {
             vec![
                 ("a".into(), Format::Csv, false),
                 ("events".into(), Format::Ndjson, false),
+                ("lake_trips".into(), Format::Delta, false),
                 ("trips".into(), Format::Parquet, true),
                 ("x_y_csv".into(), Format::Csv, false),
                 ("x_y_tsv".into(), Format::Tsv, false),
