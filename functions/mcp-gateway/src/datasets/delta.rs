@@ -38,6 +38,8 @@ pub const LOG_FOLDER: &str = "_delta_log";
 pub const MAX_LOG_BYTES: u64 = 256 << 20;
 /// Log files read at once (S3 round trips overlap).
 const CONCURRENT_READS: usize = 8;
+/// The table property that moves commit times into the commits.
+const IN_COMMIT_TIMESTAMPS: &str = "delta.enableInCommitTimestamps";
 /// Reader features whose meaning this reader honours.
 const SUPPORTED_READER_FEATURES: &[&str] = &["deletionVectors", "timestampNtz", "vacuumProtocolCheck", "columnMapping"];
 
@@ -417,7 +419,7 @@ async fn load_snapshot(storage: &Storage, dataset: &Dataset, at: Option<TimeTrav
             state.timestamp = modified_ms(entry).or(state.info.timestamp);
         }
     }
-    state.into_snapshot(dataset, version)
+    state.into_snapshot(dataset, version, matches!(at, Some(TimeTravel::AsOf(_))))
 }
 
 /// The newest version whose commit file was written at or before `ms`.
@@ -515,10 +517,20 @@ impl Replay {
         }
     }
 
-    fn into_snapshot(self, dataset: &Dataset, version: u64) -> Result<Snapshot, Failure> {
+    /// The snapshot the replay reached; `by_time` when the version was picked by `as_of`.
+    fn into_snapshot(self, dataset: &Dataset, version: u64, by_time: bool) -> Result<Snapshot, Failure> {
         let protocol = self.protocol.ok_or_else(|| DeltaError::Corrupt("no protocol action".into()))?;
         let metadata = self.metadata.ok_or_else(|| DeltaError::Corrupt("no metaData action".into()))?;
         check_protocol(&protocol, &metadata)?;
+        // With in-commit timestamps a version's time is in its commit, not its file: `as_of`
+        // by file times could pick another version.
+        let in_commit = metadata.configuration.get(IN_COMMIT_TIMESTAMPS).cloned().flatten();
+        if by_time && in_commit.is_some_and(|on| on.eq_ignore_ascii_case("true")) {
+            return Err(DeltaError::Unsupported(format!(
+                "in-commit timestamps (`{IN_COMMIT_TIMESTAMPS}`) for `as_of`; use `version`"
+            ))
+            .into());
+        }
         let columns = parse_schema(&metadata.schema_string)?;
         let listed: HashMap<&str, &Entry> = dataset.files.iter().map(|entry| (entry.path.as_str(), entry)).collect();
         let mut files = Vec::with_capacity(self.files.len());
@@ -909,6 +921,37 @@ mod tests {
         assert!(refused(protocol(3, &["v2Checkpoint"]), metadata(None)).contains("`v2Checkpoint`"));
         assert!(refused(protocol(2, &[]), metadata(Some("name"))).contains("column mapping (mode `name`)"));
         assert!(refused(protocol(4, &[]), metadata(None)).contains("reader protocol version 4"));
+    }
+
+    /// `as_of` compares commit file times; a table whose commit times live in its commits must
+    /// not be read by them.
+    #[test]
+    fn as_of_is_refused_on_tables_with_in_commit_timestamps() {
+        let replay = |on: &str| Replay {
+            protocol: Some(Protocol { min_reader_version: 1, reader_features: None }),
+            metadata: Some(Metadata {
+                schema_string: r#"{"type":"struct","fields":[{"name":"a","type":"long"}]}"#.into(),
+                partition_columns: Vec::new(),
+                configuration: BTreeMap::from([(IN_COMMIT_TIMESTAMPS.to_owned(), Some(on.to_owned()))]),
+            }),
+            ..Replay::default()
+        };
+        let table = Dataset {
+            name: "t".into(),
+            path: "t".into(),
+            format: super::super::Format::Delta,
+            size: 0,
+            partitioned: false,
+            etag: None,
+            files: Vec::new(),
+        };
+        let refused = |on, by_time| match replay(on).into_snapshot(&table, 0, by_time) {
+            Err(error) => error.in_table("t").to_string(),
+            Ok(_) => String::new(),
+        };
+        assert!(refused("true", true).contains("in-commit timestamps"), "{}", refused("true", true));
+        assert_eq!(refused("true", false), "", "reading by version is fine");
+        assert_eq!(refused("false", true), "");
     }
 
     #[test]
