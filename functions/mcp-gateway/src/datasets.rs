@@ -112,6 +112,9 @@ pub enum DatasetError {
     /// A Delta table that cannot be read (as asked).
     #[error("{0}")]
     Delta(String),
+    /// The blocking pool could not run polars work.
+    #[error("{0}")]
+    Worker(String),
 }
 
 /// The table name for a dataset path: `sales/orders.csv` → `sales_orders`.
@@ -137,20 +140,7 @@ pub async fn discover(storage: &Storage) -> Result<Vec<Dataset>, StorageError> {
 fn from_entries(all: &[Entry]) -> Vec<Dataset> {
     let hidden = |path: &str| path.split('/').any(|segment| segment.starts_with('.'));
     // A folder holding `_delta_log/` is a Delta table: one dataset, never its loose files.
-    let mut delta_roots: Vec<String> = Vec::new();
-    for entry in all {
-        let segments: Vec<&str> = entry.path.split('/').collect();
-        if let Some(log) = segments.iter().position(|segment| *segment == delta::LOG_FOLDER)
-            && log > 0
-        {
-            let root = segments[..log].join("/");
-            let nested = delta_roots.iter().any(|outer| root == *outer || root.starts_with(&format!("{outer}/")));
-            if !nested && !hidden(&root) {
-                delta_roots.retain(|inner| !inner.starts_with(&format!("{root}/")));
-                delta_roots.push(root);
-            }
-        }
-    }
+    let delta_roots = delta::table_folders(all, |root| !hidden(root));
     let in_delta = |path: &str| delta_roots.iter().any(|root| path.starts_with(&format!("{root}/")));
     let entries: Vec<Entry> = all.iter().filter(|entry| !in_delta(&entry.path)).cloned().collect();
     // A folder is a partitioned dataset when it has `key=value` sub-folders holding Parquet.
@@ -359,7 +349,7 @@ pub async fn open_delta(
             (root.path().join(&snapshot.path), local, None)
         }
         Storage::S3(_) => {
-            let entries = snapshot.entries_of(files);
+            let entries: Vec<Entry> = files.iter().map(|file| file.entry()).collect();
             // A multi-file dataset for the cache: one cached folder per set of active files.
             let active = Dataset {
                 name: table_name(&snapshot.path),
@@ -420,11 +410,19 @@ impl Cancelled {
 }
 
 /// Runs polars work on the blocking pool (at most [`POLARS_JOBS`] at once), as a tool error on
-/// failure. When the returned future is dropped (the call timed out or was cancelled), the work is
-/// told so through its [`Cancelled`].
+/// failure (see [`polars_job`]).
 pub async fn blocking<T: Send + 'static>(
     work: impl FnOnce(Cancelled) -> Result<T, DatasetError> + Send + 'static,
 ) -> Result<T, crate::registry::ToolError> {
+    polars_job(work).await.map_err(crate::registry::ToolError::from)
+}
+
+/// Runs polars work on the blocking pool, at most [`POLARS_JOBS`] at once. When the returned
+/// future is dropped (the call timed out or was cancelled), the work is told so through its
+/// [`Cancelled`].
+pub async fn polars_job<T: Send + 'static>(
+    work: impl FnOnce(Cancelled) -> Result<T, DatasetError> + Send + 'static,
+) -> Result<T, DatasetError> {
     struct CancelOnDrop(Cancelled);
     impl Drop for CancelOnDrop {
         fn drop(&mut self) {
@@ -434,13 +432,12 @@ pub async fn blocking<T: Send + 'static>(
     let _slot = POLARS_SLOTS
         .acquire()
         .await
-        .map_err(|_| crate::registry::ToolError::new("the dataset workers are shutting down"))?;
+        .map_err(|_| DatasetError::Worker("the dataset workers are shutting down".into()))?;
     let cancelled = Cancelled::default();
     let _on_drop = CancelOnDrop(cancelled.clone());
     tokio::task::spawn_blocking(move || work(cancelled))
         .await
-        .map_err(|error| crate::registry::ToolError::new(format!("dataset worker failed: {error}")))?
-        .map_err(crate::registry::ToolError::from)
+        .map_err(|error| DatasetError::Worker(format!("dataset worker failed: {error}")))?
 }
 
 /// Orders two JSON scalars of the same kind (numbers, strings, booleans); others are unordered.

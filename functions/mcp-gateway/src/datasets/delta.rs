@@ -57,6 +57,24 @@ pub enum DeltaError {
     Version(String),
 }
 
+/// The outermost Delta table folders among `entries` (folders holding `_delta_log/`; never the
+/// root) that `keep` accepts, sorted; a table inside another one is part of it.
+pub fn table_folders(entries: &[Entry], keep: impl Fn(&str) -> bool) -> Vec<String> {
+    let mut roots: Vec<String> = entries
+        .iter()
+        .filter_map(|entry| {
+            let at = entry.path.split('/').position(|segment| segment == LOG_FOLDER).filter(|&at| at > 0)?;
+            Some(entry.path.split('/').take(at).collect::<Vec<_>>().join("/"))
+        })
+        .filter(|root| keep(root))
+        .collect();
+    roots.sort();
+    roots.dedup();
+    let all = roots.clone();
+    roots.retain(|root| !all.iter().any(|outer| root.starts_with(&format!("{outer}/"))));
+    roots
+}
+
 /// Which version of a table to read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TimeTravel {
@@ -195,6 +213,9 @@ pub struct ActiveFile {
     /// Rows its deletion vector removes, when it has one.
     pub deleted_rows: u64,
     deletion_vector: Option<dv::Descriptor>,
+    /// Its ETag when the table was found by a listing of its files (Delta writes each data file
+    /// once, under a unique name, so path and size identify it without one).
+    etag: Option<String>,
 }
 
 /// A file's statistics from the log.
@@ -236,10 +257,6 @@ pub struct Snapshot {
     pub partition_columns: Vec<String>,
     /// The active files, by path.
     pub files: Vec<ActiveFile>,
-    /// The entries of the active files, for the S3 cache: size from the log, ETag when the table
-    /// was found by a listing of its files (Delta writes each data file once, under a unique name,
-    /// so path and size identify it without one).
-    entries: Vec<Entry>,
     schema_string: String,
 }
 
@@ -395,9 +412,7 @@ async fn load_snapshot(storage: &Storage, dataset: &Dataset, at: Option<TimeTrav
     let mut state = Replay::default();
     for part in &checkpoint_parts {
         let bytes = read_whole(storage, part).await?;
-        let actions = tokio::task::spawn_blocking(move || checkpoint_actions(bytes))
-            .await
-            .map_err(|error| DeltaError::Corrupt(format!("the checkpoint reader failed: {error}")))??;
+        let actions = super::polars_job(move |_| checkpoint_actions(bytes)).await?;
         state.apply_all(actions, true);
     }
     // Owned futures: a stream of borrowing closures is not `Send` enough for the tools' futures.
@@ -534,7 +549,6 @@ impl Replay {
         let columns = parse_schema(&metadata.schema_string)?;
         let listed: HashMap<&str, &Entry> = dataset.files.iter().map(|entry| (entry.path.as_str(), entry)).collect();
         let mut files = Vec::with_capacity(self.files.len());
-        let mut entries = Vec::with_capacity(self.files.len());
         for add in self.files.into_values() {
             let path = data_path(&dataset.path, &add.path)?;
             let size = u64::try_from(add.size)
@@ -547,14 +561,7 @@ impl Replay {
                 None => None,
             };
             let deleted_rows = add.deletion_vector.as_ref().map_or(0, |dv| dv.cardinality.unsigned_abs());
-            let listed = listed.get(path.as_str());
-            entries.push(Entry {
-                path: path.clone(),
-                kind: crate::storage::EntryKind::File,
-                size,
-                modified: None,
-                etag: listed.and_then(|entry| entry.etag.clone()),
-            });
+            let etag = listed.get(path.as_str()).and_then(|entry| entry.etag.clone());
             // An empty partition value is a null one, whatever the column's type.
             let partition_values =
                 add.partition_values.into_iter().map(|(key, value)| (key, value.filter(|v| !v.is_empty()))).collect();
@@ -565,10 +572,10 @@ impl Replay {
                 stats,
                 deleted_rows,
                 deletion_vector: add.deletion_vector,
+                etag,
             });
         }
         files.sort_by(|a, b| a.path.cmp(&b.path));
-        entries.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(Snapshot {
             path: dataset.path.clone(),
             version,
@@ -578,7 +585,6 @@ impl Replay {
             columns,
             partition_columns: metadata.partition_columns,
             files,
-            entries,
             schema_string: metadata.schema_string,
         })
     }
@@ -764,14 +770,16 @@ async fn deleted_rows(storage: &Storage, table: &str, descriptor: &dv::Descripto
     }
 }
 
-impl Snapshot {
-    /// The entries (size, ETag) of `files`, for the S3 cache.
-    pub fn entries_of(&self, files: &[&ActiveFile]) -> Vec<Entry> {
-        files
-            .iter()
-            .filter_map(|file| self.entries.binary_search_by(|entry| entry.path.cmp(&file.path)).ok())
-            .filter_map(|index| self.entries.get(index).cloned())
-            .collect()
+impl ActiveFile {
+    /// The file as a storage entry (size from the log), for the S3 cache.
+    pub fn entry(&self) -> Entry {
+        Entry {
+            path: self.path.clone(),
+            kind: crate::storage::EntryKind::File,
+            size: self.size,
+            modified: None,
+            etag: self.etag.clone(),
+        }
     }
 }
 

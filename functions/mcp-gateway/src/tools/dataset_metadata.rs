@@ -186,26 +186,24 @@ impl TypedTool for DatasetMetadataTool {
         let at = TimeTravel::from_args(input.version, input.as_of.as_deref()).map_err(ToolError::new)?;
         let top_values = input.top_values.unwrap_or(5).min(50);
         let path = ObjectPath::parse(&input.path)?;
-        // A Delta table named by its folder is found from its log alone (a big table's data
-        // files need no listing).
-        if let Some(table) = datasets::delta_table(&self.storage, &path).await? {
-            context.progress.report(0.0, Some(1.0), format!("describing {}", table.path)).await;
-            let described = vec![self.describe_delta(table, at, sample_rows).await?];
-            context.progress.report(1.0, Some(1.0), "done").await;
-            let text = described.iter().map(summary).collect::<Vec<_>>().join("\n\n");
-            return Ok(Output { structured: MetadataOutput { datasets: described, skipped: 0 }, text });
-        }
-        let all = datasets::discover(&self.storage).await?;
-        let exact: Vec<Dataset> = all.iter().filter(|d| d.path == path.as_str()).cloned().collect();
-        let chosen = if exact.is_empty() {
-            let entry = self.storage.stat(&path).await?;
-            if entry.kind == EntryKind::File {
-                return Err(datasets::DatasetError::NotADataset(path.to_string()).into());
+        let chosen = match datasets::delta_table(&self.storage, &path).await? {
+            // A Delta table named by its folder is found from its log alone (a big table's data
+            // files need no listing).
+            Some(table) => vec![table],
+            None => {
+                let all = datasets::discover(&self.storage).await?;
+                let exact: Vec<Dataset> = all.iter().filter(|d| d.path == path.as_str()).cloned().collect();
+                if exact.is_empty() {
+                    let entry = self.storage.stat(&path).await?;
+                    if entry.kind == EntryKind::File {
+                        return Err(datasets::DatasetError::NotADataset(path.to_string()).into());
+                    }
+                    let prefix = if path.is_root() { String::new() } else { format!("{}/", path.as_str()) };
+                    all.into_iter().filter(|d| d.path.starts_with(&prefix)).collect()
+                } else {
+                    exact
+                }
             }
-            let prefix = if path.is_root() { String::new() } else { format!("{}/", path.as_str()) };
-            all.into_iter().filter(|d| d.path.starts_with(&prefix)).collect()
-        } else {
-            exact
         };
         if chosen.is_empty() {
             return Err(ToolError::new(format!("no datasets (CSV, TSV, Parquet, NDJSON, Delta) under `{path}`")));

@@ -354,21 +354,7 @@ impl FileTool {
 /// Folds each Delta table under `dir` (a folder holding `_delta_log/`, other than `dir` itself)
 /// into one folder entry; returns the tables' paths.
 fn collapse_delta_tables(dir: &ObjectPath, entries: &mut Vec<Entry>) -> Vec<String> {
-    let log = datasets::delta::LOG_FOLDER;
-    let mut tables: Vec<String> = entries
-        .iter()
-        .filter_map(|entry| {
-            let at = entry.path.split('/').position(|segment| segment == log)?;
-            let root: Vec<&str> = entry.path.split('/').take(at).collect();
-            Some(root.join("/"))
-        })
-        .filter(|root| !root.is_empty() && root.as_str() != dir.as_str())
-        .collect();
-    tables.sort();
-    tables.dedup();
-    // An outer table holds the inner one.
-    let outer: Vec<String> = tables.clone();
-    tables.retain(|root| !outer.iter().any(|other| root.starts_with(&format!("{other}/"))));
+    let tables = datasets::delta::table_folders(entries, |root| root != dir.as_str());
     entries.retain(|entry| !tables.iter().any(|root| entry.path.starts_with(&format!("{root}/"))));
     for root in &tables {
         if !entries.iter().any(|entry| &entry.path == root) {
