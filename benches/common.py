@@ -98,6 +98,36 @@ def mcp_compare(target: str, url: str, protocol: str, requests: int, concurrency
     return summary
 
 
+WRK = ROOT / ".tools" / "wrk" / "wrk"
+
+
+def wrk(url: str, body: dict, headers: dict[str, str], expect: str, concurrency: int, seconds: int) -> dict:
+    """wrk, the HTTP load generator: the one POST `body` at `concurrency` connections for `seconds`
+    on one thread (the server gets the other core), after a one-second warm-up. Every answer
+    must be a 200 holding `expect`; exits otherwise, since a benchmark of failures is worthless.
+    Returns requests, requests_per_second and latency_us (mean, p50, p90, p99, max)."""
+    import json
+
+    if not WRK.exists():
+        sys.exit(f"{WRK} is missing: run `bash benches/peers/install.sh` (make bench-tools does)")
+    env = {**os.environ, "WRK_BODY": json.dumps(body), "WRK_EXPECT": expect,
+           "WRK_HEADERS": "\n".join(f"{name}: {value}" for name, value in headers.items())}
+    script = ROOT / "benches" / "wrk_mcp.lua"
+    summary = {}
+    for duration in (1, seconds):  # wrk takes whole seconds
+        command = [str(WRK), "-t1", f"-c{concurrency}", f"-d{duration}s", "--timeout", "10s", "-s", str(script), url]
+        run = subprocess.run(command, capture_output=True, text=True, env=env, timeout=duration + 60)
+        lines = [line for line in run.stdout.splitlines() if line.startswith("{")]
+        if run.returncode != 0 or not lines:
+            sys.exit(f"wrk failed on {url}:\n{run.stdout[-2000:]}\n{run.stderr[-2000:]}")
+        summary = json.loads(lines[-1])
+        if summary["bad"] or summary["socket_errors"] or not summary["requests"]:
+            sys.exit(f"{url} c={concurrency}: {summary['bad']} bad answers (first: {summary['first_bad']}), "
+                     f"{summary['socket_errors']} socket errors of {summary['requests']}: a benchmark of failures is worthless")
+    summary["requests_per_second"] = summary["requests"] / summary["seconds"]
+    return summary
+
+
 def row(section, measure, unit, ours, peer=None, peer_value=None, better="lower", goal=None, goal_met=None, note="") -> dict:
     """One row of a result file (format: benches/README.md)."""
     return {"section": section, "measure": measure, "unit": unit, "ours": ours, "peer": peer, "peer_value": peer_value,

@@ -4,6 +4,7 @@
 #   .tools/bench-venv         FastMCP 4.1.6, rank-bm25, httpx   (requirements-fastmcp.txt)
 #   .tools/aws-proxy-venv     mcp-proxy-for-aws 1.7.0           (requirements-aws-proxy.txt)
 #   benches/peers/node_modules  @modelcontextprotocol/sdk 1.32.2 and Node 22 (package-lock.json)
+#   .tools/wrk                wrk 4.1.0, the HTTP load generator (Debian's package and its LuaJIT)
 #
 # Each part is skipped while its marker holds the hash of the files it was installed from (and of
 # the python3 that made the venv). Both pin files are full `pip freeze` lists installed with
@@ -40,4 +41,26 @@ if [[ ! -f "$marker" || "$(cat "$marker")" != "$want" ]]; then
   echo "install.sh: npm ci in $here" >&2
   (cd "$here" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
   echo "$want" > "$marker"
+fi
+
+# wrk from Debian's packages, unpacked into a folder (no root needed): `apt-get download` fetches the
+# exact versions below, `dpkg -x` unpacks them, and `.tools/wrk/wrk` runs it with its LuaJIT.
+WRK_PACKAGES=(wrk=4.1.0-3+b2 "libluajit-5.1-2=2.1.0~beta3+git20220320+dfsg-4.1+deb12u1")
+wrk_dir="$tools/wrk"
+want="$(printf '%s\n' "${WRK_PACKAGES[@]}" | sha256sum | cut -d' ' -f1)"
+if [[ ! -f "$wrk_dir/.installed" || "$(cat "$wrk_dir/.installed")" != "$want" ]]; then
+  echo "install.sh: unpacking ${WRK_PACKAGES[*]} into $wrk_dir" >&2
+  rm -rf "$wrk_dir"
+  mkdir -p "$wrk_dir/debs"
+  (cd "$wrk_dir/debs" && apt-get download -q "${WRK_PACKAGES[@]}" 2>&1 | grep -v '^W: Download is performed unsandboxed' >&2 || true)
+  for deb in "$wrk_dir"/debs/*.deb; do dpkg -x "$deb" "$wrk_dir/root"; done
+  lib="$(dirname "$(find "$wrk_dir/root" -name 'libluajit-5.1.so.2' | head -1)")"
+  cat > "$wrk_dir/wrk" <<WRAPPER
+#!/usr/bin/env bash
+LD_LIBRARY_PATH="$lib\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}" exec "$wrk_dir/root/usr/bin/wrk" "\$@"
+WRAPPER
+  chmod +x "$wrk_dir/wrk"
+  version="$("$wrk_dir/wrk" --version 2>&1 || true)"  # prints its version, then usage, and exits 1
+  [[ "$version" == wrk* ]] || { echo "install.sh: wrk does not run: $version" >&2; exit 1; }
+  echo "$want" > "$wrk_dir/.installed"
 fi

@@ -405,19 +405,45 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 const MAX_ERROR_ANSWER_BYTES: usize = 64 * 1024;
 
 /// The error code and message of a JSON-RPC error response body.
+///
+/// The members are read in order and the read stops at `result`: a success (most answers, and
+/// the large ones) costs only its first few bytes, not a parse of the whole result.
 fn error_of(bytes: &[u8]) -> Option<(i64, String)> {
-    #[derive(serde::Deserialize)]
-    struct Head {
-        error: Option<ErrorHead>,
-    }
+    use serde::de::{Deserializer as _, IgnoredAny, MapAccess, Visitor};
+
     #[derive(serde::Deserialize)]
     struct ErrorHead {
         code: i64,
         #[serde(default)]
         message: String,
     }
-    let head: Head = serde_json::from_slice(bytes).ok()?;
-    head.error.map(|error| (error.code, error.message))
+    struct Head;
+    impl<'de> Visitor<'de> for Head {
+        type Value = Option<ErrorHead>;
+
+        fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            formatter.write_str("a JSON-RPC response")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut error = None;
+            while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                match key.as_ref() {
+                    "error" => error = Some(map.next_value::<ErrorHead>()?),
+                    // A success: stop reading. serde_json then finds the object unfinished and
+                    // fails, which reads as "no error" too.
+                    "result" => return Ok(None),
+                    _ => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+            }
+            Ok(error)
+        }
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let head = deserializer.deserialize_map(Head).ok()??;
+    Some((head.code, head.message))
 }
 
 /// The JSON-RPC responses in one inner answer (JSON body or SSE stream).
@@ -584,5 +610,12 @@ mod tests {
             Some((-32601, "x".into()))
         );
         assert_eq!(error_of(br#"{"jsonrpc":"2.0","id":1,"result":{"error":{"code":1}}}"#), None);
+        // Members in any order; a success is not read past `result` (here: not valid JSON past it).
+        assert_eq!(
+            error_of(br#"{"error":{"code":-32602,"message":"y"},"id":"a","jsonrpc":"2.0"}"#),
+            Some((-32602, "y".into()))
+        );
+        assert_eq!(error_of(br#"{"jsonrpc":"2.0","id":1,"result":{"content":[ truncated"#), None);
+        assert_eq!(error_of(b"not json"), None);
     }
 }
