@@ -54,6 +54,7 @@ OPERATIONS = {
 }
 LOAD_SECONDS = 1 if QUICK else 5
 
+
 def log(message: str) -> None:
     print(f"server.py: {message}", file=sys.stderr, flush=True)
 
@@ -254,6 +255,7 @@ def load(server: Server, operation: str, concurrency: int) -> dict:
     headers, body, expect = server.request(operation)
     return wrk(server.url, body, headers, expect, concurrency, LOAD_SECONDS)
 
+
 def zip_size(path: Path) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         archive = Path(tmp) / "function.zip"
@@ -268,7 +270,6 @@ def main() -> None:
     began = time.perf_counter()
     OUT.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []
-    tmp = Path(tempfile.mkdtemp(prefix="server-bench-"))
     all_servers = servers()
     peers = all_servers[1:]
 
@@ -310,6 +311,7 @@ def main() -> None:
     rss_after: dict[str, dict[str, int]] = {}
     rss_before_db = rss_idle = 0
     idle: dict[str, int] = {}
+    settled: dict[str, int] = {}
     for server in all_servers:
         server.start()
         try:
@@ -326,7 +328,7 @@ def main() -> None:
             rss_after[server.name] = server.memory_kib()
             if server.name == "mcp-gateway":
                 time.sleep(IDLE_S)
-                rss_after["settled"] = server.memory_kib()
+                settled = server.memory_kib()
         finally:
             server.stop()
 
@@ -360,7 +362,7 @@ def main() -> None:
                                 note=f"mean {mine['latency_us']['mean'] / 1000:.3f} ms = {concurrency} in flight / {my_rps:.0f} req/s "
                                      f"(Little's law: {queueing:.2f} ms); server and load generator share {os.cpu_count()} cores"))
 
-    ours, settled = rss_after["mcp-gateway"], rss_after["settled"]
+    ours = rss_after["mcp-gateway"]
     rows.append(row("Memory and size", "serve RSS idle (started, one call answered)", "MiB", rss_idle / 1024,
                     goal="≤ 15 MB", goal_met=rss_idle * 1024 <= 15e6,
                     note=f"{idle['RssFile'] / 1024:.1f} MiB mapped files (the binary's code pages) and "
