@@ -52,7 +52,11 @@ if [[ ! -f "$wrk_dir/.installed" || "$(cat "$wrk_dir/.installed")" != "$want" ]]
   echo "install.sh: unpacking ${WRK_PACKAGES[*]} into $wrk_dir" >&2
   rm -rf "$wrk_dir"
   mkdir -p "$wrk_dir/debs"
-  (cd "$wrk_dir/debs" && apt-get download -q "${WRK_PACKAGES[@]}" 2>&1 | grep -v '^W: Download is performed unsandboxed' >&2 || true)
+  if ! (cd "$wrk_dir/debs" && apt-get download -q "${WRK_PACKAGES[@]}" >"$wrk_dir/apt.log" 2>&1); then
+    echo "install.sh: apt-get download ${WRK_PACKAGES[*]} failed (Debian's package index may need \`apt-get update\`):" >&2
+    cat "$wrk_dir/apt.log" >&2
+    exit 1
+  fi
   for deb in "$wrk_dir"/debs/*.deb; do dpkg -x "$deb" "$wrk_dir/root"; done
   lib="$(dirname "$(find "$wrk_dir/root" -name 'libluajit-5.1.so.2' | head -1)")"
   cat > "$wrk_dir/wrk" <<WRAPPER
