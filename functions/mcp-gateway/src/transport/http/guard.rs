@@ -610,7 +610,7 @@ mod tests {
             Some((-32601, "x".into()))
         );
         assert_eq!(error_of(br#"{"jsonrpc":"2.0","id":1,"result":{"error":{"code":1}}}"#), None);
-        // Members in any order; a success is not read past `result` (here: not valid JSON past it).
+        // Members in any order; a success is no error, whatever follows `result` (left unread).
         assert_eq!(
             error_of(br#"{"error":{"code":-32602,"message":"y"},"id":"a","jsonrpc":"2.0"}"#),
             Some((-32602, "y".into()))
