@@ -16,7 +16,7 @@ import pytest
 from mcp.client.client import Client
 
 from conftest import DATA, Server
-from test_storage import moto, s3_server  # noqa: F401  (fixture)
+from test_storage import local_or_s3_server, moto  # noqa: F401  (fixture)
 
 ROWS = 3000
 
@@ -61,11 +61,7 @@ def data_root(tmp_path_factory):
 
 @pytest.fixture(scope="module", params=["local", "s3"])
 def gateway(request, tmp_path_factory, data_root):
-    tmp = tmp_path_factory.mktemp(f"db-{request.param}")
-    if request.param == "local":
-        server = Server(tmp, data_root=str(data_root))
-    else:
-        server = s3_server(tmp, request.getfixturevalue("moto"), data_root, "data", list((data_root / "gen").iterdir()))
+    server = local_or_s3_server(request, tmp_path_factory, data_root, "data", list((data_root / "gen").iterdir()))
     yield request.param, server
     server.stop()
 

@@ -20,8 +20,8 @@ import pytest
 from deltalake import DeltaTable, write_deltalake
 from mcp.client.client import Client
 
-from conftest import ROOT, Server
-from test_storage import moto, s3_server  # noqa: F401  (fixture)
+from conftest import ROOT
+from test_storage import local_or_s3_server, moto  # noqa: F401  (fixture)
 
 FIXTURES = ROOT / "tests" / "e2e" / "fixtures" / "delta"
 # Commit file times set on the local tables (version v at BASE + 100 s × v), for `as_of`.
@@ -104,11 +104,7 @@ def tables(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module", params=["local", "s3"])
 def gateway(request, tmp_path_factory, tables):
-    tmp = tmp_path_factory.mktemp(f"delta-{request.param}")
-    if request.param == "local":
-        server = Server(tmp, data_root=str(tables))
-    else:
-        server = s3_server(tmp, request.getfixturevalue("moto"), tables, "delta")
+    server = local_or_s3_server(request, tmp_path_factory, tables, "delta")
     yield request.param, server
     server.stop()
 

@@ -36,6 +36,15 @@ def s3_server(tmp: Path, moto: tuple, root: Path, prefix: str, files: list[Path]
                                                                    "MCP_CACHE_DIR": str(tmp / "cache")})
 
 
+def local_or_s3_server(request, tmp_path_factory, root: Path, prefix: str, files: list[Path] | None = None) -> Server:
+    """For a fixture parametrized with "local" and "s3": a server over `root` itself, or over an S3
+    copy of it (`s3_server`) in the module's moto."""
+    tmp = tmp_path_factory.mktemp(f"{prefix}-{request.param}")
+    if request.param == "local":
+        return Server(tmp, data_root=str(root))
+    return s3_server(tmp, request.getfixturevalue("moto"), root, prefix, files)
+
+
 @pytest.fixture(scope="module")
 def moto(tmp_path_factory):
     port = free_port()
