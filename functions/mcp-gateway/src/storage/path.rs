@@ -63,6 +63,10 @@ impl ObjectPath {
                 segment => segments.push(segment),
             }
         }
+        // What the path starts with once `.` and empty segments are gone (`./~`, `//C:/x`).
+        if segments.first().is_some_and(|first| first.starts_with('~') || has_drive_prefix(first)) {
+            return Err(PathError::Absolute(input.to_owned()));
+        }
         Ok(Self(segments.join("/")))
     }
 
@@ -141,6 +145,15 @@ mod tests {
             assert!(ObjectPath::parse(bad).is_err(), "{bad:?} was accepted");
         }
         assert!(ObjectPath::parse(&"a".repeat(2000)).is_err());
+    }
+
+    #[test]
+    fn a_home_or_drive_prefix_behind_dot_segments_is_refused() {
+        // Found by the property below: `./~` parsed to `~`, which itself is refused.
+        for bad in ["./~", "./~/x", "././C:/x", "./c:", "//~"] {
+            assert!(matches!(ObjectPath::parse(bad), Err(PathError::Absolute(_))), "{bad:?} was accepted");
+        }
+        assert_eq!(ObjectPath::parse("./a/~b").map(|path| path.0), Ok("a/~b".to_owned()));
     }
 
     mod properties {
