@@ -3,7 +3,11 @@ driven by the Python and TypeScript SDK clients in both protocol eras."""
 
 from __future__ import annotations
 
-from typing import Iterator
+import json
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Awaitable, Callable, Iterator
 
 import httpx
 import pytest
@@ -15,8 +19,14 @@ from test_python_client import list_and_call
 from test_ts_client import FLAVORS, check_ts_result, run_ts_client
 
 
+@dataclass
+class Watch:
+    url: str
+    log: Path
+
+
 @pytest.fixture(scope="module")
-def lambda_url(tmp_path_factory) -> Iterator[str]:
+def lambda_watch(tmp_path_factory) -> Iterator[Watch]:
     """The function's Function URL path on the emulator, once its health route answers."""
     def healthy(port: int) -> bool:
         try:
@@ -25,18 +35,49 @@ def lambda_url(tmp_path_factory) -> Iterator[str]:
             return False
 
     env_vars = {"DATA_ROOT": str(DATA), "RUST_LOG": "info,rmcp=warn"}
-    with cargo_lambda_watch(env_vars, tmp_path_factory.mktemp("watch") / "watch.log", healthy) as port:
-        yield f"http://127.0.0.1:{port}/lambda-url/mcp-gateway/mcp"
+    log = tmp_path_factory.mktemp("watch") / "watch.log"
+    with cargo_lambda_watch(env_vars, log, healthy) as port:
+        yield Watch(f"http://127.0.0.1:{port}/lambda-url/mcp-gateway/mcp", log)
+
+
+def answered_as_asked(log: Path, since: int) -> bool:
+    """Whether every request the function logged after byte `since` of the watch log was answered
+    the way the client expects: POSTs with 2xx, GET/DELETE with 405 (stateless, no streams)."""
+    lines = log.read_bytes()[since:].decode(errors="replace").splitlines()
+    answers = [json.loads(line)["fields"] for line in lines if '"target":"mcp_gateway::request"' in line]
+    return bool(answers) and all(
+        200 <= fields.get("status", 0) < 300 or (fields.get("http_method") in ("GET", "DELETE") and fields.get("status") == 405)
+        for fields in answers
+    )
+
+
+async def with_one_retry_past_the_emulator(watch: Watch, attempt: Callable[[], Awaitable[None]]) -> None:
+    """Runs `attempt`, again once when it failed although the function answered every request it
+    got as asked: the answer was lost between the function and the client, inside
+    `cargo lambda watch` (seen about once in ten runs on a loaded 2-core machine, as a text/plain
+    500 from the emulator for a request the function answered with 200). Any failure the function's
+    own log explains fails the test at once, and so does a second failure."""
+    since = watch.log.stat().st_size
+    try:
+        await attempt()
+    except Exception as error:  # judged below: re-raised unless the emulator lost an answer
+        if not answered_as_asked(watch.log, since):
+            raise
+        warnings.warn(f"cargo lambda watch lost an answer the function gave; trying once more ({error!r})")
+        await attempt()
 
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])
-async def test_python_client_through_the_lambda_runtime(lambda_url, mode):
-    async with Client(lambda_url, mode=mode) as client:
-        assert client.protocol_version == ("2025-11-25" if mode == "legacy" else "2026-07-28")
-        await list_and_call(client)
+async def test_python_client_through_the_lambda_runtime(lambda_watch, mode):
+    async def attempt() -> None:
+        async with Client(lambda_watch.url, mode=mode) as client:
+            assert client.protocol_version == ("2025-11-25" if mode == "legacy" else "2026-07-28")
+            await list_and_call(client)
+
+    await with_one_retry_past_the_emulator(lambda_watch, attempt)
 
 
 @pytest.mark.parametrize("flavor", list(FLAVORS))
-def test_typescript_client_through_the_lambda_runtime(lambda_url, node_bin, flavor):
-    check_ts_result(flavor, run_ts_client(node_bin, flavor, lambda_url))
+def test_typescript_client_through_the_lambda_runtime(lambda_watch, node_bin, flavor):
+    check_ts_result(flavor, run_ts_client(node_bin, flavor, lambda_watch.url))
