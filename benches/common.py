@@ -20,11 +20,18 @@ OUT = Path(os.environ.get("BENCH_OUT", ROOT / "benches" / "results"))
 
 
 def binary(name: str) -> str:
-    """The path of a built binary of the chosen profile; exits saying how to build it if missing."""
-    profile = PROXY_PROFILE if name == "mcp-sigv4-proxy" else PROFILE
-    path = TARGET / profile / name
+    """The path of a built binary of the chosen profile; exits saying how to build it if missing.
+    `mcp-gateway-federation` is the federation-only gateway (no `data` feature): its own release
+    profile, or in debug runs the copy `make federation-debug` puts beside the full binary."""
+    if name == "mcp-gateway-federation":
+        path = TARGET / "federation" / "mcp-gateway" if PROFILE == "release" else TARGET / PROFILE / name
+        how = "make federation" if PROFILE == "release" else "make federation-debug"
+    else:
+        profile = PROXY_PROFILE if name == "mcp-sigv4-proxy" else PROFILE
+        path = TARGET / profile / name
+        how = f"cargo build --profile {profile} -p {name}"
     if not path.exists():
-        sys.exit(f"{path} is missing: build with `cargo build --profile {profile} -p {name}` (make bench does)")
+        sys.exit(f"{path} is missing: build it with `{how}` (make bench does)")
     return str(path)
 
 

@@ -12,14 +12,14 @@ use clap::{
     error::{ContextKind, ContextValue, ErrorKind},
 };
 
+#[cfg(feature = "data")]
 use crate::{
     datasets::CacheSettings,
+    tools::db::{DbLimits, Sandbox, WorkerSettings},
+};
+use crate::{
     storage::{LocalRoot, S3Root, Storage},
-    tools::{
-        ToolLimits,
-        db::{DbLimits, Sandbox, WorkerSettings},
-        file::FileLimits,
-    },
+    tools::{ToolLimits, file::FileLimits},
     transport::{
         http::{AllowedHosts, HttpSettings, SessionKey},
         lambda::ResponseMode,
@@ -47,6 +47,38 @@ pub struct Cli {
           value_parser = BoolishValueParser::new())]
     pub allow_write: bool,
 
+    /// Largest file `file_write` accepts, in bytes (e.g. `8MiB`).
+    #[arg(long, env = "MAX_WRITE_BYTES", default_value = "8MiB", global = true, value_parser = parse_write_bytes)]
+    pub max_write_bytes: u64,
+
+    /// Settings of the data tools (`db`, `dataset_metadata`, `search`).
+    #[command(flatten)]
+    pub data: DataArgs,
+
+    /// Upstream MCP servers to federate: a TOML file (see examples/upstreams.toml), a local path
+    /// or `s3://bucket/key`.
+    #[arg(long, env = "MCP_UPSTREAMS", global = true)]
+    pub upstreams: Option<String>,
+
+    /// A catalogue written by `mcp-gateway upstreams snapshot` (local path or `s3://bucket/key`):
+    /// lists are answered from it at start, without calling any upstream, until it is refreshed.
+    #[arg(long, env = "MCP_CATALOGUE_SNAPSHOT", global = true)]
+    pub catalogue_snapshot: Option<String>,
+
+    /// Offer no built-in tools (file, search, db, dataset_metadata): a pure federation gateway.
+    #[arg(long, env = "MCP_NO_BUILTIN_TOOLS", global = true, action = ArgAction::SetTrue,
+          value_parser = BoolishValueParser::new())]
+    pub no_builtin_tools: bool,
+
+    /// What to run; without one, `lambda` inside AWS Lambda and `serve` elsewhere.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Settings of the data tools, in builds with the `data` feature.
+#[cfg(feature = "data")]
+#[derive(Debug, Args)]
+pub struct DataArgs {
     /// The most rows one `db` query may return (1 to 1000000).
     #[arg(long, env = "MAX_ROWS", default_value_t = 10_000, global = true,
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
@@ -77,10 +109,6 @@ pub struct Cli {
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub metadata_timeout: u64,
 
-    /// Largest file `file_write` accepts, in bytes (e.g. `8MiB`).
-    #[arg(long, env = "MAX_WRITE_BYTES", default_value = "8MiB", global = true, value_parser = parse_write_bytes)]
-    pub max_write_bytes: u64,
-
     /// Seconds between checks of the search index against the data root (new or changed files are
     /// indexed again; 1 to 86400).
     #[arg(long, env = "MCP_INDEX_RECHECK", default_value_t = 10, global = true,
@@ -95,26 +123,12 @@ pub struct Cli {
     /// the function's ephemeral storage is raised).
     #[arg(long, env = "MCP_CACHE_MAX_BYTES", default_value = "400MiB", global = true, value_parser = parse_memory_bytes)]
     pub cache_max_bytes: u64,
-
-    /// Upstream MCP servers to federate: a TOML file (see examples/upstreams.toml), a local path
-    /// or `s3://bucket/key`.
-    #[arg(long, env = "MCP_UPSTREAMS", global = true)]
-    pub upstreams: Option<String>,
-
-    /// A catalogue written by `mcp-gateway upstreams snapshot` (local path or `s3://bucket/key`):
-    /// lists are answered from it at start, without calling any upstream, until it is refreshed.
-    #[arg(long, env = "MCP_CATALOGUE_SNAPSHOT", global = true)]
-    pub catalogue_snapshot: Option<String>,
-
-    /// Offer no built-in tools (file, search, db, dataset_metadata): a pure federation gateway.
-    #[arg(long, env = "MCP_NO_BUILTIN_TOOLS", global = true, action = ArgAction::SetTrue,
-          value_parser = BoolishValueParser::new())]
-    pub no_builtin_tools: bool,
-
-    /// What to run; without one, `lambda` inside AWS Lambda and `serve` elsewhere.
-    #[command(subcommand)]
-    pub command: Option<Command>,
 }
+
+/// Settings of the data tools: none in a build without the `data` feature.
+#[cfg(not(feature = "data"))]
+#[derive(Debug, Args)]
+pub struct DataArgs {}
 
 /// How the gateway is reached.
 #[derive(Debug, Subcommand)]
@@ -126,6 +140,7 @@ pub enum Command {
     /// Run inside AWS Lambda (the default when `AWS_LAMBDA_RUNTIME_API` is set).
     Lambda(LambdaArgs),
     /// Build the full-text search index and store it in the data root (`.mcp-index/`).
+    #[cfg(feature = "data")]
     Index,
     /// Check the upstreams file or write its catalogue (`--upstreams` required).
     Upstreams {
@@ -272,27 +287,37 @@ impl Cli {
     }
 
     /// The S3 dataset cache's folder and size.
+    #[cfg(feature = "data")]
     pub fn cache_settings(&self) -> CacheSettings {
         let defaults = CacheSettings::default();
-        CacheSettings { dir: self.cache_dir.clone().unwrap_or(defaults.dir), max_bytes: self.cache_max_bytes }
+        CacheSettings { dir: self.data.cache_dir.clone().unwrap_or(defaults.dir), max_bytes: self.data.cache_max_bytes }
     }
 
     /// Tool limits from the flags; the SQL worker is this binary.
     pub fn tool_limits(&self) -> anyhow::Result<ToolLimits> {
-        let memory = self.db_memory.unwrap_or_else(default_db_memory);
-        let worker = WorkerSettings::current_exe(memory, usize::from(self.db_workers), self.db_sandbox)
-            .context("cannot find this program's own path to start SQL workers")?;
+        #[cfg(feature = "data")]
+        let data = &self.data;
+        #[cfg(feature = "data")]
+        let worker = WorkerSettings::current_exe(
+            data.db_memory.unwrap_or_else(default_db_memory),
+            usize::from(data.db_workers),
+            data.db_sandbox,
+        )
+        .context("cannot find this program's own path to start SQL workers")?;
         Ok(ToolLimits {
             file: FileLimits { max_read_bytes: self.max_read_bytes, ..FileLimits::default() },
+            #[cfg(feature = "data")]
             db: DbLimits {
-                max_rows: self.max_rows as usize,
-                timeout: Duration::from_secs(self.db_timeout),
+                max_rows: data.max_rows as usize,
+                timeout: Duration::from_secs(data.db_timeout),
                 ..DbLimits::new(worker)
             },
-            metadata_timeout: Duration::from_secs(self.metadata_timeout),
+            #[cfg(feature = "data")]
+            metadata_timeout: Duration::from_secs(data.metadata_timeout),
             allow_write: self.allow_write,
             max_write_bytes: usize::try_from(self.max_write_bytes).unwrap_or(usize::MAX),
-            index_recheck: Duration::from_secs(self.index_recheck),
+            #[cfg(feature = "data")]
+            index_recheck: Duration::from_secs(data.index_recheck),
         })
     }
 }
@@ -302,6 +327,7 @@ impl Cli {
 #[error("{0}")]
 pub struct InvalidSetting(pub String);
 
+#[cfg(feature = "data")]
 /// A `db` query's memory cap when none is set: half the Lambda function's memory, or 1 GiB.
 fn default_db_memory() -> u64 {
     std::env::var("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
@@ -392,6 +418,7 @@ fn parse_body_bytes(text: &str) -> Result<u64, String> {
     bytes_in(text, 1 << 10, 1 << 30)
 }
 
+#[cfg(feature = "data")]
 fn parse_memory_bytes(text: &str) -> Result<u64, String> {
     bytes_in(text, 16 << 20, 1 << 40)
 }
@@ -467,12 +494,15 @@ mod tests {
         let error = error_of(&["mcp-gateway", "lambda", "--response-mode", "streming"]);
         assert!(error.contains("streming") && error.contains("buffered") && error.contains("streaming"), "{error}");
         assert!(error.contains("MCP_LAMBDA_RESPONSE_MODE"), "{error}");
-        let error = error_of(&["mcp-gateway", "--max-rows", "0", "stdio"]);
-        assert!(error.contains("MAX_ROWS") && error.contains("1..=1000000"), "{error}");
         let error = error_of(&["mcp-gateway", "--max-read-bytes", "lots", "stdio"]);
         assert!(error.contains("MAX_READ_BYTES") && error.contains("64MiB"), "{error}");
-        let error = error_of(&["mcp-gateway", "--db-sandbox", "none", "stdio"]);
-        assert!(error.contains("seccomp") && error.contains("MCP_DB_SANDBOX"), "{error}");
+        #[cfg(feature = "data")]
+        {
+            let error = error_of(&["mcp-gateway", "--max-rows", "0", "stdio"]);
+            assert!(error.contains("MAX_ROWS") && error.contains("1..=1000000"), "{error}");
+            let error = error_of(&["mcp-gateway", "--db-sandbox", "none", "stdio"]);
+            assert!(error.contains("seccomp") && error.contains("MCP_DB_SANDBOX"), "{error}");
+        }
         let error = error_of(&["mcp-gateway", "--log-level", "info,=", "stdio"]);
         assert!(error.contains("LOG_LEVEL"), "{error}");
     }

@@ -19,10 +19,12 @@
 
 pub mod access_log;
 pub mod config;
+#[cfg(feature = "data")]
 pub mod datasets;
 pub mod heap_limit;
 pub mod progress;
 pub mod registry;
+#[cfg(feature = "data")]
 pub mod search_index;
 pub mod server;
 pub mod storage;

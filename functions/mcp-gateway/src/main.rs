@@ -5,7 +5,6 @@ use std::{io::Write as _, process::ExitCode, sync::Arc};
 
 use mcp_gateway::{
     config::{self, Cli, Command},
-    search_index,
     server::{Core, Gateway},
     transport,
 };
@@ -18,6 +17,7 @@ const MAX_BLOCKING_THREADS: usize = 16;
 
 fn main() -> ExitCode {
     // A `db` query's worker process is this binary too; it runs the query and exits.
+    #[cfg(feature = "data")]
     if let Some(code) = mcp_gateway::tools::db::worker::run_if_requested() {
         return code;
     }
@@ -60,6 +60,7 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    #[cfg(feature = "data")]
     mcp_gateway::datasets::configure_cache(cli.cache_settings());
     let core = Arc::new(build_core(&cli).await?);
     let Some(command) = cli.subcommand() else { anyhow::bail!("no subcommand") };
@@ -79,7 +80,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         // Boxed: rmcp's stdio service is a large future, kept off this function's stack frame.
         Command::Stdio => Box::pin(transport::stdio::run(Gateway::new(core))).await?,
+        #[cfg(feature = "data")]
         Command::Index => {
+            use mcp_gateway::search_index;
             let started = std::time::Instant::now();
             let progress = mcp_gateway::progress::Progress::disabled();
             let info = search_index::build_and_store(&core.storage, &progress).await?;
@@ -157,10 +160,15 @@ async fn upstreams_command(
 }
 
 /// Loads the stored search index in the background, so a cold start is not delayed by it.
+#[cfg(feature = "data")]
 fn preload_index(core: &Arc<Core>) {
     let core = core.clone();
     tokio::spawn(async move { core.search_index.preload(&core.storage).await });
 }
+
+/// Without the `data` feature there is no search index to load.
+#[cfg(not(feature = "data"))]
+fn preload_index(_core: &Arc<Core>) {}
 
 async fn build_core(cli: &Cli) -> anyhow::Result<Core> {
     let invalid = |message: String| anyhow::Error::new(config::InvalidSetting(message));

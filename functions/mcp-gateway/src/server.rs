@@ -23,7 +23,6 @@ use crate::{
     access_log::RequestRecord,
     progress::Progress,
     registry::{CallContext, Registry},
-    search_index::SharedIndex,
     storage::{EntryKind, ObjectPath, Storage},
     tools::file::content_type,
 };
@@ -35,6 +34,7 @@ const RESOURCES_TTL_MS: u64 = 30 * 1000;
 /// URI prefix of data-root files exposed as resources.
 pub const RESOURCE_SCHEME: &str = "gateway://data/";
 /// The media type of a dataset resource: its metadata as JSON.
+#[cfg(feature = "data")]
 const METADATA_MIME: &str = "application/json";
 /// Largest resource body returned by `resources/read`.
 const MAX_RESOURCE_BYTES: u64 = 1 << 20;
@@ -47,7 +47,8 @@ pub struct Core {
     /// The data root.
     pub storage: Storage,
     /// The search index, loaded or built once per process.
-    pub search_index: Arc<SharedIndex>,
+    #[cfg(feature = "data")]
+    pub search_index: crate::tools::Index,
     /// Whether the built-in tools (and the data root's resources and prompt) are offered.
     pub builtin: bool,
 }
@@ -55,10 +56,16 @@ pub struct Core {
 impl Core {
     /// A core offering every built-in tool over `storage`.
     pub fn with_builtin_tools(storage: Storage, limits: crate::tools::ToolLimits) -> Self {
-        let search_index = Arc::new(SharedIndex::new(limits.index_recheck));
+        let search_index = Self::new_index(&limits);
         let mut registry = Registry::new();
         crate::tools::register_builtin(&mut registry, &storage, limits, &search_index);
-        Self { registry, storage, search_index, builtin: true }
+        Self {
+            registry,
+            storage,
+            #[cfg(feature = "data")]
+            search_index,
+            builtin: true,
+        }
     }
 
     /// A core over `storage` with `builtin` tools (or none), federating `upstreams` when given:
@@ -72,8 +79,13 @@ impl Core {
         let mut core = if builtin {
             Self::with_builtin_tools(storage, limits)
         } else {
-            let search_index = Arc::new(SharedIndex::new(limits.index_recheck));
-            Self { registry: Registry::new(), search_index, storage, builtin: false }
+            Self {
+                registry: Registry::new(),
+                #[cfg(feature = "data")]
+                search_index: Self::new_index(&limits),
+                storage,
+                builtin: false,
+            }
         };
         if let Some(config) = upstreams {
             let mut reserved = crate::upstream::catalogue::Reserved {
@@ -88,6 +100,16 @@ impl Core {
             core.registry.federate(federation.catalogue);
         }
         core
+    }
+
+    #[cfg(feature = "data")]
+    fn new_index(limits: &crate::tools::ToolLimits) -> crate::tools::Index {
+        Arc::new(crate::search_index::SharedIndex::new(limits.index_recheck))
+    }
+
+    #[cfg(not(feature = "data"))]
+    fn new_index(_limits: &crate::tools::ToolLimits) -> crate::tools::Index {
+        crate::tools::Index
     }
 }
 
@@ -116,11 +138,36 @@ impl Gateway {
     pub fn implementation() -> Implementation {
         Implementation::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"))
             .with_title("MCP Lambda Gateway")
-            .with_description("Data tools (file, search, db, dataset metadata) over MCP")
+            .with_description(if cfg!(feature = "data") {
+                "Data tools (file, search, db, dataset metadata) over MCP"
+            } else {
+                "File tools and federated MCP servers over MCP (a build without the data tools)"
+            })
     }
 }
 
+#[cfg(feature = "data")]
 impl Gateway {
+    /// The data root's datasets as resources (their metadata), when the built-in tools are on.
+    async fn dataset_resources(&self) -> Result<Vec<Resource>, McpError> {
+        if !self.core.builtin {
+            return Ok(Vec::new());
+        }
+        let datasets = crate::datasets::discover(&self.core.storage)
+            .await
+            .map_err(|error| McpError::internal_error(error.to_string(), None))?;
+        let resources = datasets.into_iter().map(|dataset| {
+            Resource::new(format!("{RESOURCE_SCHEME}{}", dataset.path), dataset.path.clone())
+                .with_mime_type(METADATA_MIME)
+                .with_size(dataset.size)
+                .with_description(format!(
+                    "Metadata of the {:?} dataset `{}` (SQL table `{}`): schema, row count, column statistics, sample rows",
+                    dataset.format, dataset.path, dataset.name
+                ))
+        });
+        Ok(resources.collect())
+    }
+
     /// A dataset read as a resource: its metadata (from the `dataset_metadata` tool) as JSON,
     /// within the request's deadline and cancelled with it.
     async fn dataset_resource(
@@ -263,28 +310,9 @@ impl ServerHandler for Gateway {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, McpError> {
-        let datasets = if self.core.builtin {
-            crate::datasets::discover(&self.core.storage)
-                .await
-                .map_err(|error| McpError::internal_error(error.to_string(), None))?
-        } else {
-            Vec::new()
-        };
         let (upstream_resources, _) =
             self.core.registry.resources().await.map_err(|error| McpError::internal_error(error.to_string(), None))?;
-        let resources = datasets
-            .into_iter()
-            .map(|dataset| {
-                Resource::new(format!("{RESOURCE_SCHEME}{}", dataset.path), dataset.path.clone())
-                    .with_mime_type(METADATA_MIME)
-                    .with_size(dataset.size)
-                    .with_description(format!(
-                        "Metadata of the {:?} dataset `{}` (SQL table `{}`): schema, row count, column statistics, sample rows",
-                        dataset.format, dataset.path, dataset.name
-                    ))
-            })
-            .chain(upstream_resources)
-            .collect();
+        let resources = self.dataset_resources().await?.into_iter().chain(upstream_resources).collect();
         let mut result = ListResourcesResult::with_all_items(resources);
         result.ttl_ms = Some(self.list_ttl_ms(RESOURCES_TTL_MS));
         result.cache_scope = Some(CacheScope::Private);
@@ -345,6 +373,7 @@ impl ServerHandler for Gateway {
         };
         let path = ObjectPath::parse(relative).map_err(|error| McpError::invalid_params(error.to_string(), None))?;
         let storage = &self.core.storage;
+        #[cfg(feature = "data")]
         if crate::datasets::find(storage, path.as_str()).await.is_ok() {
             let call_context = CallContext { progress: Progress::disabled(), ..call_context };
             return self.dataset_resource(request.uri, &path, call_context).await;
@@ -452,4 +481,14 @@ fn explore_prompt() -> Prompt {
     focus.description = Some("What to look for (optional)".to_owned());
     focus.required = Some(false);
     Prompt::new(EXPLORE_PROMPT, Some("Survey the files under the data root"), Some(vec![focus]))
+}
+
+/// Without the `data` feature there are no datasets, so no dataset resources (files still read
+/// as resources).
+#[cfg(not(feature = "data"))]
+impl Gateway {
+    #[allow(clippy::unused_async)]
+    async fn dataset_resources(&self) -> Result<Vec<Resource>, McpError> {
+        Ok(Vec::new())
+    }
 }

@@ -3,6 +3,7 @@
 //! Tools see one data root through [`Storage`] and name objects by [`ObjectPath`], a validated
 //! path relative to that root, so no tool can reach outside it.
 
+pub mod delta_tables;
 mod local;
 mod path;
 mod s3;
@@ -118,6 +119,26 @@ impl Storage {
         match self {
             Self::Local(root) => root.read_range(path, start, len).await,
             Self::S3(root) => root.read_range(path, start, len).await,
+        }
+    }
+
+    /// A file's metadata and the bytes `start..start+len` that `pick` chooses once it has seen
+    /// them (or `pick`'s refusal, e.g. of a folder or of a range past the end). A local file is
+    /// resolved and opened once, its metadata read from the open file; on S3 it is a HEAD, then a
+    /// ranged GET.
+    pub async fn read_picked<E: From<StorageError>>(
+        &self,
+        path: &ObjectPath,
+        pick: impl FnOnce(&Entry) -> Result<(u64, u64), E>,
+    ) -> Result<(Entry, Vec<u8>), E> {
+        match self {
+            Self::Local(root) => root.read_picked(path, pick).await,
+            Self::S3(root) => {
+                let entry = root.stat(path).await?;
+                let (start, len) = pick(&entry)?;
+                let bytes = root.read_range(path, start, len).await?;
+                Ok((entry, bytes))
+            }
         }
     }
 

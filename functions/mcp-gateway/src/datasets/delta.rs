@@ -30,10 +30,9 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
 use super::{Dataset, DatasetError};
+pub use crate::storage::delta_tables::{LOG_FOLDER, table_folders};
 use crate::storage::{Entry, ObjectPath, Storage, StorageError};
 
-/// The folder that makes a folder a Delta table.
-pub const LOG_FOLDER: &str = "_delta_log";
 /// The most log bytes (commits and checkpoint) read for one snapshot.
 pub const MAX_LOG_BYTES: u64 = 256 << 20;
 /// Log files read at once (S3 round trips overlap).
@@ -55,24 +54,6 @@ pub enum DeltaError {
     /// The version asked for cannot be read.
     #[error("{0}")]
     Version(String),
-}
-
-/// The outermost Delta table folders among `entries` (folders holding `_delta_log/`; never the
-/// root) that `keep` accepts, sorted; a table inside another one is part of it.
-pub fn table_folders(entries: &[Entry], keep: impl Fn(&str) -> bool) -> Vec<String> {
-    let mut roots: Vec<String> = entries
-        .iter()
-        .filter_map(|entry| {
-            let at = entry.path.split('/').position(|segment| segment == LOG_FOLDER).filter(|&at| at > 0)?;
-            Some(entry.path.split('/').take(at).collect::<Vec<_>>().join("/"))
-        })
-        .filter(|root| keep(root))
-        .collect();
-    roots.sort();
-    roots.dedup();
-    let all = roots.clone();
-    roots.retain(|root| !all.iter().any(|outer| root.starts_with(&format!("{outer}/"))));
-    roots
 }
 
 /// Which version of a table to read.

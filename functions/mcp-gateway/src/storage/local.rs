@@ -104,11 +104,31 @@ impl LocalRoot {
     }
 
     fn read_range_blocking(&self, path: &ObjectPath, start: u64, len: u64) -> Result<Vec<u8>, StorageError> {
-        let mut file = self.open_file_blocking(path)?;
-        file.seek(SeekFrom::Start(start)).map_err(|error| io_error(path, error))?;
-        let mut buffer = Vec::with_capacity(usize::try_from(len.min(1 << 20)).unwrap_or(0));
-        file.take(len).read_to_end(&mut buffer).map_err(|error| io_error(path, error))?;
-        Ok(buffer)
+        read_from(self.open_file_blocking(path)?, path, start, len)
+    }
+
+    /// See [`Storage::read_picked`]: one resolution of the path, one open; the metadata comes from
+    /// the open file (so it is the file that is read), the read is done like [`Self::read_range`].
+    pub async fn read_picked<E: From<StorageError>>(
+        &self,
+        path: &ObjectPath,
+        pick: impl FnOnce(&Entry) -> Result<(u64, u64), E>,
+    ) -> Result<(Entry, Vec<u8>), E> {
+        let full = self.resolve(path)?;
+        let file = fs::File::open(&full).map_err(|error| io_error(path, error))?;
+        let metadata = file.metadata().map_err(|error| io_error(path, error))?;
+        let entry = entry(path.as_str().to_owned(), &metadata);
+        let (start, len) = pick(&entry)?;
+        if entry.kind == EntryKind::Dir {
+            return Err(StorageError::not_a_file(path).into());
+        }
+        let bytes = if len <= IN_PLACE_READ_BYTES {
+            read_from(file, path, start, len)?
+        } else {
+            let path = path.clone();
+            blocking(move || read_from(file, &path, start, len)).await?
+        };
+        Ok((entry, bytes))
     }
 
     /// Writes `bytes` to a temporary file next to `path`, syncs it, and renames it into place,
@@ -225,6 +245,14 @@ fn rand_suffix() -> u64 {
     u64::from(nanos) ^ (u64::from(std::process::id()) << 32)
 }
 
+/// Up to `len` bytes of `file` from `start`.
+fn read_from(mut file: fs::File, path: &ObjectPath, start: u64, len: u64) -> Result<Vec<u8>, StorageError> {
+    file.seek(SeekFrom::Start(start)).map_err(|error| io_error(path, error))?;
+    let mut buffer = Vec::with_capacity(usize::try_from(len.min(1 << 20)).unwrap_or(0));
+    file.take(len).read_to_end(&mut buffer).map_err(|error| io_error(path, error))?;
+    Ok(buffer)
+}
+
 fn io_error(path: &ObjectPath, error: io::Error) -> StorageError {
     match error.kind() {
         io::ErrorKind::NotFound => StorageError::NotFound(path.to_string()),
@@ -336,5 +364,31 @@ mod tests {
         assert_eq!(large.as_deref(), content.get(10..10 + 2 * IN_PLACE_READ_BYTES as usize));
         let escape = root.read_range(&path("escape.txt"), 0, 2 * IN_PLACE_READ_BYTES).await;
         assert!(matches!(escape, Err(StorageError::OutsideRoot(_))), "{escape:?}");
+    }
+
+    #[tokio::test]
+    async fn read_picked_shows_the_open_files_metadata_reads_what_was_picked_and_refuses_escapes() {
+        let (dir, root) = fixture();
+        let content: Vec<u8> = (0..2 * IN_PLACE_READ_BYTES).map(|i| (i % 251) as u8).collect();
+        fs::write(dir.0.join("root/big.bin"), &content).ok();
+        let mut seen = None;
+        let read = root
+            .read_picked(&path("a.txt"), |entry: &Entry| {
+                seen = Some((entry.kind, entry.size));
+                Ok::<_, StorageError>((6, entry.size - 6))
+            })
+            .await;
+        assert_eq!(seen, Some((EntryKind::File, 12)));
+        assert_eq!(read.ok().map(|(entry, bytes)| (entry.path, bytes)), Some(("a.txt".into(), b"world\n".to_vec())));
+        let large =
+            root.read_picked(&path("big.bin"), |entry: &Entry| Ok::<_, StorageError>((1, entry.size - 1))).await;
+        assert_eq!(large.ok().map(|(_, bytes)| bytes).as_deref(), content.get(1..));
+        // The picker sees a folder and may refuse it; a picker that does not is refused anyway.
+        let folder = root.read_picked(&path("sub"), |entry: &Entry| Ok::<_, StorageError>((0, entry.size))).await;
+        assert!(matches!(folder, Err(StorageError::WrongKind { .. })), "{folder:?}");
+        let escape = root.read_picked(&path("escape.txt"), |_: &Entry| Ok::<_, StorageError>((0, 10))).await;
+        assert!(matches!(escape, Err(StorageError::OutsideRoot(_))), "{escape:?}");
+        let missing = root.read_picked(&path("nope.txt"), |_: &Entry| Ok::<_, StorageError>((0, 10))).await;
+        assert!(matches!(missing, Err(StorageError::NotFound(_))), "{missing:?}");
     }
 }

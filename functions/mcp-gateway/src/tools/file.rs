@@ -7,9 +7,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    datasets,
     registry::{CallContext, Output, ToolError, TypedTool, cursor_offset, next_cursor},
-    storage::{Entry, EntryKind, ObjectPath, Storage},
+    storage::{Entry, EntryKind, ObjectPath, Storage, delta_tables},
 };
 
 /// The `file` tool over one data root.
@@ -223,7 +222,7 @@ impl FileTool {
             .map(|entry| {
                 let storage = self.storage.clone();
                 async move {
-                    let log = ObjectPath::parse(&format!("{}/{}", entry.path, datasets::delta::LOG_FOLDER));
+                    let log = ObjectPath::parse(&format!("{}/{}", entry.path, delta_tables::LOG_FOLDER));
                     let is_table = match (&entry.kind, log) {
                         (EntryKind::Dir, Ok(log)) => {
                             storage.stat(&log).await.is_ok_and(|found| found.kind == EntryKind::Dir)
@@ -238,39 +237,44 @@ impl FileTool {
     }
 
     async fn read(&self, path: &ObjectPath, input: &FileInput) -> Result<Output<FileOutput>, ToolError> {
-        let entry = self.storage.stat(path).await?;
-        if entry.kind == EntryKind::Dir {
-            return Err(ToolError::new(format!("`{path}` is a folder; use action=list to see its contents")));
-        }
-        let cap = self.limits.max_read_bytes;
         let by_lines = input.start_line.is_some() || input.end_line.is_some();
         let by_bytes = input.offset.is_some() || input.length.is_some();
         if by_lines && by_bytes {
             return Err(ToolError::new("give either start_line/end_line or offset/length, not both"));
         }
         if by_lines {
+            let entry = self.storage.stat(path).await?;
+            refuse_folder(path, &entry)?;
             return self.read_lines(path, entry, input.start_line.unwrap_or(1), input.end_line).await;
         }
+        let cap = self.limits.max_read_bytes;
         let offset = input.offset.unwrap_or(0);
-        let length = match input.length {
-            Some(length) if length > cap => {
+        let pick = |entry: &Entry| {
+            refuse_folder(path, entry)?;
+            let length = match input.length {
+                Some(length) if length > cap => {
+                    return Err(ToolError::new(format!(
+                        "length {length} is larger than the read limit of {cap} bytes; read in smaller ranges"
+                    )));
+                }
+                Some(length) => length,
+                None if entry.size.saturating_sub(offset) > cap => {
+                    return Err(ToolError::new(format!(
+                        "`{path}` is {} bytes, too large to read at once (limit {cap}); use offset/length or start_line/end_line to read a range",
+                        entry.size
+                    )));
+                }
+                None => entry.size.saturating_sub(offset),
+            };
+            if offset > entry.size {
                 return Err(ToolError::new(format!(
-                    "length {length} is larger than the read limit of {cap} bytes; read in smaller ranges"
-                )));
-            }
-            Some(length) => length,
-            None if entry.size.saturating_sub(offset) > cap => {
-                return Err(ToolError::new(format!(
-                    "`{path}` is {} bytes, too large to read at once (limit {cap}); use offset/length or start_line/end_line to read a range",
+                    "offset {offset} is past the end of `{path}` ({} bytes)",
                     entry.size
                 )));
             }
-            None => entry.size.saturating_sub(offset),
+            Ok((offset, length))
         };
-        if offset > entry.size {
-            return Err(ToolError::new(format!("offset {offset} is past the end of `{path}` ({} bytes)", entry.size)));
-        }
-        let bytes = self.storage.read_range(path, offset, length).await?;
+        let (entry, bytes) = self.storage.read_picked(path, pick).await?;
         let end = offset + bytes.len() as u64;
         let mut output = FileOutput { byte_range: Some([offset, end]), ..FileOutput::default() };
         let text = match decode_text(bytes) {
@@ -351,10 +355,18 @@ impl FileTool {
     }
 }
 
+/// Refuses to read a folder, pointing at `list`.
+fn refuse_folder(path: &ObjectPath, entry: &Entry) -> Result<(), ToolError> {
+    if entry.kind == EntryKind::Dir {
+        return Err(ToolError::new(format!("`{path}` is a folder; use action=list to see its contents")));
+    }
+    Ok(())
+}
+
 /// Folds each Delta table under `dir` (a folder holding `_delta_log/`, other than `dir` itself)
 /// into one folder entry; returns the tables' paths.
 fn collapse_delta_tables(dir: &ObjectPath, entries: &mut Vec<Entry>) -> Vec<String> {
-    let tables = datasets::delta::table_folders(entries, |root| root != dir.as_str());
+    let tables = delta_tables::table_folders(entries, |root| root != dir.as_str());
     entries.retain(|entry| !tables.iter().any(|root| entry.path.starts_with(&format!("{root}/"))));
     for root in &tables {
         if !entries.iter().any(|entry| &entry.path == root) {

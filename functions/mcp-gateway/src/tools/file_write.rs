@@ -6,12 +6,10 @@ use rmcp::model::ToolAnnotations;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use std::sync::Arc;
-
 use crate::{
     registry::{CallContext, Output, ToolError, TypedTool},
-    search_index::SharedIndex,
     storage::{Entry, ObjectPath, Storage},
+    tools::Index,
 };
 
 /// The `file_write` tool over one data root.
@@ -20,13 +18,26 @@ pub struct FileWriteTool {
     storage: Storage,
     max_write_bytes: usize,
     /// Told about every change, so `search` re-checks the root before its next answer.
-    index: Arc<SharedIndex>,
+    #[cfg(feature = "data")]
+    index: Index,
 }
 
 impl FileWriteTool {
     /// A `file_write` tool over `storage`, refusing content above `max_write_bytes`.
-    pub fn new(storage: Storage, max_write_bytes: usize, index: Arc<SharedIndex>) -> Self {
-        Self { storage, max_write_bytes, index }
+    #[cfg_attr(not(feature = "data"), allow(unused_variables))]
+    pub fn new(storage: Storage, max_write_bytes: usize, index: Index) -> Self {
+        Self {
+            storage,
+            max_write_bytes,
+            #[cfg(feature = "data")]
+            index,
+        }
+    }
+
+    /// After a change under the root: the search index (when there is one) checks again.
+    fn changed(&self) {
+        #[cfg(feature = "data")]
+        self.index.invalidate();
     }
 }
 
@@ -86,7 +97,7 @@ impl TypedTool for FileWriteTool {
         match input.action {
             WriteAction::Delete => {
                 self.storage.delete(&path).await?;
-                self.index.invalidate();
+                self.changed();
                 let text = format!("deleted {path}");
                 let structured = FileWriteOutput { done: "deleted".into(), path: path.to_string(), entry: None };
                 Ok(Output { structured, text })
@@ -116,7 +127,7 @@ impl TypedTool for FileWriteTool {
                 }
                 let size = bytes.len();
                 self.storage.write(&path, bytes).await?;
-                self.index.invalidate();
+                self.changed();
                 let entry = self.storage.stat(&path).await.ok();
                 let text = format!("wrote {size} bytes to {path}");
                 let structured = FileWriteOutput { done: "written".into(), path: path.to_string(), entry };
