@@ -172,7 +172,7 @@ bench: bench-tools ## All benchmarks vs the peers on release builds (< 20 min); 
 	cargo build --release -p mcp-gateway
 	cargo build --release -p mcp-compare -p apigw-standin
 	cargo build --profile proxy -p mcp-sigv4-proxy
-	cargo build --profile federation -p mcp-gateway --no-default-features
+	$(MAKE) federation
 	for script in $(BENCH_SCRIPTS); do $(VENV)/bin/python benches/$$script.py; done
 	$(VENV)/bin/python benches/report.py
 

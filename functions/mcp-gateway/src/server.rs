@@ -487,7 +487,6 @@ fn explore_prompt() -> Prompt {
 /// as resources).
 #[cfg(not(feature = "data"))]
 impl Gateway {
-    #[allow(clippy::unused_async)]
     async fn dataset_resources(&self) -> Result<Vec<Resource>, McpError> {
         Ok(Vec::new())
     }
