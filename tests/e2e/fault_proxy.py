@@ -1,13 +1,19 @@
-"""A faulty front for an MCP server, for the `mcp-compare` tests: forwards each POST to the
-upstream after `--delay-ms`, but answers every `--fail-every`-th request itself with a 503.
-Forwards the upstream's Mcp-Session-Id. Prints `listening on URL` when ready.
+"""A faulty front for an MCP server, for the `mcp-compare` and federation tests: forwards each
+POST to the upstream after `--delay-ms`, but answers every `--fail-every`-th request itself with a
+503. Forwards the upstream's Mcp-Session-Id. Prints `listening on URL` when ready.
+
+Control, for tests that make an instance flap: `POST /fault` with `{"fail": true}` answers every
+request with a 503 until `{"fail": false}`; `GET /stats` counts the POSTs seen, by JSON-RPC method
+and by tool (`{"posts": N, "methods": {...}, "tools": {...}}`).
 Run: python fault_proxy.py UPSTREAM_URL [--delay-ms N] [--fail-every N] [--port N]
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import itertools
+import json
 import threading
 import time
 import urllib.error
@@ -22,16 +28,39 @@ class Handler(BaseHTTPRequestHandler):
     fail_every = 0
     counter = itertools.count(1)
     lock = threading.Lock()
+    failing = False
+    methods: collections.Counter = collections.Counter()
+    tools: collections.Counter = collections.Counter()
 
     def log_message(self, *args) -> None:  # keep stderr quiet
         pass
 
+    def do_GET(self) -> None:
+        if self.path != "/stats":
+            self.reply(404, "text/plain", b"not found\n")
+            return
+        with self.lock:
+            stats = {"posts": sum(self.methods.values()), "methods": dict(self.methods), "tools": dict(self.tools)}
+        self.reply(200, "application/json", json.dumps(stats).encode())
+
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("content-length", "0")))
+        if self.path == "/fault":
+            Handler.failing = bool(json.loads(body or b"{}").get("fail"))
+            self.reply(204, "text/plain", b"")
+            return
+        try:
+            message = json.loads(body)
+        except ValueError:
+            message = {}
         with self.lock:
             n = next(self.counter)
+            if isinstance(message, dict):
+                self.methods[str(message.get("method"))] += 1
+                if message.get("method") == "tools/call":
+                    self.tools[str((message.get("params") or {}).get("name"))] += 1
         time.sleep(self.delay)
-        if self.fail_every and n % self.fail_every == 0:
+        if self.failing or (self.fail_every and n % self.fail_every == 0):
             self.reply(503, "text/plain", b"injected fault\n")
             return
         headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length", "connection")}

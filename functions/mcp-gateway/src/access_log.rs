@@ -5,9 +5,12 @@
 //! the line when the response is ready.
 
 use std::{
+    net::IpAddr,
     sync::{Arc, Mutex},
     time::Instant,
 };
+
+use crate::caller::Caller;
 
 /// What is known about one request, filled in as it is handled.
 #[derive(Debug, Clone)]
@@ -34,6 +37,8 @@ pub struct Fields {
     pub request_id: Option<String>,
     /// The IAM caller from the API Gateway request context.
     pub caller_arn: Option<String>,
+    /// The client's address (the TCP peer in `serve`, API Gateway's `sourceIp` on Lambda).
+    pub client_ip: Option<IpAddr>,
     /// The HTTP status returned.
     pub status: u16,
     /// The JSON-RPC error code returned, if any.
@@ -61,6 +66,7 @@ impl RequestRecord {
             http_method: parent.http_method,
             request_id: parent.request_id,
             caller_arn: parent.caller_arn,
+            client_ip: parent.client_ip,
             batch: true,
             ..Fields::default()
         };
@@ -76,6 +82,15 @@ impl RequestRecord {
     /// When the request must be answered by, if the platform sets a limit.
     pub fn deadline(&self) -> Option<Instant> {
         self.deadline
+    }
+
+    /// Who made the request.
+    pub fn caller(&self) -> Caller {
+        let fields = self.fields.lock().ok();
+        Caller {
+            principal: fields.as_ref().and_then(|fields| fields.caller_arn.as_deref().map(Into::into)),
+            client_ip: fields.and_then(|fields| fields.client_ip),
+        }
     }
 
     /// The record the transport put in rmcp's request extensions, if this call came over HTTP.
@@ -124,6 +139,7 @@ impl RequestRecord {
             rpc_id = fields.rpc_id.as_deref(),
             request_id = fields.request_id.as_deref(),
             caller_arn = fields.caller_arn.as_deref(),
+            client_ip = fields.client_ip.map(tracing::field::display),
             status = fields.status,
             error_code = fields.error_code,
             reason = fields.reason.as_deref(),

@@ -18,6 +18,7 @@
 //! ```
 
 pub mod access_log;
+pub mod caller;
 pub mod config;
 #[cfg(feature = "data")]
 pub mod datasets;

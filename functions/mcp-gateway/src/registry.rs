@@ -25,6 +25,7 @@ use serde::{Serialize, de::DeserializeOwned};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    caller::Caller,
     progress::Progress,
     upstream::{
         Catalogue,
@@ -46,12 +47,19 @@ pub struct CallContext {
     pub progress: Progress,
     /// When the answer must be sent by at the latest (a Lambda invocation's deadline).
     pub deadline: Option<Instant>,
+    /// Who asked.
+    pub caller: Caller,
 }
 
 impl CallContext {
     /// A context with no progress token and a token that is never cancelled (stdio tests, CLI).
     pub fn detached() -> Self {
-        Self { cancel: CancellationToken::new(), progress: Progress::disabled(), deadline: None }
+        Self {
+            cancel: CancellationToken::new(),
+            progress: Progress::disabled(),
+            deadline: None,
+            caller: Caller::default(),
+        }
     }
 }
 
@@ -444,7 +452,7 @@ fn forwarded_meta(meta: Option<RequestMetaObject>) -> Option<RequestMetaObject> 
 /// short by the deadline, as for a built-in tool), and what to tell the user if it runs out.
 fn upstream_options(timeout: Duration, context: CallContext) -> (CallOptions, &'static str) {
     let (limit, hint) = time_limit(timeout, context.deadline, Instant::now());
-    (CallOptions { cancel: context.cancel, progress: context.progress, timeout: limit }, hint)
+    (CallOptions { cancel: context.cancel, progress: context.progress, timeout: limit, caller: context.caller }, hint)
 }
 
 /// An upstream's failure as the JSON-RPC error of a request that has no `isError` result

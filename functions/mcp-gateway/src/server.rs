@@ -272,11 +272,7 @@ impl ServerHandler for Gateway {
         if let Some(record) = &record {
             record.set_tool(&name);
         }
-        let call_context = CallContext {
-            cancel: context.ct.clone(),
-            progress: Progress::new(context.meta.get_progress_token(), context.peer.clone()),
-            deadline: record.as_ref().and_then(RequestRecord::deadline),
-        };
+        let call_context = call_context(&context, record.as_ref());
         let started = std::time::Instant::now();
         let Some(answer) = self.core.registry.call(request, call_context).await else {
             return Err(McpError::invalid_params(
@@ -355,11 +351,7 @@ impl ServerHandler for Gateway {
             }
         };
         let record = RequestRecord::from_extensions(&context.extensions);
-        let call_context = CallContext {
-            cancel: context.ct.clone(),
-            progress: Progress::new(context.meta.get_progress_token(), context.peer.clone()),
-            deadline: record.as_ref().and_then(RequestRecord::deadline),
-        };
+        let call_context = call_context(&context, record.as_ref());
         if let Some(answer) = self.core.registry.read_resource(&request.uri, call_context.clone()).await {
             return answer.map(|result| {
                 ReadResourceResponse::Complete(
@@ -427,11 +419,7 @@ impl ServerHandler for Gateway {
     ) -> Result<GetPromptResponse, McpError> {
         if request.name != EXPLORE_PROMPT || !self.core.builtin {
             let record = RequestRecord::from_extensions(&context.extensions);
-            let call_context = CallContext {
-                cancel: context.ct.clone(),
-                progress: Progress::new(context.meta.get_progress_token(), context.peer.clone()),
-                deadline: record.as_ref().and_then(RequestRecord::deadline),
-            };
+            let call_context = call_context(&context, record.as_ref());
             if let Some(answer) = self.core.registry.get_prompt(request.clone(), call_context).await {
                 return answer.map(GetPromptResponse::Complete);
             }
@@ -464,6 +452,17 @@ impl ServerHandler for Gateway {
         // `notifications/message`, so the level is acknowledged and logged only.
         tracing::debug!(level = ?request.level, "client set its log level");
         Ok(())
+    }
+}
+
+/// What a tool, resource or prompt call may use of its request: cancellation, progress, the
+/// deadline and the caller (from the HTTP transport's record; none on stdio).
+fn call_context(context: &RequestContext<RoleServer>, record: Option<&RequestRecord>) -> CallContext {
+    CallContext {
+        cancel: context.ct.clone(),
+        progress: Progress::new(context.meta.get_progress_token(), context.peer.clone()),
+        deadline: record.and_then(RequestRecord::deadline),
+        caller: record.map(RequestRecord::caller).unwrap_or_default(),
     }
 }
 

@@ -2,16 +2,22 @@
 //! exposed names (`<upstream>__<tool>`), and calls to them are routed by the registry; the
 //! transports and the MCP server layer do not know the difference.
 //!
-//! `config` reads the upstreams file, `client` is one upstream (an rmcp client), `sigv4` signs for
-//! upstreams behind AWS IAM, `names` makes exposed names, `catalogue` aggregates the tools, and
-//! `status` is the `gateway_status` tool. **Invariant:** the state kept here (connections, legacy
-//! sessions, the catalogue) is per upstream and per process, never per client, and a client's
-//! identity reaches an upstream only through headers the file names.
+//! `config` reads the upstreams file; `pool` is one upstream: its instances, each an rmcp client
+//! (`client`) behind a circuit breaker (`breaker`), one picked per request by the upstream's
+//! strategy (`balance`); `sigv4` signs for upstreams behind AWS IAM, `names` makes exposed names,
+//! `catalogue` aggregates the tools, and `status` is the `gateway_status` tool. **Invariant:** the
+//! state kept here (connections, legacy sessions, breakers, the catalogue) is per upstream
+//! instance and per process, never per client, and a client's identity reaches an upstream only
+//! through headers the file names (the caller's identity only picks the instance, for
+//! `strategy = "hash"`).
 
+pub mod balance;
+pub mod breaker;
 pub mod catalogue;
 pub mod client;
 pub mod config;
 pub mod names;
+pub mod pool;
 pub mod sigv4;
 pub mod status;
 
@@ -67,7 +73,7 @@ impl Federation {
     pub fn new(config: UpstreamsConfig, reserved: catalogue::Reserved) -> Self {
         let listen = config.listen;
         let upstreams =
-            config.upstreams.into_iter().map(|upstream| Arc::new(client::Upstream::new(upstream, listen))).collect();
+            config.upstreams.into_iter().map(|upstream| Arc::new(pool::Upstream::new(upstream, listen))).collect();
         Self { catalogue: Arc::new(Catalogue::new(upstreams, config.catalogue_ttl, reserved)) }
     }
 }

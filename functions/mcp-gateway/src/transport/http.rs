@@ -23,6 +23,10 @@ use crate::server::{Core, Gateway};
 
 pub use session::SessionKey;
 
+/// The TCP peer of a request's connection, put in the request's extensions by `serve`.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub std::net::SocketAddr);
+
 /// Which `Host` headers are accepted.
 #[derive(Debug, Clone)]
 pub enum AllowedHosts {

@@ -13,9 +13,10 @@ use std::{
 use rmcp::model::{Prompt, Resource, ResourceTemplate, Tool};
 
 use super::{
-    client::{Offer, Upstream, UpstreamError},
+    client::{Offer, UpstreamError},
     config::FailureMode,
     names,
+    pool::Upstream,
 };
 
 /// One exposed tool: who owns it and what it is called there.

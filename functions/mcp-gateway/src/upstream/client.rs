@@ -1,6 +1,6 @@
-//! One upstream MCP server, as an rmcp client: connected on first use, connected again when its
-//! transport closes (a stdio command is restarted, with back-off), with each call's progress and
-//! cancellation carried across.
+//! One instance of an upstream MCP server, as an rmcp client: connected on first use, connected
+//! again when its transport closes (a stdio command is restarted, with back-off), with each call's
+//! progress and cancellation carried across. Which instance takes a request is `pool`'s choice.
 //!
 //! rmcp's client does the protocol: `server/discover` with a fallback to `initialize` (or the
 //! revision the file names), the legacy session (re-initialized once on a 404), SSE answers and
@@ -32,10 +32,10 @@ use rmcp::{
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    config::{Auth, HttpConfig, Protocol, StdioConfig, Transport, UpstreamConfig},
+    config::{Auth, DEFAULT_INSTANCE, HttpConfig, InstanceConfig, Protocol, StdioConfig, Transport, UpstreamConfig},
     sigv4::SigV4Client,
 };
-use crate::progress::Progress;
+use crate::{caller::Caller, progress::Progress};
 
 /// List-change notifications buffered on a `subscriptions/listen` stream between two lists; one
 /// more ends the stream (and the next list refreshes the catalogue anyway).
@@ -77,6 +77,9 @@ pub enum UpstreamError {
     /// The upstream could not be reached (or started); `retry_in` until the next attempt.
     #[error("upstream `{upstream}` is down: {reason}")]
     Down { upstream: String, reason: String },
+    /// None of its instances may be called now (their circuit breakers are open).
+    #[error("upstream `{upstream}` has no healthy instance: {reason}")]
+    NoHealthyInstance { upstream: String, reason: String },
     /// It answered with a JSON-RPC error: passed on with its code.
     #[error("{0}")]
     Rpc(rmcp::ErrorData),
@@ -103,10 +106,10 @@ impl From<UpstreamError> for Listing {
     }
 }
 
-/// Everything an upstream offers.
+/// Everything an instance offers.
 #[derive(Debug, Clone, Default)]
 pub struct Offer {
-    /// Its tools (after allow/deny).
+    /// Its tools.
     pub tools: Vec<Tool>,
     /// Its resources.
     pub resources: Vec<Resource>,
@@ -136,10 +139,15 @@ pub struct Status {
     pub connections: u64,
 }
 
-/// One upstream server.
-pub struct Upstream {
+/// One instance of an upstream server.
+pub struct Instance {
+    /// The upstream's name, or `<upstream>/<instance>` when it has several instances: what
+    /// errors and log lines call it.
+    label: String,
     /// Its configuration.
-    pub config: UpstreamConfig,
+    pub config: InstanceConfig,
+    /// How long a list (connecting included) may take.
+    list_timeout: Duration,
     connection: tokio::sync::Mutex<Option<Connection>>,
     status: Mutex<Status>,
     backoff: Mutex<Backoff>,
@@ -154,9 +162,9 @@ pub struct Upstream {
     capabilities: Mutex<Option<ServerCapabilities>>,
 }
 
-impl std::fmt::Debug for Upstream {
+impl std::fmt::Debug for Instance {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Upstream").field("name", &self.config.name).finish_non_exhaustive()
+        f.debug_struct("Instance").field("label", &self.label).finish_non_exhaustive()
     }
 }
 
@@ -219,14 +227,23 @@ pub struct CallOptions {
     pub progress: Progress,
     /// How long the call may take.
     pub timeout: Duration,
+    /// Who asked (what `strategy = "hash"` keys on).
+    pub caller: Caller,
 }
 
-impl Upstream {
-    /// An upstream that connects on first use; with `listen`, a 2026-07-28 upstream that
-    /// announces list changes is asked for them on a `subscriptions/listen` stream.
-    pub fn new(config: UpstreamConfig, listen: bool) -> Self {
+impl Instance {
+    /// An instance of `upstream` that connects on first use; with `listen`, a 2026-07-28 server
+    /// that announces list changes is asked for them on a `subscriptions/listen` stream.
+    pub fn new(upstream: &UpstreamConfig, config: InstanceConfig, listen: bool) -> Self {
+        let label = if upstream.instances.len() == 1 && config.id == DEFAULT_INSTANCE {
+            upstream.name.clone()
+        } else {
+            format!("{}/{}", upstream.name, config.id)
+        };
         Self {
+            label,
             config,
+            list_timeout: upstream.list_timeout,
             connection: tokio::sync::Mutex::new(None),
             status: Mutex::new(Status { state: "unknown".into(), ..Status::default() }),
             backoff: Mutex::new(Backoff::default()),
@@ -238,9 +255,10 @@ impl Upstream {
         }
     }
 
-    /// Its name.
+    /// What errors and log lines call it: the upstream's name, with the instance's id when the
+    /// upstream has several.
     pub fn name(&self) -> &str {
-        &self.config.name
+        &self.label
     }
 
     /// What `gateway_status` says about it.
@@ -272,7 +290,7 @@ impl Upstream {
                 // Ended: the connection closed (the next one listens again), or the buffer
                 // filled. Either way changes may have been missed, so the catalogue is refreshed.
                 Some(Ok(None) | Err(_)) => {
-                    tracing::debug!(upstream = %self.config.name, end = ?subscription.end(), "the subscriptions/listen stream ended");
+                    tracing::debug!(upstream = %self.label, end = ?subscription.end(), "the subscriptions/listen stream ended");
                     *slot = None;
                     changed = true;
                     break;
@@ -280,7 +298,7 @@ impl Upstream {
             }
         }
         if changed {
-            tracing::info!(upstream = %self.config.name, "the upstream's list changed");
+            tracing::info!(upstream = %self.label, "the upstream's list changed");
         }
         changed
     }
@@ -302,24 +320,23 @@ impl Upstream {
         }
     }
 
-    /// Everything it offers (every page of each list), its tools after the file's allow and deny
-    /// lists; connecting included, this takes at most the upstream's list timeout.
-    pub async fn list_all(&self) -> Result<Offer, UpstreamError> {
+    /// Everything it offers (every page of each list); connecting included, this takes at most
+    /// `limit`.
+    pub async fn list_all(&self, limit: Duration) -> Result<Offer, UpstreamError> {
         let started = Instant::now();
-        let limit = self.config.list_timeout;
         let listed = tokio::time::timeout(limit, async {
             // A list has no effect upstream, so one that fails (a 5xx, a dropped connection) is
             // sent once more, on a new connection if the old one closed.
             match self.offer().await {
                 Err(Listing::Service(error)) if !matches!(error, ServiceError::McpError(_)) => {
-                    tracing::debug!(upstream = %self.config.name, %error, "listing again");
+                    tracing::debug!(upstream = %self.label, %error, "listing again");
                     self.offer().await
                 }
                 other => other,
             }
         })
         .await;
-        let mut offer = match listed {
+        let offer = match listed {
             Ok(Ok(offer)) => offer,
             Ok(Err(Listing::Upstream(error))) => return Err(error),
             Ok(Err(Listing::Service(error))) => return Err(self.failed(error).await),
@@ -343,7 +360,6 @@ impl Upstream {
                 return Err(error);
             }
         };
-        offer.tools.retain(|tool| self.config.exposes(&tool.name));
         let count = offer.tools.len();
         self.update(|status| {
             status.state = "up".into();
@@ -515,7 +531,7 @@ impl Upstream {
                 let request_id = serde_json::to_value(&id).map(|id| id.to_string()).unwrap_or_default();
                 tracing::info!(
                     target: "mcp_gateway::upstream",
-                    upstream = %self.config.name,
+                    upstream = %self.label,
                     upstream_request_id = %request_id,
                     %reason,
                     "sent notifications/cancelled to the upstream"
@@ -643,7 +659,7 @@ impl Upstream {
         if !any {
             return;
         }
-        let (name, slot) = (self.config.name.clone(), self.subscription.clone());
+        let (name, slot) = (self.label.clone(), self.subscription.clone());
         tokio::spawn(async move {
             match peer.listen_with_capacity(filter.build(), SUBSCRIPTION_BUFFER).await {
                 Ok(subscription) => {
@@ -680,16 +696,16 @@ impl Upstream {
                 let lifecycle = lifecycle(&http.protocol);
                 let transport = http_transport(http).await?;
                 tokio::time::timeout(
-                    self.config.list_timeout.max(Duration::from_secs(10)),
+                    self.list_timeout.max(Duration::from_secs(10)),
                     handler.serve_with_lifecycle(transport, lifecycle),
                 )
                 .await
             }
             Transport::Stdio(stdio) => {
-                let transport = stdio_transport(&self.config.name, stdio)?;
+                let transport = stdio_transport(&self.label, stdio)?;
                 let lifecycle = lifecycle(&Protocol::Auto);
                 tokio::time::timeout(
-                    self.config.list_timeout.max(Duration::from_secs(10)),
+                    self.list_timeout.max(Duration::from_secs(10)),
                     handler.serve_with_lifecycle(transport, lifecycle),
                 )
                 .await
@@ -697,7 +713,7 @@ impl Upstream {
         };
         match connected {
             Ok(Ok(service)) => {
-                tracing::info!(upstream = %self.config.name, "connected to the upstream");
+                tracing::info!(upstream = %self.label, "connected to the upstream");
                 Ok(service)
             }
             Ok(Err(error)) => Err(self.redact(crate::storage::error_chain(&error))),
@@ -894,10 +910,11 @@ fn env_value(name: &str) -> Result<String, String> {
 mod tests {
     use super::*;
 
-    fn upstream() -> Upstream {
+    fn upstream() -> Instance {
         let file = "[[upstream]]\nname = \"big\"\ntransport = \"http\"\nurl = \"http://127.0.0.1:9/mcp\"\n";
         let config = super::super::config::parse("test.toml", file).map(|mut config| config.upstreams.remove(0));
-        Upstream::new(config.unwrap_or_else(|error| panic!("{error}")), false)
+        let config = config.unwrap_or_else(|error| panic!("{error}"));
+        Instance::new(&config, config.instances[0].clone(), false)
     }
 
     #[tokio::test]

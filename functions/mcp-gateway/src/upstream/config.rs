@@ -36,13 +36,20 @@ pub struct UpstreamsConfig {
     pub listen: bool,
 }
 
-/// One upstream MCP server.
+/// One upstream MCP server: one name for one or more instances of the same server.
 #[derive(Debug, Clone)]
 pub struct UpstreamConfig {
     /// `[a-z0-9][a-z0-9-]*`, the prefix of its exposed names.
     pub name: String,
-    /// How to reach it.
-    pub transport: Transport,
+    /// Its instances (at least one), in file order; all of one transport kind.
+    pub instances: Vec<InstanceConfig>,
+    /// How a request picks an instance.
+    pub strategy: Strategy,
+    /// When an instance counts as unhealthy, and when it is tried again.
+    pub health: HealthConfig,
+    /// Tools whose calls may be retried on another instance (they cannot have had an effect
+    /// twice); lists, `resources/read` and `prompts/get` always may.
+    pub retry_tools: Option<Patterns>,
     /// How long one call may take.
     pub timeout: Duration,
     /// How long a list waits for it.
@@ -58,9 +65,19 @@ pub struct UpstreamConfig {
 }
 
 impl UpstreamConfig {
-    /// Whether it is reached over stdio (a long-lived child process).
+    /// Whether it is reached over stdio (long-lived child processes).
     pub fn is_stdio(&self) -> bool {
-        matches!(self.transport, Transport::Stdio(_))
+        self.instances.iter().any(|instance| matches!(instance.transport, Transport::Stdio(_)))
+    }
+
+    /// `http` or `stdio`.
+    pub fn transport_kind(&self) -> &'static str {
+        if self.is_stdio() { "stdio" } else { "http" }
+    }
+
+    /// Whether a call of its tool `name` may be retried on another instance.
+    pub fn retries(&self, name: &str) -> bool {
+        self.retry_tools.as_ref().is_some_and(|retry| retry.set.is_match(name))
     }
 
     /// Whether the upstream's tool `name` is exposed.
@@ -77,6 +94,88 @@ pub struct Patterns {
     /// The globs as written.
     pub text: Vec<String>,
     set: GlobSet,
+}
+
+/// The id an upstream's only instance gets when the file lists none (`url` or `command` on the
+/// upstream itself).
+pub const DEFAULT_INSTANCE: &str = "default";
+
+/// The largest weight of an instance.
+pub const MAX_WEIGHT: u32 = 1000;
+
+/// The most instances of one upstream.
+pub const MAX_INSTANCES: usize = 64;
+
+/// One instance of an upstream.
+#[derive(Debug, Clone)]
+pub struct InstanceConfig {
+    /// `[a-z0-9][a-z0-9-]*`, unique within its upstream.
+    pub id: String,
+    /// How to reach it.
+    pub transport: Transport,
+    /// Its share of traffic with `strategy = "weighted"` (and `hash`), 1 to [`MAX_WEIGHT`].
+    pub weight: u32,
+    /// Labels for operators (zone, version ...), reported as given.
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// How a request picks one of an upstream's healthy instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    /// Each in turn.
+    RoundRobin,
+    /// The one with the fewest calls in flight.
+    LeastConnections,
+    /// In proportion to the weights (smooth weighted round robin).
+    Weighted,
+    /// Uniformly at random.
+    Random,
+    /// The faster of two picked at random, by latency (EWMA) times calls in flight.
+    LeastLatency,
+    /// The same instance for the same key, while it is healthy (weighted rendezvous hashing).
+    Hash(HashKey),
+}
+
+/// What `strategy = "hash"` hashes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HashKey {
+    /// The caller's identity (the IAM principal on Lambda), else its address.
+    Principal,
+    /// The caller's IP address.
+    ClientIp,
+}
+
+/// Passive health and the circuit breaker of every instance of an upstream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthConfig {
+    /// Failures in a row that open an instance's breaker.
+    pub failures: u32,
+    /// The share of failed calls within `window` that opens it ...
+    pub error_rate: f64,
+    /// ... over this window ...
+    pub window: Duration,
+    /// ... once the window holds at least this many calls.
+    pub min_calls: u32,
+    /// How long an open breaker stays open before it lets probes through (half-open).
+    pub cooldown: Duration,
+    /// Calls let through at once while half-open.
+    pub half_open_calls: u32,
+    /// Successes while half-open that close it again.
+    pub successes: u32,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        Self {
+            failures: 5,
+            error_rate: 0.5,
+            window: Duration::from_secs(30),
+            min_calls: 10,
+            cooldown: Duration::from_secs(10),
+            half_open_calls: 1,
+            successes: 2,
+        }
+    }
 }
 
 /// How an upstream is reached.
@@ -185,6 +284,12 @@ struct RawDefaults {
 struct RawUpstream {
     name: Spanned<String>,
     transport: Spanned<String>,
+    #[serde(default)]
+    instance: Vec<Spanned<RawInstance>>,
+    strategy: Option<Spanned<String>>,
+    hash_key: Option<Spanned<String>>,
+    health: Option<Spanned<RawHealth>>,
+    retry_tools: Option<Spanned<Vec<String>>>,
     url: Option<Spanned<String>>,
     protocol: Option<Spanned<String>>,
     timeout: Option<Spanned<String>>,
@@ -202,6 +307,30 @@ struct RawUpstream {
     env: BTreeMap<String, String>,
     inherit_env: Option<Spanned<Vec<String>>>,
     cwd: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInstance {
+    id: Spanned<String>,
+    url: Option<Spanned<String>>,
+    command: Option<Spanned<String>>,
+    args: Option<Vec<String>>,
+    weight: Option<Spanned<i64>>,
+    #[serde(default)]
+    metadata: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHealth {
+    failures: Option<Spanned<i64>>,
+    error_rate: Option<Spanned<f64>>,
+    window: Option<Spanned<String>>,
+    min_calls: Option<Spanned<i64>>,
+    cooldown: Option<Spanned<String>>,
+    half_open_calls: Option<Spanned<i64>>,
+    successes: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -245,10 +374,7 @@ fn upstream(
     default_list_timeout: Duration,
 ) -> Result<UpstreamConfig, ConfigError> {
     let name = raw.name.get_ref();
-    let valid_name = name.len() <= MAX_NAME_CHARS
-        && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if !valid_name {
+    if !valid_name(name) {
         return Err(lines.at(
             &raw.name,
             format!(
@@ -265,72 +391,229 @@ fn upstream(
             return Err(lines.error(span, format!("failure_mode `{other}` is not one of: open, closed")));
         }
     };
-    let transport = match raw.transport.get_ref().as_str() {
-        "http" => {
-            let url = raw
-                .url
-                .as_ref()
-                .ok_or_else(|| lines.at(&raw.transport, format!("upstream `{name}`: an http upstream needs `url`")))?;
-            let valid_url = url
-                .get_ref()
-                .parse::<http::Uri>()
-                .ok()
-                .filter(|uri| matches!(uri.scheme_str(), Some("http" | "https")) && uri.authority().is_some());
-            let Some(valid_url) = valid_url else {
-                return Err(lines.at(url, format!("`{}` is not an http:// or https:// URL", url.get_ref())));
-            };
-            if valid_url.authority().is_some_and(|authority| authority.as_str().contains('@')) {
+    let kind = raw.transport.get_ref().as_str();
+    if !matches!(kind, "http" | "stdio") {
+        return Err(lines.at(&raw.transport, format!("transport `{kind}` is not one of: http, stdio")));
+    }
+    let stdio = kind == "stdio";
+    if stdio {
+        if let Some(url) = &raw.url {
+            return Err(lines.at(url, "`url` belongs to http upstreams".to_owned()));
+        }
+        if let Some(auth) = &raw.auth {
+            return Err(lines.at(auth, "`auth` belongs to http upstreams".to_owned()));
+        }
+    } else if let Some(command) = &raw.command {
+        return Err(lines.at(command, "`command` belongs to stdio upstreams".to_owned()));
+    }
+    // What every instance shares.
+    let shared = if stdio {
+        Transport::Stdio(StdioConfig {
+            command: String::new(),
+            args: raw.args.clone(),
+            inherit_env: raw.inherit_env.map(Spanned::into_inner).unwrap_or_default(),
+            env: raw.env,
+            cwd: raw.cwd.map(PathBuf::from),
+        })
+    } else {
+        Transport::Http(HttpConfig {
+            url: String::new(),
+            protocol: protocol(lines, raw.protocol.as_ref())?,
+            headers: headers(lines, raw.headers.as_ref())?,
+            auth: auth(lines, raw.auth)?,
+        })
+    };
+    let instances = if raw.instance.is_empty() {
+        let place = raw.url.as_ref().or(raw.command.as_ref()).ok_or_else(|| {
+            let needs = if stdio { "a stdio upstream needs `command`" } else { "an http upstream needs `url`" };
+            lines.at(&raw.transport, format!("upstream `{name}`: {needs} (or `[[upstream.instance]]` tables)"))
+        })?;
+        vec![InstanceConfig {
+            id: DEFAULT_INSTANCE.to_owned(),
+            transport: reach(lines, &shared, place, None)?,
+            weight: 1,
+            metadata: BTreeMap::new(),
+        }]
+    } else {
+        if let Some(place) = raw.url.as_ref().or(raw.command.as_ref()) {
+            return Err(lines.at(
+                place,
+                format!("upstream `{name}` lists instances; give each its own `url` or `command` instead"),
+            ));
+        }
+        if raw.instance.len() > MAX_INSTANCES {
+            return Err(lines.at(&raw.name, format!("upstream `{name}` has more than {MAX_INSTANCES} instances")));
+        }
+        let mut instances: Vec<InstanceConfig> = Vec::with_capacity(raw.instance.len());
+        for entry in raw.instance {
+            let at = entry.span().start;
+            let instance = entry.into_inner();
+            let id = instance.id.get_ref();
+            if !valid_name(id) {
                 return Err(lines.at(
-                    url,
-                    "the URL holds a user name or password; put credentials in `auth` (read from the environment)"
-                        .to_owned(),
+                    &instance.id,
+                    format!(
+                        "instance id `{id}` must match [a-z0-9][a-z0-9-]* and have at most {MAX_NAME_CHARS} characters"
+                    ),
                 ));
             }
-            if let Some(command) = &raw.command {
-                return Err(lines.at(command, "`command` belongs to stdio upstreams".to_owned()));
+            if instances.iter().any(|other| &other.id == id) {
+                return Err(lines.at(&instance.id, format!("upstream `{name}` lists instance `{id}` twice")));
             }
-            Transport::Http(HttpConfig {
-                url: url.get_ref().clone(),
-                protocol: protocol(lines, raw.protocol.as_ref())?,
-                headers: headers(lines, raw.headers.as_ref())?,
-                auth: auth(lines, raw.auth)?,
-            })
-        }
-        "stdio" => {
-            let command = raw.command.as_ref().ok_or_else(|| {
-                lines.at(&raw.transport, format!("upstream `{name}`: a stdio upstream needs `command`"))
+            let (place, other) = if stdio {
+                (instance.command.as_ref(), instance.url.as_ref().map(|url| (url, "`url` belongs to http instances")))
+            } else {
+                (
+                    instance.url.as_ref(),
+                    instance.command.as_ref().map(|command| (command, "`command` belongs to stdio instances")),
+                )
+            };
+            if let Some((place, message)) = other {
+                return Err(lines.at(place, message.to_owned()));
+            }
+            let place = place.ok_or_else(|| {
+                let needs = if stdio { "`command`" } else { "`url`" };
+                lines.error(Some(at), format!("instance `{id}` of upstream `{name}` needs {needs}"))
             })?;
-            if command.get_ref().trim().is_empty() {
-                return Err(lines.at(command, "`command` is empty".to_owned()));
-            }
-            if let Some(url) = &raw.url {
-                return Err(lines.at(url, "`url` belongs to http upstreams".to_owned()));
-            }
-            if let Some(auth) = &raw.auth {
-                return Err(lines.at(auth, "`auth` belongs to http upstreams".to_owned()));
-            }
-            let inherit_env = raw.inherit_env.map(Spanned::into_inner).unwrap_or_default();
-            Transport::Stdio(StdioConfig {
-                command: command.get_ref().clone(),
-                args: raw.args,
-                inherit_env,
-                env: raw.env,
-                cwd: raw.cwd.map(PathBuf::from),
-            })
+            let weight = match &instance.weight {
+                None => 1,
+                Some(weight) => u32::try_from(*weight.get_ref())
+                    .ok()
+                    .filter(|weight| (1..=MAX_WEIGHT).contains(weight))
+                    .ok_or_else(|| lines.at(weight, format!("weight must be 1 to {MAX_WEIGHT}")))?,
+            };
+            instances.push(InstanceConfig {
+                id: id.clone(),
+                transport: reach(lines, &shared, place, instance.args)?,
+                weight,
+                metadata: instance.metadata,
+            });
         }
-        other => {
-            return Err(lines.at(&raw.transport, format!("transport `{other}` is not one of: http, stdio")));
-        }
+        instances
     };
+    let strategy = strategy(lines, raw.strategy.as_ref(), raw.hash_key.as_ref())?;
     Ok(UpstreamConfig {
         name,
-        transport,
+        instances,
+        strategy,
+        health: health(lines, raw.health.as_ref())?,
+        retry_tools: patterns(lines, raw.retry_tools.as_ref())?,
         timeout: duration(lines, raw.timeout.as_ref(), default_timeout)?,
         list_timeout: duration(lines, raw.list_timeout.as_ref(), default_list_timeout)?,
         allow_tools: patterns(lines, raw.allow_tools.as_ref())?,
         deny_tools: patterns(lines, raw.deny_tools.as_ref())?,
         failure_mode,
         prefix: raw.prefix.unwrap_or(true),
+    })
+}
+
+/// `[a-z0-9][a-z0-9-]*`, at most [`MAX_NAME_CHARS`] characters: upstream names and instance ids.
+fn valid_name(name: &str) -> bool {
+    name.len() <= MAX_NAME_CHARS
+        && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+/// The transport of one instance: `shared` with its `url` (http) or `command` (stdio) at `place`,
+/// and its own `args` when it has some.
+fn reach(
+    lines: &Lines<'_>,
+    shared: &Transport,
+    place: &Spanned<String>,
+    args: Option<Vec<String>>,
+) -> Result<Transport, ConfigError> {
+    Ok(match shared {
+        Transport::Http(http) => {
+            let url = place.get_ref();
+            let valid_url = url
+                .parse::<http::Uri>()
+                .ok()
+                .filter(|uri| matches!(uri.scheme_str(), Some("http" | "https")) && uri.authority().is_some());
+            let Some(valid_url) = valid_url else {
+                return Err(lines.at(place, format!("`{url}` is not an http:// or https:// URL")));
+            };
+            if valid_url.authority().is_some_and(|authority| authority.as_str().contains('@')) {
+                return Err(lines.at(
+                    place,
+                    "the URL holds a user name or password; put credentials in `auth` (read from the environment)"
+                        .to_owned(),
+                ));
+            }
+            Transport::Http(HttpConfig { url: url.clone(), ..http.clone() })
+        }
+        Transport::Stdio(stdio) => {
+            if place.get_ref().trim().is_empty() {
+                return Err(lines.at(place, "`command` is empty".to_owned()));
+            }
+            Transport::Stdio(StdioConfig {
+                command: place.get_ref().clone(),
+                args: args.unwrap_or_else(|| stdio.args.clone()),
+                ..stdio.clone()
+            })
+        }
+    })
+}
+
+fn strategy(
+    lines: &Lines<'_>,
+    raw: Option<&Spanned<String>>,
+    hash_key: Option<&Spanned<String>>,
+) -> Result<Strategy, ConfigError> {
+    let strategy = match raw.map(|raw| raw.get_ref().as_str()) {
+        None | Some("round_robin") => Strategy::RoundRobin,
+        Some("least_connections") => Strategy::LeastConnections,
+        Some("weighted") => Strategy::Weighted,
+        Some("random") => Strategy::Random,
+        Some("least_latency") => Strategy::LeastLatency,
+        Some("hash") => Strategy::Hash(match hash_key.map(|key| key.get_ref().as_str()) {
+            None | Some("principal") => HashKey::Principal,
+            Some("client_ip") => HashKey::ClientIp,
+            Some(other) => {
+                let at = hash_key.map(|key| key.span().start);
+                return Err(lines.error(at, format!("hash_key `{other}` is not one of: principal, client_ip")));
+            }
+        }),
+        Some(other) => {
+            let at = raw.map(|raw| raw.span().start);
+            return Err(lines.error(
+                at,
+                format!(
+                    "strategy `{other}` is not one of: round_robin, least_connections, weighted, random, \
+                     least_latency, hash"
+                ),
+            ));
+        }
+    };
+    if let Some(key) = hash_key.filter(|_| !matches!(strategy, Strategy::Hash(_))) {
+        return Err(lines.at(key, "`hash_key` belongs to `strategy = \"hash\"`".to_owned()));
+    }
+    Ok(strategy)
+}
+
+fn health(lines: &Lines<'_>, raw: Option<&Spanned<RawHealth>>) -> Result<HealthConfig, ConfigError> {
+    let defaults = HealthConfig::default();
+    let Some(raw) = raw else { return Ok(defaults) };
+    let raw = raw.get_ref();
+    let count = |value: Option<&Spanned<i64>>, default: u32, what: &str| match value {
+        None => Ok(default),
+        Some(value) => u32::try_from(*value.get_ref())
+            .ok()
+            .filter(|count| (1..=10_000).contains(count))
+            .ok_or_else(|| lines.at(value, format!("{what} must be 1 to 10000"))),
+    };
+    let error_rate = match &raw.error_rate {
+        None => defaults.error_rate,
+        Some(rate) if *rate.get_ref() > 0.0 && *rate.get_ref() <= 1.0 => *rate.get_ref(),
+        Some(rate) => return Err(lines.at(rate, "error_rate must be above 0 and at most 1 (0.5 is half)".to_owned())),
+    };
+    Ok(HealthConfig {
+        failures: count(raw.failures.as_ref(), defaults.failures, "failures")?,
+        error_rate,
+        window: duration(lines, raw.window.as_ref(), defaults.window)?,
+        min_calls: count(raw.min_calls.as_ref(), defaults.min_calls, "min_calls")?,
+        cooldown: duration(lines, raw.cooldown.as_ref(), defaults.cooldown)?,
+        half_open_calls: count(raw.half_open_calls.as_ref(), defaults.half_open_calls, "half_open_calls")?,
+        successes: count(raw.successes.as_ref(), defaults.successes, "successes")?,
     })
 }
 
@@ -472,15 +755,17 @@ mod tests {
         let text = include_str!("../../../../examples/upstreams.toml");
         let config = parse("examples/upstreams.toml", text).unwrap_or_else(|error| panic!("{error}"));
         let names: Vec<&str> = config.upstreams.iter().map(|u| u.name.as_str()).collect();
-        assert_eq!(names, ["docs", "tickets", "vendor", "reports", "everything"]);
+        assert_eq!(names, ["docs", "tickets", "vendor", "reports", "everything", "search"]);
         let docs = &config.upstreams[0];
         assert_eq!(docs.timeout, Duration::from_secs(30));
         assert!(docs.exposes("search_docs") && docs.exposes("fetch") && !docs.exposes("other"));
         assert!(!docs.exposes("search_and_delete"), "deny wins");
         assert!(
-            matches!(&config.upstreams[3].transport, Transport::Http(http) if matches!(http.auth, Auth::SigV4 { .. }))
+            matches!(&config.upstreams[3].instances[0].transport, Transport::Http(http) if matches!(http.auth, Auth::SigV4 { .. }))
         );
-        assert!(matches!(&config.upstreams[4].transport, Transport::Stdio(stdio) if stdio.command == "npx"));
+        assert!(
+            matches!(&config.upstreams[4].instances[0].transport, Transport::Stdio(stdio) if stdio.command == "npx")
+        );
     }
 
     #[test]
@@ -531,12 +816,122 @@ mod tests {
                 "not a glob",
             ),
             ("[[upstream]\n", "line 1", ""),
+            (
+                "[[upstream]]\nname = \"a\"\ntransport = \"http\"\nurl = \"http://x/mcp\"\nstrategy = \"fastest\"\n",
+                "line 5",
+                "round_robin, least_connections, weighted, random, least_latency, hash",
+            ),
+            (
+                "[[upstream]]\nname = \"a\"\ntransport = \"http\"\nurl = \"http://x/mcp\"\nhash_key = \"client_ip\"\n",
+                "line 5",
+                "belongs to `strategy = \"hash\"`",
+            ),
+            (
+                "[[upstream]]\nname = \"a\"\ntransport = \"http\"\nstrategy = \"hash\"\nhash_key = \"cookie\"\n[[upstream.instance]]\nid = \"x\"\nurl = \"http://x/mcp\"\n",
+                "line 5",
+                "principal, client_ip",
+            ),
+            (
+                "[[upstream]]\nname = \"a\"\ntransport = \"http\"\nurl = \"http://x/mcp\"\n[[upstream.instance]]\nid = \"x\"\nurl = \"http://y/mcp\"\n",
+                "line 4",
+                "give each its own `url`",
+            ),
+            (
+                "[[upstream]]\nname = \"a\"\ntransport = \"http\"\n[[upstream.instance]]\nid = \"x\"\nurl = \"http://x/mcp\"\n[[upstream.instance]]\nid = \"x\"\nurl = \"http://y/mcp\"\n",
+                "line 8",
+                "lists instance `x` twice",
+            ),
+            (
+                "[[upstream]]\nname = \"a\"\ntransport = \"http\"\n[[upstream.instance]]\nid = \"x\"\nurl = \"http://x/mcp\"\nweight = 0\n",
+                "line 7",
+                "weight must be 1 to 1000",
+            ),
+            (
+                "[[upstream]]\nname = \"a\"\ntransport = \"http\"\n[[upstream.instance]]\nid = \"X\"\nurl = \"http://x/mcp\"\n",
+                "line 5",
+                "instance id `X`",
+            ),
+            (
+                "[[upstream]]\nname = \"a\"\ntransport = \"stdio\"\n[[upstream.instance]]\nid = \"x\"\nurl = \"http://x/mcp\"\n",
+                "line 6",
+                "`url` belongs to http instances",
+            ),
+            (
+                "[[upstream]]\nname = \"a\"\ntransport = \"http\"\n[[upstream.instance]]\nid = \"x\"\n",
+                "line 4",
+                "instance `x` of upstream `a` needs `url`",
+            ),
+            (
+                "[[upstream]]\nname = \"a\"\ntransport = \"http\"\nurl = \"http://x/mcp\"\n[upstream.health]\nerror_rate = 1.5\n",
+                "line 6",
+                "error_rate must be above 0 and at most 1",
+            ),
+            (
+                "[[upstream]]\nname = \"a\"\ntransport = \"http\"\nurl = \"http://x/mcp\"\n[upstream.health]\nfailures = 0\n",
+                "line 6",
+                "failures must be 1 to 10000",
+            ),
         ];
         for (text, line, says) in cases {
             let message = error(text);
             assert!(message.starts_with(&format!("upstreams.toml {line}:")), "{text:?}: {message}");
             assert!(message.contains(says), "{text:?}: {message}");
         }
+    }
+
+    #[test]
+    fn instances_share_the_upstreams_transport_settings_and_keep_their_own_weight_and_metadata() {
+        let text = r#"
+[[upstream]]
+name = "search"
+transport = "http"
+protocol = "2025-11-25"
+headers = { "X-Team" = "data" }
+strategy = "hash"
+hash_key = "client_ip"
+retry_tools = ["search_*"]
+[upstream.health]
+failures = 3
+cooldown = "2s"
+[[upstream.instance]]
+id = "a"
+url = "http://10.0.0.1/mcp"
+weight = 3
+metadata = { zone = "eu-west-1a" }
+[[upstream.instance]]
+id = "b"
+url = "http://10.0.0.2/mcp"
+
+[[upstream]]
+name = "local"
+transport = "stdio"
+command = "server"
+args = ["--quiet"]
+"#;
+        let config = parse("upstreams.toml", text).unwrap_or_else(|error| panic!("{error}"));
+        let search = &config.upstreams[0];
+        assert_eq!(search.strategy, Strategy::Hash(HashKey::ClientIp));
+        assert!(search.retries("search_docs") && !search.retries("delete_docs"));
+        assert_eq!(
+            search.health,
+            HealthConfig { failures: 3, cooldown: Duration::from_secs(2), ..HealthConfig::default() }
+        );
+        let ids: Vec<(&str, u32)> = search.instances.iter().map(|i| (i.id.as_str(), i.weight)).collect();
+        assert_eq!(ids, [("a", 3), ("b", 1)]);
+        assert_eq!(search.instances[0].metadata.get("zone").map(String::as_str), Some("eu-west-1a"));
+        for (instance, url) in search.instances.iter().zip(["http://10.0.0.1/mcp", "http://10.0.0.2/mcp"]) {
+            let Transport::Http(http) = &instance.transport else { panic!("not http") };
+            assert_eq!(http.url, url);
+            assert_eq!(http.protocol, Protocol::Version("2025-11-25".into()));
+            assert_eq!(http.headers.len(), 1);
+        }
+        let local = &config.upstreams[1];
+        assert_eq!(local.strategy, Strategy::RoundRobin);
+        assert_eq!(local.instances.len(), 1);
+        assert_eq!(local.instances[0].id, DEFAULT_INSTANCE);
+        assert!(
+            matches!(&local.instances[0].transport, Transport::Stdio(stdio) if stdio.command == "server" && stdio.args == ["--quiet"])
+        );
     }
 
     #[test]

@@ -7,11 +7,7 @@ use rmcp::model::ToolAnnotations;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{
-    Catalogue,
-    client::Status,
-    config::{FailureMode, Transport},
-};
+use super::{Catalogue, client::Status, config::FailureMode, pool::InstanceReport};
 use crate::registry::{CallContext, Output, ToolError, TypedTool};
 
 /// The `gateway_status` tool.
@@ -48,12 +44,16 @@ pub struct UpstreamReport {
     pub transport: String,
     /// `open` or `closed`.
     pub failure_mode: String,
+    /// How a call picks an instance (`round_robin`, `weighted` ...).
+    pub strategy: String,
     /// Why its tools are not listed right now, if they are not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub left_out: Option<String>,
     /// What this process knows about it.
     #[serde(flatten)]
     pub status: Status,
+    /// Each instance: its breaker, calls, errors, latency and share of traffic.
+    pub instances: Vec<InstanceReport>,
 }
 
 /// Result of `gateway_status`.
@@ -74,8 +74,9 @@ impl TypedTool for StatusTool {
     const NAME: &'static str = "gateway_status";
     const TITLE: &'static str = "Upstream servers";
     const DESCRIPTION: &'static str = "The state of every upstream MCP server behind this gateway: up or down, \
-        the protocol revision, the last error, latency and how many tools it offers. refresh=true \
-        contacts every upstream now.";
+        the protocol revision, the last error, latency and how many tools it offers, and for each of its \
+        instances the circuit breaker, calls, errors, latency and share of traffic. refresh=true contacts \
+        every upstream now.";
 
     fn annotations(&self) -> ToolAnnotations {
         ToolAnnotations::new().read_only(true).destructive(false).idempotent(true).open_world(false)
@@ -91,16 +92,15 @@ impl TypedTool for StatusTool {
             .iter()
             .map(|upstream| UpstreamReport {
                 name: upstream.name().to_owned(),
-                transport: match upstream.config.transport {
-                    Transport::Http(_) => "http".into(),
-                    Transport::Stdio(_) => "stdio".into(),
-                },
+                transport: upstream.config.transport_kind().into(),
                 failure_mode: match upstream.config.failure_mode {
                     FailureMode::Open => "open".into(),
                     FailureMode::Closed => "closed".into(),
                 },
+                strategy: upstream.strategy().into(),
                 left_out: left_out.get(upstream.name()).cloned(),
                 status: upstream.status(),
+                instances: upstream.instances(),
             })
             .collect();
         let catalogue_error = refreshed.or_else(|| self.catalogue.last_error()).map(|error| error.to_string());
@@ -114,6 +114,19 @@ impl TypedTool for StatusTool {
                 line.push(')');
                 if let Some(error) = report.left_out.as_ref().or(report.status.last_error.as_ref()) {
                     line.push_str(&format!(" — {error}"));
+                }
+                if report.instances.len() > 1 {
+                    for instance in &report.instances {
+                        line.push_str(&format!(
+                            "\n  {}: {}, breaker {}, {} calls ({:.0} %), {} errors",
+                            instance.id,
+                            instance.state,
+                            instance.breaker,
+                            instance.requests,
+                            instance.share * 100.0,
+                            instance.errors
+                        ));
+                    }
                 }
                 line
             })

@@ -73,7 +73,7 @@ impl Refusal {
 /// The MCP endpoint handler.
 pub(super) async fn mcp_endpoint(State(state): State<Arc<AppState>>, request: Request) -> Response {
     let record = RequestRecord::start(request.method().as_str()).with_deadline(lambda_deadline(&request));
-    record_lambda_identity(&request, &record);
+    record_identity(&request, &record);
     let response = match handle(&state, request, &record).await {
         Ok(response) => response,
         Err(refusal) => refusal.into_response(&record),
@@ -491,29 +491,40 @@ fn accepted() -> Response {
     response
 }
 
-/// Adds the API Gateway request id and IAM caller to the record, when running on Lambda.
-fn record_lambda_identity(request: &Request, record: &RequestRecord) {
+/// Adds who is calling to the record: the TCP peer in `serve` ([`super::PeerAddr`]); on Lambda,
+/// API Gateway's request id, IAM caller and source address.
+fn record_identity(request: &Request, record: &RequestRecord) {
     use lambda_http::request::RequestContext;
+    if let Some(super::PeerAddr(peer)) = request.extensions().get::<super::PeerAddr>() {
+        let ip = peer.ip();
+        record.update(|fields| fields.client_ip = Some(ip));
+    }
     let Some(context) = request.extensions().get::<RequestContext>() else {
         return;
     };
-    let (request_id, caller) = match context {
+    let (request_id, caller, source_ip) = match context {
         RequestContext::ApiGatewayV1(context) => {
             let identity = &context.identity;
-            (context.request_id.clone(), identity.user_arn.clone().or_else(|| identity.caller.clone()))
+            (
+                context.request_id.clone(),
+                identity.user_arn.clone().or_else(|| identity.caller.clone()),
+                identity.source_ip.as_deref(),
+            )
         }
         RequestContext::ApiGatewayV2(context) => {
             let iam = context.authorizer.as_ref().and_then(|authorizer| authorizer.iam.as_ref());
-            (context.request_id.clone(), iam.and_then(|iam| iam.user_arn.clone()))
+            (context.request_id.clone(), iam.and_then(|iam| iam.user_arn.clone()), context.http.source_ip.as_deref())
         }
         #[allow(unreachable_patterns)]
-        _ => (None, None),
+        _ => (None, None, None),
     };
+    let client_ip = source_ip.and_then(|ip| ip.parse().ok());
     let lambda_request_id =
         request.extensions().get::<lambda_http::Context>().map(|context| context.request_id.clone());
     record.update(|fields| {
         fields.request_id = lambda_request_id.or(request_id);
         fields.caller_arn = caller;
+        fields.client_ip = fields.client_ip.or(client_ip);
     });
 }
 

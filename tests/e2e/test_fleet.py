@@ -1,0 +1,309 @@
+"""One upstream name, several instances: load balancing, the circuit breaker and retries, end to
+end. A fleet of real upstream processes on 127.0.0.1 (upstreams/py_instance_server.py: the Python
+SDK speaking 2026-07-28, each answer naming the instance): `a` fast, `b` slow, `c` in between
+behind fault_proxy.py, which the tests make fail (flap) and which counts the calls that reach `c`.
+
+Distributions are measured over 1,000+ calls against what each strategy promises; the breaker's
+open → half-open → closed cycle by the exact number of calls that reached the failing instance."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import subprocess
+import sys
+
+import httpx
+import pytest
+
+from conftest import ROOT, free_port
+from test_federation import UPSTREAMS, gateway_over, sse_or_json, wait_http
+
+HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json",
+           "MCP-Protocol-Version": "2026-07-28"}
+META = {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}
+
+# Instance id → (weight, delay in ms).
+FLEET = {"a": (5, 0), "b": (3, 30), "c": (2, 8)}
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory):
+    """The three instances (`c` behind a fault proxy); yields their URLs and the proxy's."""
+    tmp = tmp_path_factory.mktemp("fleet")
+    logs = open(tmp / "fleet.log", "w")
+    procs, urls = [], {}
+    for instance, (_, delay) in FLEET.items():
+        port = free_port()
+        proc = subprocess.Popen([sys.executable, str(UPSTREAMS / "py_instance_server.py"), "--id", instance,
+                                 "--port", str(port), "--delay-ms", str(delay)], stdout=logs, stderr=logs)
+        procs.append(proc)
+        urls[instance] = f"http://127.0.0.1:{port}/mcp"
+        wait_http(urls[instance], proc, f"instance {instance}")
+    proxy_port = free_port()
+    proxy = subprocess.Popen([sys.executable, str(ROOT / "tests/e2e/fault_proxy.py"), urls["c"], "--port", str(proxy_port)],
+                             stdout=logs, stderr=logs)
+    procs.append(proxy)
+    urls["c"] = f"http://127.0.0.1:{proxy_port}/mcp"
+    wait_http(urls["c"], proxy, "the fault proxy")
+    yield urls, f"http://127.0.0.1:{proxy_port}", tmp
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:  # uvicorn waits for the proxy's idle connections
+            proc.kill()
+            proc.wait(timeout=5)
+    logs.close()
+
+
+def upstream_file(urls: dict, top: list[str], health: list[str] | None = None, instances=("a", "b", "c"), name="fleet") -> str:
+    """An upstreams file with one upstream `name` over `instances` (weights from FLEET): `top` are
+    lines of the upstream's table, `health` of its `[upstream.health]` table."""
+    text = f'[defaults]\ncatalogue_ttl = "1h"\ntimeout = "10s"\n\n[[upstream]]\nname = "{name}"\ntransport = "http"\n'
+    text += "".join(f"{line}\n" for line in top)
+    if health:
+        text += "[upstream.health]\n" + "".join(f"{line}\n" for line in health)
+    for instance in instances:
+        text += f'[[upstream.instance]]\nid = "{instance}"\nurl = "{urls[instance]}"\nweight = {FLEET[instance][0]}\n'
+    return text
+
+
+async def call(client: httpx.AsyncClient, url: str, tool: str, arguments: dict | None = None) -> tuple[bool, str]:
+    """One tools/call through the gateway: (isError, its first text)."""
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+            "params": {"name": tool, "arguments": arguments or {}, "_meta": META}}
+    answer = await client.post(url, json=body, headers={**HEADERS, "Mcp-Method": "tools/call", "Mcp-Name": tool}, timeout=30)
+    assert answer.status_code == 200, answer.text
+    if answer.headers.get("content-type", "").startswith("text/event-stream"):
+        events = [line[5:].strip() for line in answer.text.splitlines() if line.startswith("data:")]
+        message = json.loads(events[-1])
+    else:
+        message = answer.json()
+    assert "result" in message, message
+    result = message["result"]
+    return bool(result.get("isError")), result["content"][0]["text"]
+
+
+async def spread(url: str, calls: int, concurrency: int = 1, tool: str = "fleet__whoami",
+                 arguments: dict | None = None) -> collections.Counter:
+    """Which instance answered each of `calls` calls, `concurrency` at a time."""
+    answered: collections.Counter = collections.Counter()
+    left = iter(range(calls))
+    async with httpx.AsyncClient() as client:
+        async def worker() -> None:
+            for _ in left:
+                failed, text = await call(client, url, tool, arguments)
+                assert not failed, text
+                answered[text] += 1
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return answered
+
+
+def proxy_calls(proxy: str) -> int:
+    """The tools/call requests that reached instance `c`."""
+    return httpx.get(f"{proxy}/stats", timeout=5).json()["methods"].get("tools/call", 0)
+
+
+def set_failing(proxy: str, fail: bool) -> None:
+    assert httpx.post(f"{proxy}/fault", json={"fail": fail}, timeout=5).status_code == 204
+
+
+def status_of(url: str) -> dict:
+    """The `fleet` upstream's line of gateway_status."""
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "gateway_status", "arguments": {}, "_meta": META}}
+    answer = httpx.post(url, json=body, headers={**HEADERS, "Mcp-Method": "tools/call", "Mcp-Name": "gateway_status"}, timeout=30)
+    return sse_or_json(answer)["result"]["structuredContent"]["upstreams"][0]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("strategy", ["round_robin", "weighted", "random"])
+async def test_each_strategy_spreads_1000_calls_as_it_promises(fleet, tmp_path, strategy):
+    """round_robin: a third each (exact, calls one at a time); weighted 5:3:2: exact over every 10
+    calls; random: a third each within ±4.5 points (3.7 standard deviations at 1,500 calls)."""
+    urls, _, _ = fleet
+    server = gateway_over(tmp_path, upstream_file(urls, [f'strategy = "{strategy}"']))
+    try:
+        calls = 1500 if strategy == "random" else 1000
+        answered = await spread(server.url, calls)
+        shares = {instance: answered[instance] / calls for instance in FLEET}
+        if strategy == "round_robin":
+            assert max(answered.values()) - min(answered.values()) <= 1, answered
+        elif strategy == "weighted":
+            assert answered == {"a": 500, "b": 300, "c": 200}, answered
+        else:
+            assert all(abs(share - 1 / 3) <= 0.045 for share in shares.values()), shares
+        instances = {instance["id"]: instance for instance in status_of(server.url)["instances"]}
+        assert sum(instance["requests"] for instance in instances.values()) >= calls
+        assert all(instance["breaker"] == "closed" and instance["errors"] == 0 for instance in instances.values()), instances
+    finally:
+        server.stop()
+
+
+@pytest.mark.anyio
+async def test_least_latency_and_least_connections_send_less_to_the_slow_instance(fleet, tmp_path):
+    """`a` answers at once, `b` in 30 ms, `c` in 8 ms behind the (slow) fault proxy:
+    least_latency (two random choices, the faster wins; an idle instance's latency is forgotten
+    over seconds, so the slow ones still get probed) gives the fastest at least half of the calls
+    and the slowest at most a quarter; least_connections, 6 calls at a time, gives `b` fewer than `a`."""
+    urls, _, _ = fleet
+    server = gateway_over(tmp_path, upstream_file(urls, ['strategy = "least_latency"']))
+    try:
+        answered = await spread(server.url, 1000, concurrency=2)
+        # Ordered by the latency the gateway measured (`c` pays for the fault proxy's new
+        # connection per request, which makes it the slowest): shares in the reverse order.
+        p50 = {instance["id"]: instance["p50_ms"] for instance in status_of(server.url)["instances"]}
+        fastest, middle, slowest = sorted(FLEET, key=lambda instance: p50[instance])
+        assert answered[fastest] > answered[middle] > answered[slowest], (answered, p50)
+        assert answered[fastest] >= 500 and answered[slowest] <= 250, (answered, p50)
+    finally:
+        server.stop()
+    server = gateway_over(tmp_path, upstream_file(urls, ['strategy = "least_connections"']))
+    try:
+        answered = await spread(server.url, 1000, concurrency=6)
+        assert answered["a"] > answered["b"], answered
+    finally:
+        server.stop()
+
+
+@pytest.mark.anyio
+async def test_hash_on_the_client_address_keeps_each_client_on_one_instance(fleet, tmp_path):
+    """30 clients (source addresses 127.0.0.10 … 39), 40 calls each: every client's calls reach
+    one instance, and the clients are spread over all three."""
+    urls, _, _ = fleet
+    server = gateway_over(tmp_path, upstream_file(urls, ['strategy = "hash"', 'hash_key = "client_ip"']))
+    try:
+        placed: dict[str, set[str]] = {}
+        for n in range(10, 40):
+            address = f"127.0.0.{n}"
+            transport = httpx.AsyncHTTPTransport(local_address=address)
+            async with httpx.AsyncClient(transport=transport) as client:
+                placed[address] = {(await call(client, server.url, "fleet__whoami"))[1] for _ in range(40)}
+        assert all(len(instances) == 1 for instances in placed.values()), placed
+        used = collections.Counter(next(iter(instances)) for instances in placed.values())
+        assert set(used) == set(FLEET), used
+    finally:
+        server.stop()
+
+
+@pytest.mark.anyio
+async def test_the_breaker_opens_lets_one_probe_through_after_the_cool_down_and_closes(fleet, tmp_path):
+    """`c` fails every request (503s): after 3 failed calls its breaker opens and no call reaches
+    it; after the 2 s cool-down exactly one probe does (it fails: open again); once `c` is well,
+    one probe at a time and 2 successes close it. Each count is of calls `c` itself saw."""
+    urls, proxy, _ = fleet
+    server = gateway_over(tmp_path, upstream_file(urls, ['strategy = "round_robin"'],
+                                                  ["failures = 3", 'cooldown = "2s"', "successes = 2", "min_calls = 1000"],
+                                                  instances=("a", "c")))
+    await spread(server.url, 2)  # the catalogue is filled while `c` is well
+    set_failing(proxy, True)
+    try:
+        before = proxy_calls(proxy)
+        async with httpx.AsyncClient() as client:
+            outcomes = [await call(client, server.url, "fleet__work") for _ in range(20)]
+            assert proxy_calls(proxy) - before == 3, "calls that reached c before its breaker opened"
+            failed = [text for failed, text in outcomes if failed]
+            assert len(failed) == 3 and all("fleet/c" in text for text in failed), failed
+            line = status_of(server.url)
+            c = next(instance for instance in line["instances"] if instance["id"] == "c")
+            assert c["breaker"] == "open" and c["breaker_opened"] == 1 and c["errors"] == 3, c
+
+            await asyncio.sleep(2.2)
+            before = proxy_calls(proxy)
+            outcomes = [await call(client, server.url, "fleet__work") for _ in range(10)]
+            assert proxy_calls(proxy) - before == 1, "one probe, which fails: open again"
+            assert sum(failed for failed, _ in outcomes) == 1, outcomes
+
+            set_failing(proxy, False)
+            await asyncio.sleep(2.2)
+            answered = collections.Counter([(await call(client, server.url, "fleet__work"))[1] for _ in range(20)])
+            assert answered["c"] >= 5 and answered["a"] >= 5, answered
+        c = next(instance for instance in status_of(server.url)["instances"] if instance["id"] == "c")
+        assert c["breaker"] == "closed" and c["breaker_opened"] == 2, c
+        transitions = [line["fields"] for line in server.log_lines() if line.get("fields", {}).get("message") == "circuit breaker"]
+        assert [(t["from"], t["to"]) for t in transitions] == [
+            ("closed", "open"), ("open", "half_open"), ("half_open", "open"), ("open", "half_open"), ("half_open", "closed"),
+        ], transitions
+    finally:
+        set_failing(proxy, False)
+        server.stop()
+
+
+@pytest.mark.anyio
+async def test_only_calls_that_cannot_have_had_an_effect_are_retried_on_another_instance(fleet, tmp_path):
+    """With `c` failing: `whoami` (in retry_tools) never fails, its failed attempt retried on `a`;
+    `work` (not in it) fails whenever it lands on `c`, and is sent to `c` once, never twice."""
+    urls, proxy, _ = fleet
+    server = gateway_over(tmp_path, upstream_file(urls, ['retry_tools = ["who*"]'], ["failures = 1000", "min_calls = 1000"],
+                                                  instances=("a", "c")))
+    await spread(server.url, 2)  # the catalogue is filled while `c` is well
+    set_failing(proxy, True)
+    try:
+        async with httpx.AsyncClient() as client:
+            before = httpx.get(f"{proxy}/stats", timeout=5).json()["tools"]
+            safe = [await call(client, server.url, "fleet__whoami") for _ in range(10)]
+            unsafe = [await call(client, server.url, "fleet__work") for _ in range(10)]
+        after = httpx.get(f"{proxy}/stats", timeout=5).json()["tools"]
+        assert safe == [(False, "a")] * 10, safe
+        assert after.get("whoami", 0) - before.get("whoami", 0) == 5, "every other whoami tried c first"
+        assert sum(failed for failed, _ in unsafe) == 5, unsafe
+        assert after.get("work", 0) - before.get("work", 0) == 5, "each failed work reached c once"
+        assert sum('"retrying on another instance"' in line for line in server.log_path.read_text().splitlines()) >= 5
+    finally:
+        set_failing(proxy, False)
+        server.stop()
+
+
+@pytest.mark.anyio
+async def test_an_upstream_with_no_healthy_instance_says_so_and_names_it(fleet, tmp_path):
+    urls, proxy, _ = fleet
+    server = gateway_over(tmp_path, upstream_file(urls, [], ["failures = 2"], instances=("c",), name="solo"))
+    await spread(server.url, 1, tool="solo__whoami")  # the catalogue is filled while `c` is well
+    set_failing(proxy, True)
+    try:
+        async with httpx.AsyncClient() as client:
+            before = proxy_calls(proxy)
+            first = [await call(client, server.url, "solo__whoami") for _ in range(2)]
+            third = await call(client, server.url, "solo__whoami")
+        assert all(failed for failed, _ in first), first
+        assert third[0] and "upstream `solo` has no healthy instance: `c` open (tried again in" in third[1], third
+        assert proxy_calls(proxy) - before == 2
+    finally:
+        set_failing(proxy, False)
+        server.stop()
+
+
+def test_hash_on_the_principal_keeps_each_iam_caller_on_one_instance_on_lambda(fleet, tmp_path):
+    """On Lambda the key is the IAM caller API Gateway names (`requestContext.identity.userArn`):
+    20 callers from one source address, 10 calls each through the real Lambda runtime loop; every
+    caller's calls reach one instance, and the callers are spread over more than one."""
+    from lambda_runtime import LambdaFunction
+    from conftest import DATA, gateway_bin
+    urls, _, _ = fleet
+    config = tmp_path / "upstreams.toml"
+    config.write_text(upstream_file(urls, ['strategy = "hash"']))
+    template = json.loads((ROOT / "events" / "rest-v1" / "tools-call-file.json").read_text())
+    function = LambdaFunction(gateway_bin(), tmp_path, str(DATA), MCP_UPSTREAMS=str(config))
+    try:
+        placed: dict[str, set[str]] = collections.defaultdict(set)
+        for n in range(20):
+            arn = f"arn:aws:iam::123456789012:user/caller-{n}"
+            for _ in range(10):
+                event = json.loads(json.dumps(template))
+                event["requestContext"]["identity"]["userArn"] = arn
+                for headers in (event["headers"], event["multiValueHeaders"]):
+                    headers["mcp-name"] = ["fleet__whoami"] if isinstance(headers["mcp-name"], list) else "fleet__whoami"
+                body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                        "params": {"name": "fleet__whoami", "arguments": {}, "_meta": META}}
+                event["body"] = json.dumps(body)
+                kind, answer = function.invoke(event)
+                assert kind == "response", (kind, answer)
+                result = json.loads(answer["body"])["result"]
+                assert not result.get("isError"), result
+                placed[arn].add(result["content"][0]["text"])
+        assert all(len(instances) == 1 for instances in placed.values()), placed
+        assert len({next(iter(instances)) for instances in placed.values()}) >= 2, placed
+    finally:
+        function.stop()
