@@ -11,13 +11,15 @@ from __future__ import annotations
 import asyncio
 import collections
 import json
+import os
+import signal
 import subprocess
 import sys
 
 import httpx
 import pytest
 
-from conftest import ROOT, free_port
+from conftest import ROOT, Server, free_port
 from test_federation import UPSTREAMS, gateway_over, sse_or_json, wait_http
 
 HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json",
@@ -305,5 +307,148 @@ def test_hash_on_the_principal_keeps_each_iam_caller_on_one_instance_on_lambda(f
                 placed[arn].add(result["content"][0]["text"])
         assert all(len(instances) == 1 for instances in placed.values()), placed
         assert len({next(iter(instances)) for instances in placed.values()}) >= 2, placed
+
+        # The management API on Lambda: the numbers of this function instance; no changes.
+        def management_event(method: str, path: str, body: dict | None) -> dict:
+            event = json.loads(json.dumps(template))
+            event.update(path=path, resource=path, httpMethod=method, body=json.dumps(body) if body else None)
+            event["requestContext"].update(path=f"/prod{path}", resourcePath=path, httpMethod=method)
+            return event
+
+        kind, answer = function.invoke(management_event("GET", "/gateway/stats", None))
+        assert kind == "response" and answer["statusCode"] == 200, answer
+        stats = json.loads(answer["body"])["upstreams"][0]
+        assert stats["strategy"] == "hash" and stats["requests"] >= 200, stats
+        kind, answer = function.invoke(management_event("POST", "/gateway/register", {"upstream": "fleet", "id": "d", "url": urls["a"]}))
+        assert answer["statusCode"] == 403 and "configure instances in the upstreams file" in answer["body"], answer
     finally:
         function.stop()
+
+
+TOKEN = "fleet-admin-token-0123456789"
+
+
+def manage(server, method: str, path: str, token: str | None = TOKEN, body: dict | None = None) -> httpx.Response:
+    """A management API request to `serve`."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return httpx.request(method, f"http://127.0.0.1:{server.port}{path}", json=body, headers=headers, timeout=30)
+
+
+@pytest.mark.anyio
+async def test_instances_are_registered_and_deregistered_at_run_time_only_with_the_admin_token(fleet, tmp_path):
+    urls, _, _ = fleet
+    server = gateway_over(tmp_path, upstream_file(urls, [], instances=("a",)), env={"MCP_ADMIN_TOKEN": TOKEN})
+    locked = gateway_over(tmp_path, upstream_file(urls, [], instances=("a",)))
+    try:
+        b = {"upstream": "fleet", "id": "b", "url": urls["b"], "weight": 1, "metadata": {"zone": "z2"}}
+        refused = [manage(server, "POST", "/gateway/register", None, b), manage(server, "POST", "/gateway/register", "wrong-token-0123456789", b),
+                   manage(server, "DELETE", "/gateway/deregister/fleet/a", "x")]
+        assert [answer.status_code for answer in refused] == [401, 401, 401], [answer.text for answer in refused]
+        off = manage(locked, "POST", "/gateway/register", TOKEN, b)
+        assert off.status_code == 403 and "MCP_ADMIN_TOKEN" in off.json()["error"], off.text
+        assert (await spread(server.url, 20)) == {"a": 20}, "nothing changed"
+
+        added = manage(server, "POST", "/gateway/register", body=b)
+        assert added.status_code == 200 and added.json()["fleet"]["upstreams"] == 1, added.text
+        assert (await spread(server.url, 300)) == {"a": 150, "b": 150}
+        registry = manage(server, "GET", "/gateway/registry", None).json()["upstreams"][0]
+        assert [(i["id"], i["address"], i.get("metadata")) for i in registry["instances"]] == [
+            ("a", urls["a"], None), ("b", urls["b"], {"zone": "z2"})], registry
+        assert registry["tools"] == {"fleet__whoami": "whoami", "fleet__work": "work"}, registry
+        stats = manage(server, "GET", "/gateway/stats", None).json()["upstreams"][0]
+        assert stats["requests"] >= 320 and {i["id"]: i["requests"] for i in stats["instances"]}["b"] >= 150, stats
+        assert manage(server, "GET", "/gateway/health", None).json() == {
+            "status": "ok", "upstreams": [{"name": "fleet", "state": "up", "healthy_instances": 2, "instances": 2}]}
+
+        bad = manage(server, "POST", "/gateway/register", body={**b, "id": "c", "url": "ftp://x"})
+        assert bad.status_code == 422 and "http:// or https://" in bad.json()["error"], bad.text
+        twice = manage(server, "POST", "/gateway/register", body=b)
+        assert twice.status_code == 422 and "already has an instance `b`" in twice.json()["error"], twice.text
+        assert manage(server, "DELETE", "/gateway/deregister/fleet/zz").status_code == 404
+        assert manage(server, "POST", "/gateway/register", body={"upstream": "fleet"}).status_code == 400
+
+        removed = manage(server, "DELETE", "/gateway/deregister/fleet/a")
+        assert removed.status_code == 200, removed.text
+        assert (await spread(server.url, 20)) == {"b": 20}
+        extra = manage(server, "POST", "/gateway/register", body={"upstream": "extra", "id": "one", "url": urls["a"]})
+        assert extra.status_code == 200 and extra.json()["fleet"] == {"upstreams": 2, "tools": 4, "left_out": {}}, extra.text
+        assert (await spread(server.url, 3, tool="extra__whoami")) == {"a": 3}
+        assert manage(server, "DELETE", "/gateway/deregister/extra").status_code == 200
+        async with httpx.AsyncClient() as client:
+            gone = await client.post(server.url, headers={**HEADERS, "Mcp-Method": "tools/call", "Mcp-Name": "extra__whoami"},
+                                     json={"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                                           "params": {"name": "extra__whoami", "arguments": {}, "_meta": META}})
+        assert "unknown tool" in gone.text, gone.text
+        changes = [line["fields"] for line in server.log_lines() if line.get("fields", {}).get("message") == "fleet changed"]
+        assert len(changes) == 4, changes
+    finally:
+        server.stop()
+        locked.stop()
+
+
+@pytest.mark.anyio
+async def test_a_reloaded_upstreams_file_replaces_the_fleet_under_load_without_a_failed_call(fleet, tmp_path):
+    """Calls run 4 at a time throughout: the file changes from instances a+b to a+c (picked up by
+    the file check), then to something that does not parse (refused, logged, the fleet stays),
+    then to b alone with SIGHUP. Not one call fails, and each fleet answers."""
+    urls, _, _ = fleet
+    config = tmp_path / "fleet.toml"
+    config.write_text(upstream_file(urls, [], instances=("a", "b")))
+    server = Server(tmp_path, "--upstreams", str(config), env={"MCP_UPSTREAMS_RELOAD": "1"})
+    answers: list[str] = []
+    stop = asyncio.Event()
+
+    async def load() -> None:
+        async with httpx.AsyncClient() as client:
+            while not stop.is_set():
+                failed, text = await call(client, server.url, "fleet__whoami")
+                assert not failed, text
+                answers.append(text)
+
+    async def until(predicate, what: str) -> None:
+        for _ in range(100):
+            if predicate():
+                return
+            await asyncio.sleep(0.1)
+        pytest.fail(f"{what}; log:\n{server.log_path.read_text()[-3000:]}")
+
+    def reloads(message: str) -> int:
+        return sum(line.get("fields", {}).get("message") == message for line in server.log_lines())
+
+    try:
+        workers = [asyncio.create_task(load()) for _ in range(4)]
+        await until(lambda: {"a", "b"} <= set(answers), "a and b did not both answer")
+        config.write_text(upstream_file(urls, [], instances=("a", "c")))
+        await until(lambda: reloads("the upstreams file was reloaded") == 1, "the changed file was not reloaded")
+        mark = len(answers)
+        await until(lambda: "c" in answers[mark:], "c did not answer after the reload")
+        only_b = upstream_file(urls, [], instances=("b",))
+        broken = "[[upstream]\nthis is not TOML\n"
+        config.write_text(broken + "#" * (len(only_b) - len(broken) - 1) + "\n")  # as long as only_b
+        await until(lambda: reloads("the upstreams file was not reloaded; the fleet is as it was") == 1, "the bad file was not refused")
+        mark = len(answers)
+        await until(lambda: {"a", "c"} <= set(answers[mark:]), "the old fleet stopped answering")
+        # Same size and modification time: the file check sees no change, only SIGHUP reloads.
+        before = config.stat()
+        config.write_text(only_b)
+        os.utime(config, ns=(before.st_atime_ns, before.st_mtime_ns))
+        await asyncio.sleep(1.5)
+        assert reloads("the upstreams file was reloaded") == 1
+        server.proc.send_signal(signal.SIGHUP)
+        await until(lambda: reloads("the upstreams file was reloaded") == 2, "SIGHUP did not reload")
+        await asyncio.sleep(0.5)
+        mark = len(answers)
+        await until(lambda: len(answers) - mark >= 40, "calls stopped")
+        assert set(answers[mark:]) == {"b"}, collections.Counter(answers[mark:])
+        stop.set()
+        await asyncio.gather(*workers)
+        refused = [line["fields"] for line in server.log_lines()
+                   if line.get("fields", {}).get("message") == "the upstreams file was not reloaded; the fleet is as it was"]
+        assert "line 1" in refused[0]["problem"], refused
+        reasons = [line["fields"]["reason"] for line in server.log_lines()
+                   if line.get("fields", {}).get("message") == "the upstreams file was reloaded"]
+        assert reasons == ["the file changed", "SIGHUP"], reasons
+        assert len(answers) >= 200, len(answers)
+    finally:
+        stop.set()
+        server.stop()

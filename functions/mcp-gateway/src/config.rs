@@ -174,6 +174,15 @@ pub struct ServeArgs {
     #[arg(long, env = "MCP_MAX_CONNECTIONS", default_value_t = 1024,
           value_parser = clap::value_parser!(u32).range(1..=65_536))]
     pub max_connections: u32,
+    /// Token the management API's changes (`/gateway/register`, `/gateway/deregister/...`) must
+    /// carry as `Authorization: Bearer`; without it they are refused. At least 16 characters.
+    #[arg(long, env = "MCP_ADMIN_TOKEN", hide_env_values = true, value_parser = parse_admin_token)]
+    pub admin_token: Option<crate::transport::http::Management>,
+    /// Seconds between checks of a local upstreams file for changes (a valid new file replaces the
+    /// fleet; SIGHUP reloads at once); 0 turns the check off (1 to 3600, or 0).
+    #[arg(long, env = "MCP_UPSTREAMS_RELOAD", default_value_t = 2,
+          value_parser = clap::value_parser!(u64).range(0..=3_600))]
+    pub upstreams_reload: u64,
     #[command(flatten)]
     pub http: HttpArgs,
 }
@@ -428,6 +437,11 @@ fn parse_addr(text: &str) -> Result<SocketAddr, String> {
     text.trim().parse().map_err(|_| {
         format!("`{text}` is not an address to listen on; use IP:PORT, e.g. 127.0.0.1:8080, 0.0.0.0:8080 or [::1]:8080")
     })
+}
+
+/// An admin token of at least 16 visible ASCII characters.
+fn parse_admin_token(text: &str) -> Result<crate::transport::http::Management, String> {
+    crate::transport::http::Management::token(text)
 }
 
 /// A log filter that tracing accepts.

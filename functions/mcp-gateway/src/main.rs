@@ -67,8 +67,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match command {
         Command::Serve(args) => {
             preload_index(&core);
-            let settings = args.http.settings(transport::http::AllowedHosts::loopback())?;
+            let mut settings = args.http.settings(transport::http::AllowedHosts::loopback())?;
+            if let Some(token) = &args.admin_token {
+                settings.management = token.clone();
+            }
             let shutdown = settings.shutdown.clone();
+            if let (Some(source), Some(catalogue)) = (&cli.upstreams, core.registry.upstreams()) {
+                let interval =
+                    (args.upstreams_reload > 0).then(|| std::time::Duration::from_secs(args.upstreams_reload));
+                tokio::spawn(mcp_gateway::upstream::watch(catalogue.clone(), source.clone(), interval));
+            }
             let router = transport::http::router(core, settings);
             let limits = transport::serve::Limits {
                 max_connections: args.max_connections as usize,
@@ -107,7 +115,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Lambda(args) => {
             preload_index(&core);
-            let settings = args.http.settings(transport::http::AllowedHosts::Any)?;
+            let mut settings = args.http.settings(transport::http::AllowedHosts::Any)?;
+            settings.management = transport::http::Management::ReadOnly;
             let router = transport::http::router(core, settings);
             transport::lambda::run(router, args.response_mode).await.map_err(|error| anyhow::anyhow!(error))?;
         }
@@ -133,7 +142,7 @@ async fn upstreams_command(
         }
         config::UpstreamsAction::Check => {
             let snapshot = refreshed?;
-            for upstream in catalogue.upstreams() {
+            for upstream in catalogue.upstreams().iter() {
                 let status = upstream.status();
                 match snapshot.left_out.get(upstream.name()) {
                     Some(reason) => writeln!(stdout, "{}: down: {reason}", upstream.name())?,

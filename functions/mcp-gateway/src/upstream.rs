@@ -18,6 +18,7 @@ pub mod client;
 pub mod config;
 pub mod names;
 pub mod pool;
+pub mod registration;
 pub mod sigv4;
 pub mod status;
 
@@ -61,6 +62,62 @@ pub async fn read_text(source: &str) -> Result<String, ConfigError> {
     Ok(text)
 }
 
+/// Reloads the upstreams file at `source` while the process runs (`serve`): at once on SIGHUP,
+/// and, for a local file, when its modification time or size changes (checked every `interval`;
+/// never without one). A valid new file replaces the fleet (see [`Catalogue::reconfigure`]:
+/// unchanged instances keep their connections, calls under way finish); a file that does not
+/// parse, validate or build a catalogue is refused with a log line naming the problem, and the
+/// old fleet keeps serving.
+pub async fn watch(catalogue: Arc<Catalogue>, source: String, interval: Option<std::time::Duration>) {
+    let local = !source.starts_with("s3://");
+    let fingerprint =
+        |source: &str| std::fs::metadata(source).ok().map(|metadata| (metadata.modified().ok(), metadata.len()));
+    let mut seen = fingerprint(&source);
+    #[cfg(unix)]
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let mut ticks = tokio::time::interval(interval.unwrap_or(std::time::Duration::from_secs(3600)));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        #[cfg(unix)]
+        let hung_up = async {
+            match hangup.as_mut() {
+                Some(signal) => signal.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let hung_up = std::future::pending::<Option<()>>();
+        let reason = tokio::select! {
+            Some(()) = hung_up => "SIGHUP",
+            _ = ticks.tick(), if local && interval.is_some() => {
+                let now = fingerprint(&source);
+                if now == seen {
+                    continue;
+                }
+                seen = now;
+                "the file changed"
+            }
+        };
+        let outcome = match load(&source).await {
+            Ok(config) => catalogue.reconfigure(|_| Ok(config)).await.map_err(|problem| problem.to_string()),
+            Err(problem) => Err(problem.to_string()),
+        };
+        match outcome {
+            Ok(summary) => tracing::info!(
+                target: "mcp_gateway::upstream",
+                source = %source, reason,
+                upstreams = summary.upstreams, tools = summary.tools, left_out = summary.left_out.len(),
+                "the upstreams file was reloaded"
+            ),
+            Err(problem) => tracing::warn!(
+                target: "mcp_gateway::upstream",
+                source = %source, reason, %problem,
+                "the upstreams file was not reloaded; the fleet is as it was"
+            ),
+        }
+    }
+}
+
 /// The upstreams of one gateway process and their catalogue.
 #[derive(Debug, Clone)]
 pub struct Federation {
@@ -71,9 +128,6 @@ pub struct Federation {
 impl Federation {
     /// Upstreams from `config`, none contacted yet; `reserved` are the built-in names.
     pub fn new(config: UpstreamsConfig, reserved: catalogue::Reserved) -> Self {
-        let listen = config.listen;
-        let upstreams =
-            config.upstreams.into_iter().map(|upstream| Arc::new(pool::Upstream::new(upstream, listen))).collect();
-        Self { catalogue: Arc::new(Catalogue::new(upstreams, config.catalogue_ttl, reserved)) }
+        Self { catalogue: Arc::new(Catalogue::new(config, reserved)) }
     }
 }

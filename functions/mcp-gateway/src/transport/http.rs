@@ -1,11 +1,13 @@
 //! The HTTP transport: one axum [`Router`] for Lambda and `serve` alike.
 //!
 //! `/mcp` (and `/mcp/`, and both under an API Gateway stage prefix) is the Streamable HTTP MCP
-//! endpoint; `/health` reports liveness. [`guard`] answers malformed and hostile requests itself
+//! endpoint; `/health` reports liveness; `/gateway/...` is the management API over the upstreams
+//! ([`manage`]). [`guard`] answers malformed and hostile requests itself
 //! with the right HTTP status and JSON-RPC code; valid messages go to rmcp's stateless
 //! Streamable HTTP service, which speaks every revision from 2024-11-05 to 2026-07-28.
 
 mod guard;
+pub mod manage;
 pub mod session;
 
 use std::sync::Arc;
@@ -21,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::server::{Core, Gateway};
 
+pub use manage::Management;
 pub use session::SessionKey;
 
 /// The TCP peer of a request's connection, put in the request's extensions by `serve`.
@@ -58,6 +61,8 @@ pub struct HttpSettings {
     pub session_key: SessionKey,
     /// Cancelled on shutdown, ending open streams.
     pub shutdown: CancellationToken,
+    /// Who may change the upstreams through the management API.
+    pub management: Management,
 }
 
 impl HttpSettings {
@@ -71,6 +76,7 @@ impl HttpSettings {
             body_read_timeout: std::time::Duration::from_secs(30),
             session_key: SessionKey::random()?,
             shutdown: CancellationToken::new(),
+            management: Management::Locked,
         })
     }
 }
@@ -78,6 +84,7 @@ impl HttpSettings {
 /// Shared state of the HTTP handlers.
 pub(crate) struct AppState {
     pub(crate) settings: HttpSettings,
+    pub(crate) core: Arc<Core>,
     pub(crate) mcp: StreamableHttpService<Gateway, NeverSessionManager>,
 }
 
@@ -101,12 +108,13 @@ pub fn router(core: Arc<Core>, settings: HttpSettings) -> Router {
         .disable_allowed_origins()
         .with_max_request_body_bytes(settings.max_body_bytes)
         .with_cancellation_token(settings.shutdown.child_token());
+    let service_core = core.clone();
     let mcp = StreamableHttpService::new(
-        move || Ok(Gateway::new(core.clone())),
+        move || Ok(Gateway::new(service_core.clone())),
         Arc::new(NeverSessionManager::default()),
         config,
     );
-    let state = Arc::new(AppState { settings, mcp });
+    let state = Arc::new(AppState { settings, core, mcp });
     Router::new()
         .route("/mcp", axum::routing::any(guard::mcp_endpoint))
         .route("/mcp/", axum::routing::any(guard::mcp_endpoint))
@@ -114,6 +122,7 @@ pub fn router(core: Arc<Core>, settings: HttpSettings) -> Router {
         .route("/{stage}/mcp/", axum::routing::any(guard::mcp_endpoint))
         .route("/health", get(health))
         .route("/{stage}/health", get(health))
+        .merge(manage::routes())
         .with_state(state)
 }
 

@@ -14,9 +14,10 @@ use rmcp::model::{Prompt, Resource, ResourceTemplate, Tool};
 
 use super::{
     client::{Offer, UpstreamError},
-    config::FailureMode,
+    config::{FailureMode, UpstreamsConfig},
     names,
     pool::Upstream,
+    registration::ChangeError,
 };
 
 /// One exposed tool: who owns it and what it is called there.
@@ -101,6 +102,17 @@ pub struct SavedItem<T> {
     pub definition: T,
 }
 
+/// What a reconfiguration made.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Reconfigured {
+    /// Upstreams now.
+    pub upstreams: usize,
+    /// Tools exposed from them.
+    pub tools: usize,
+    /// Upstreams left out of the catalogue (down), with why.
+    pub left_out: BTreeMap<String, String>,
+}
+
 /// How old the catalogue must be before a call to a name it lacks refreshes it.
 const LOOKUP_REFRESH_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -113,10 +125,13 @@ pub struct Reserved {
     pub prompts: BTreeSet<String>,
 }
 
-/// Every upstream's tools, refreshed every `ttl`.
+/// Every upstream's tools, refreshed every `ttl`, and the fleet they come from, which
+/// [`Catalogue::reconfigure`] replaces at run time (`serve`: a reload, the management API).
 #[derive(Debug)]
 pub struct Catalogue {
-    upstreams: Vec<Arc<Upstream>>,
+    upstreams: RwLock<Arc<[Arc<Upstream>]>>,
+    /// The configuration the fleet was made from; held while a change is made, one at a time.
+    config: tokio::sync::Mutex<UpstreamsConfig>,
     ttl: Duration,
     /// Names the built-in tools and prompts take.
     reserved: Reserved,
@@ -126,11 +141,15 @@ pub struct Catalogue {
 }
 
 impl Catalogue {
-    /// A catalogue over `upstreams`, empty until first used; `reserved` are the built-in names.
-    pub fn new(upstreams: Vec<Arc<Upstream>>, ttl: Duration, reserved: Reserved) -> Self {
+    /// A catalogue over the upstreams of `config` (none contacted yet), empty until first used;
+    /// `reserved` are the built-in names.
+    pub fn new(config: UpstreamsConfig, reserved: Reserved) -> Self {
+        let upstreams =
+            config.upstreams.iter().map(|upstream| Arc::new(Upstream::new(upstream.clone(), config.listen, None)));
         Self {
-            upstreams,
-            ttl,
+            upstreams: RwLock::new(upstreams.collect()),
+            ttl: config.catalogue_ttl,
+            config: tokio::sync::Mutex::new(config),
             reserved,
             current: RwLock::new(Arc::new(Snapshot::default())),
             refreshing: tokio::sync::Mutex::new(()),
@@ -139,8 +158,8 @@ impl Catalogue {
     }
 
     /// The upstreams, in file order.
-    pub fn upstreams(&self) -> &[Arc<Upstream>] {
-        &self.upstreams
+    pub fn upstreams(&self) -> Arc<[Arc<Upstream>]> {
+        self.upstreams.read().map(|upstreams| upstreams.clone()).unwrap_or_else(|_| Arc::new([]))
     }
 
     /// How long a list answer stays fresh (what `ttlMs` says).
@@ -152,7 +171,7 @@ impl Catalogue {
     /// refresh, and not at all while an upstream declares that its lists may change: such a
     /// change can come at any moment, and this stateless gateway has no stream to pass it on.
     pub fn fresh_for(&self) -> Duration {
-        if self.upstreams.iter().any(|upstream| upstream.announces_changes()) {
+        if self.upstreams().iter().any(|upstream| upstream.announces_changes()) {
             return Duration::ZERO;
         }
         self.snapshot().taken.map_or(Duration::ZERO, |taken| self.ttl.saturating_sub(taken.elapsed()))
@@ -161,7 +180,7 @@ impl Catalogue {
     /// Whether any upstream offers resources, and whether any offers prompts, by what each
     /// declared at its last connection (one never reached yet counts as offering both).
     pub fn offers_resources_and_prompts(&self) -> (bool, bool) {
-        self.upstreams.iter().fold((false, false), |(resources, prompts), upstream| match upstream.capabilities() {
+        self.upstreams().iter().fold((false, false), |(resources, prompts), upstream| match upstream.capabilities() {
             None => (true, true),
             Some(declared) => (resources || declared.resources.is_some(), prompts || declared.prompts.is_some()),
         })
@@ -186,7 +205,7 @@ impl Catalogue {
             return self.refresh().await;
         };
         // `any` stops at the first true: take every upstream's flag, not just the first one set.
-        let changed = self.upstreams.iter().fold(false, |changed, upstream| upstream.take_list_changed() | changed);
+        let changed = self.upstreams().iter().fold(false, |changed, upstream| upstream.take_list_changed() | changed);
         if changed {
             return match self.refresh().await {
                 Ok(fresh) => Ok(fresh),
@@ -208,9 +227,12 @@ impl Catalogue {
         Ok(current)
     }
 
-    /// The tool exposed as `name`, from the current snapshot.
+    /// The tool exposed as `name`, from the current snapshot, routed to the current upstream of
+    /// its name (a reconfiguration may have replaced the one the snapshot was taken from).
     pub fn get(&self, name: &str) -> Option<Entry> {
-        self.snapshot().tools.get(name).cloned()
+        let mut entry = self.snapshot().tools.get(name).cloned()?;
+        entry.upstream = self.upstream(entry.upstream.name())?;
+        Some(entry)
     }
 
     /// The tool exposed as `name`; when the snapshot does not have it but may be missing it (never
@@ -242,12 +264,71 @@ impl Catalogue {
         if self.snapshot().taken.is_none() {
             let _ = self.refresh().await;
         }
-        self.snapshot().prompts.get(name).cloned()
+        let mut entry = self.snapshot().prompts.get(name).cloned()?;
+        entry.upstream = self.upstream(entry.upstream.name())?;
+        Some(entry)
     }
 
     /// The upstream named `name`.
-    pub fn upstream(&self, name: &str) -> Option<&Arc<Upstream>> {
-        self.upstreams.iter().find(|upstream| upstream.name() == name)
+    pub fn upstream(&self, name: &str) -> Option<Arc<Upstream>> {
+        self.upstreams().iter().find(|upstream| upstream.name() == name).cloned()
+    }
+
+    /// The configuration the fleet was made from.
+    pub async fn config(&self) -> UpstreamsConfig {
+        self.config.lock().await.clone()
+    }
+
+    /// Replaces the fleet with the upstreams of `config`, and the catalogue with what they offer,
+    /// when `edit` (given the current configuration) returns one: both change at once, or (an
+    /// error from `edit`, a collision, a fail-closed upstream down) neither does. Upstreams and
+    /// instances whose settings did not change keep their connections, breakers and numbers; calls
+    /// under way finish where they are. Changes are made one at a time.
+    pub async fn reconfigure(
+        &self,
+        edit: impl FnOnce(&UpstreamsConfig) -> Result<UpstreamsConfig, ChangeError>,
+    ) -> Result<Reconfigured, ChangeError> {
+        let mut current = self.config.lock().await;
+        let mut config = edit(&current)?;
+        config.listen = current.listen;
+        let old = self.upstreams();
+        let upstreams: Arc<[Arc<Upstream>]> = config
+            .upstreams
+            .iter()
+            .map(|upstream| {
+                let previous = old.iter().find(|previous| previous.name() == upstream.name);
+                Arc::new(Upstream::new(upstream.clone(), config.listen, previous.map(|previous| &**previous)))
+            })
+            .collect();
+        let _one_at_a_time = self.refreshing.lock().await;
+        let started = Instant::now();
+        let listed = futures::future::join_all(
+            upstreams.iter().map(|upstream| async move { (upstream.clone(), upstream.list_all().await) }),
+        )
+        .await;
+        let snapshot = Arc::new(self.build(listed, started)?);
+        let summary = Reconfigured {
+            upstreams: upstreams.len(),
+            tools: snapshot.tools.len(),
+            left_out: snapshot.left_out.clone(),
+        };
+        if let Ok(mut fleet) = self.upstreams.write() {
+            *fleet = upstreams;
+        }
+        if let Ok(mut snapshot_now) = self.current.write() {
+            *snapshot_now = snapshot;
+        }
+        if let Ok(mut last) = self.last_error.write() {
+            *last = None;
+        }
+        *current = config;
+        tracing::info!(
+            upstreams = summary.upstreams,
+            tools = summary.tools,
+            left_out = summary.left_out.len(),
+            "upstreams reconfigured"
+        );
+        Ok(summary)
     }
 
     /// The current catalogue, for `mcp-gateway upstreams snapshot`.
@@ -301,7 +382,7 @@ impl Catalogue {
             ));
         }
         let upstream = |name: &str| {
-            self.upstream(name).cloned().ok_or_else(|| {
+            self.upstream(name).ok_or_else(|| {
                 format!("the catalogue snapshot names upstream `{name}`, which the upstreams file does not have")
             })
         };
@@ -363,8 +444,9 @@ impl Catalogue {
             return Ok(current);
         }
         let started = Instant::now();
+        let upstreams = self.upstreams();
         let listed = futures::future::join_all(
-            self.upstreams.iter().map(|upstream| async move { (upstream.clone(), upstream.list_all().await) }),
+            upstreams.iter().map(|upstream| async move { (upstream.clone(), upstream.list_all().await) }),
         )
         .await;
         let built = self.build(listed, started);

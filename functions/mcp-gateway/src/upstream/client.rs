@@ -235,13 +235,8 @@ impl Instance {
     /// An instance of `upstream` that connects on first use; with `listen`, a 2026-07-28 server
     /// that announces list changes is asked for them on a `subscriptions/listen` stream.
     pub fn new(upstream: &UpstreamConfig, config: InstanceConfig, listen: bool) -> Self {
-        let label = if upstream.instances.len() == 1 && config.id == DEFAULT_INSTANCE {
-            upstream.name.clone()
-        } else {
-            format!("{}/{}", upstream.name, config.id)
-        };
         Self {
-            label,
+            label: Self::label(upstream, &config),
             config,
             list_timeout: upstream.list_timeout,
             connection: tokio::sync::Mutex::new(None),
@@ -255,8 +250,17 @@ impl Instance {
         }
     }
 
-    /// What errors and log lines call it: the upstream's name, with the instance's id when the
-    /// upstream has several.
+    /// What errors and log lines call `instance` of `upstream`: the upstream's name for its only,
+    /// unnamed instance (a plain `url` or `command`), `<upstream>/<id>` otherwise.
+    pub fn label(upstream: &UpstreamConfig, instance: &InstanceConfig) -> String {
+        if upstream.instances.len() == 1 && instance.id == DEFAULT_INSTANCE {
+            upstream.name.clone()
+        } else {
+            format!("{}/{}", upstream.name, instance.id)
+        }
+    }
+
+    /// What errors and log lines call it (see [`Instance::label`]).
     pub fn name(&self) -> &str {
         &self.label
     }

@@ -30,6 +30,8 @@ pub struct UpstreamsConfig {
     pub upstreams: Vec<UpstreamConfig>,
     /// How long the aggregated catalogue is reused before a background refresh.
     pub catalogue_ttl: Duration,
+    /// The file's `[defaults]` call and list time-outs (for upstreams registered at run time).
+    pub defaults: (Duration, Duration),
     /// Whether to hold a `subscriptions/listen` stream open to each 2026-07-28 upstream that
     /// announces list changes. Not from the file: the process sets it (`serve` and `stdio` do;
     /// a Lambda function, frozen between invocations, cannot hold a stream and relies on the TTL).
@@ -107,7 +109,7 @@ pub const MAX_WEIGHT: u32 = 1000;
 pub const MAX_INSTANCES: usize = 64;
 
 /// One instance of an upstream.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct InstanceConfig {
     /// `[a-z0-9][a-z0-9-]*`, unique within its upstream.
     pub id: String,
@@ -179,7 +181,7 @@ impl Default for HealthConfig {
 }
 
 /// How an upstream is reached.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Transport {
     /// Streamable HTTP.
     Http(HttpConfig),
@@ -188,7 +190,7 @@ pub enum Transport {
 }
 
 /// A Streamable HTTP upstream.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct HttpConfig {
     /// The MCP endpoint.
     pub url: String,
@@ -239,7 +241,7 @@ pub enum Auth {
 }
 
 /// A stdio upstream.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct StdioConfig {
     /// The program.
     pub command: String,
@@ -364,7 +366,7 @@ pub fn parse(source_name: &str, text: &str) -> Result<UpstreamsConfig, ConfigErr
         }
         upstreams.push(upstream);
     }
-    Ok(UpstreamsConfig { upstreams, catalogue_ttl, listen: true })
+    Ok(UpstreamsConfig { upstreams, catalogue_ttl, defaults: (timeout, list_timeout), listen: true })
 }
 
 fn upstream(
@@ -507,8 +509,25 @@ fn upstream(
     })
 }
 
+/// An upstream's URL: http:// or https://, with a host, without a user name or password.
+pub(super) fn check_url(url: &str) -> Result<(), String> {
+    let valid_url = url
+        .parse::<http::Uri>()
+        .ok()
+        .filter(|uri| matches!(uri.scheme_str(), Some("http" | "https")) && uri.authority().is_some());
+    let Some(valid_url) = valid_url else {
+        return Err(format!("`{url}` is not an http:// or https:// URL"));
+    };
+    if valid_url.authority().is_some_and(|authority| authority.as_str().contains('@')) {
+        return Err(
+            "the URL holds a user name or password; put credentials in `auth` (read from the environment)".to_owned()
+        );
+    }
+    Ok(())
+}
+
 /// `[a-z0-9][a-z0-9-]*`, at most [`MAX_NAME_CHARS`] characters: upstream names and instance ids.
-fn valid_name(name: &str) -> bool {
+pub(super) fn valid_name(name: &str) -> bool {
     name.len() <= MAX_NAME_CHARS
         && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
         && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
@@ -525,20 +544,7 @@ fn reach(
     Ok(match shared {
         Transport::Http(http) => {
             let url = place.get_ref();
-            let valid_url = url
-                .parse::<http::Uri>()
-                .ok()
-                .filter(|uri| matches!(uri.scheme_str(), Some("http" | "https")) && uri.authority().is_some());
-            let Some(valid_url) = valid_url else {
-                return Err(lines.at(place, format!("`{url}` is not an http:// or https:// URL")));
-            };
-            if valid_url.authority().is_some_and(|authority| authority.as_str().contains('@')) {
-                return Err(lines.at(
-                    place,
-                    "the URL holds a user name or password; put credentials in `auth` (read from the environment)"
-                        .to_owned(),
-                ));
-            }
+            check_url(url).map_err(|message| lines.at(place, message))?;
             Transport::Http(HttpConfig { url: url.clone(), ..http.clone() })
         }
         Transport::Stdio(stdio) => {

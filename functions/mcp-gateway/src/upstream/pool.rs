@@ -12,7 +12,7 @@
 use std::{
     collections::BTreeMap,
     sync::{
-        Mutex,
+        Arc, Mutex,
         atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering},
     },
     time::{Duration, Instant},
@@ -28,9 +28,9 @@ use serde::Serialize;
 
 use super::{
     balance::{Balancer, Candidate},
-    breaker::{self, Breaker, Outcome, Refused, Transition},
+    breaker::{Breaker, Outcome, Refused, Transition},
     client::{CallOptions, Instance, Offer, Status, UpstreamError},
-    config::{HashKey, Strategy, UpstreamConfig},
+    config::{HashKey, InstanceConfig, Strategy, UpstreamConfig},
 };
 use crate::caller::Caller;
 
@@ -46,7 +46,7 @@ const LATENCY_DECAY: Duration = Duration::from_secs(5);
 pub struct Upstream {
     /// Its configuration.
     pub config: UpstreamConfig,
-    members: Vec<Member>,
+    members: Vec<Arc<Member>>,
     balancer: Balancer,
     /// Tools it offers after the file's allow and deny lists, at the last list.
     tools: AtomicUsize,
@@ -60,8 +60,11 @@ impl std::fmt::Debug for Upstream {
     }
 }
 
-/// One instance with its breaker and numbers.
+/// One instance with its breaker and numbers; shared with the upstream that replaces this one
+/// (a reload, a registration) while the instance's settings stay the same.
 struct Member {
+    /// What it was made from: a new configuration reuses the member only when this is equal.
+    made_from: (InstanceConfig, super::config::HealthConfig, Duration, String),
     instance: Instance,
     breaker: Mutex<Breaker>,
     requests: AtomicU64,
@@ -116,20 +119,32 @@ pub struct InstanceReport {
 
 impl Upstream {
     /// An upstream whose instances connect on first use (see [`Instance::new`] for `listen`).
-    pub fn new(config: UpstreamConfig, listen: bool) -> Self {
+    /// The instances of `previous` (the upstream of the same name this one replaces) whose
+    /// settings did not change are kept as they are: their connections, breakers and numbers.
+    pub fn new(config: UpstreamConfig, listen: bool, previous: Option<&Upstream>) -> Self {
         let now = Instant::now();
         let members = config
             .instances
             .iter()
-            .map(|instance| Member {
-                instance: Instance::new(&config, instance.clone(), listen),
-                breaker: Mutex::new(Breaker::new(config.health.clone(), now)),
-                requests: AtomicU64::new(0),
-                errors: AtomicU64::new(0),
-                in_flight: AtomicU32::new(0),
-                latency_us: AtomicU64::new(0),
-                latency_at: AtomicU64::new(0),
-                latencies: Histogram::default(),
+            .map(|instance| {
+                let label = Instance::label(&config, instance);
+                let made_from = (instance.clone(), config.health.clone(), config.list_timeout, label);
+                let kept =
+                    previous.and_then(|previous| previous.members.iter().find(|member| member.made_from == made_from));
+                match kept {
+                    Some(member) => member.clone(),
+                    None => Arc::new(Member {
+                        made_from,
+                        instance: Instance::new(&config, instance.clone(), listen),
+                        breaker: Mutex::new(Breaker::new(config.health.clone(), now)),
+                        requests: AtomicU64::new(0),
+                        errors: AtomicU64::new(0),
+                        in_flight: AtomicU32::new(0),
+                        latency_us: AtomicU64::new(0),
+                        latency_at: AtomicU64::new(0),
+                        latencies: Histogram::default(),
+                    }),
+                }
             })
             .collect::<Vec<_>>();
         let balancer = Balancer::new(config.strategy, members.len());
@@ -514,7 +529,7 @@ mod tests {
              [[upstream.instance]]\nid = \"b\"\nurl = \"http://127.0.0.1:9/mcp\"\n"
         );
         let mut config = super::super::config::parse("test.toml", &file).unwrap_or_else(|error| panic!("{error}"));
-        Upstream::new(config.upstreams.remove(0), false)
+        Upstream::new(config.upstreams.remove(0), false, None)
     }
 
     #[test]
@@ -536,7 +551,7 @@ mod tests {
         assert_eq!(member.in_flight.load(Ordering::Relaxed), 0);
         assert_eq!(
             member.breaker.lock().map(|breaker| breaker.state()).ok(),
-            Some(breaker::State::HalfOpen { in_flight: 0, successes: 0 })
+            Some(super::super::breaker::State::HalfOpen { in_flight: 0, successes: 0 })
         );
         assert_eq!(upstream.choose(None, None).ok(), Some(first));
     }

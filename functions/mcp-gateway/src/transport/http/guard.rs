@@ -70,6 +70,15 @@ impl Refusal {
     }
 }
 
+/// Refuses a request to a `Host` or from an `Origin` the settings do not allow (DNS rebinding):
+/// the status and why, for routes other than `/mcp` (the management API).
+pub(super) fn host_and_origin_refusal(
+    settings: &super::HttpSettings,
+    headers: &HeaderMap,
+) -> Option<(StatusCode, String)> {
+    check_host_and_origin(settings, headers).err().map(|refusal| (refusal.status, refusal.message))
+}
+
 /// The MCP endpoint handler.
 pub(super) async fn mcp_endpoint(State(state): State<Arc<AppState>>, request: Request) -> Response {
     let record = RequestRecord::start(request.method().as_str()).with_deadline(lambda_deadline(&request));

@@ -1,0 +1,365 @@
+//! The management API over the federation's fleet: `GET /gateway/health`, `/gateway/stats` and
+//! `/gateway/registry` (read-only: `serve` and Lambda), `POST /gateway/register` and
+//! `DELETE /gateway/deregister/{upstream}[/{instance}]` (`serve` only, with the admin token).
+//!
+//! **Invariant:** a change is refused unless the request carries the admin token
+//! (`Authorization: Bearer`, compared in constant time); without a configured token every change
+//! is refused, and on Lambda every change is refused with what to do instead. Every route checks
+//! `Host` and `Origin` like `/mcp`.
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use axum::{
+    Json, Router,
+    body::Body,
+    extract::{Path, Request, State},
+    http::{HeaderMap, StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::{delete, get, post},
+};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::AppState;
+use crate::upstream::{
+    Catalogue,
+    config::Transport,
+    pool::InstanceReport,
+    registration::{self, ChangeError, Registration},
+};
+
+/// The largest `POST /gateway/register` body.
+const MAX_REGISTRATION_BYTES: usize = 64 * 1024;
+
+/// Who may change the fleet through the management API.
+#[derive(Clone)]
+pub enum Management {
+    /// Nobody: a Lambda function's upstreams come from its upstreams file.
+    ReadOnly,
+    /// Nobody until `MCP_ADMIN_TOKEN` is set.
+    Locked,
+    /// Callers with this token (kept as its SHA-256).
+    Token([u8; 32]),
+}
+
+impl std::fmt::Debug for Management {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::ReadOnly => "ReadOnly",
+            Self::Locked => "Locked",
+            Self::Token(_) => "Token(…)",
+        })
+    }
+}
+
+impl Management {
+    /// The shortest admin token accepted.
+    pub const MIN_TOKEN_CHARS: usize = 16;
+
+    /// Changes allowed to callers with `token`, which must have at least
+    /// [`Self::MIN_TOKEN_CHARS`] visible ASCII characters.
+    pub fn token(token: &str) -> Result<Self, String> {
+        if token.len() < Self::MIN_TOKEN_CHARS || !token.bytes().all(|byte| byte.is_ascii_graphic()) {
+            return Err(format!(
+                "MCP_ADMIN_TOKEN must be at least {} visible ASCII characters (no spaces)",
+                Self::MIN_TOKEN_CHARS
+            ));
+        }
+        Ok(Self::Token(Sha256::digest(token.as_bytes()).into()))
+    }
+
+    /// Whether `headers` carry the token; the refusal (status and why) otherwise.
+    fn allows(&self, headers: &HeaderMap) -> Result<(), (StatusCode, String)> {
+        let expected = match self {
+            Self::ReadOnly => {
+                return Err((
+                    StatusCode::FORBIDDEN,
+                    "this gateway runs on Lambda, where the fleet cannot change at run time: configure instances in \
+                     the upstreams file (MCP_UPSTREAMS) and deploy again"
+                        .to_owned(),
+                ));
+            }
+            Self::Locked => {
+                return Err((
+                    StatusCode::FORBIDDEN,
+                    "changes through the management API are off: start the gateway with MCP_ADMIN_TOKEN set, and \
+                     send it as `Authorization: Bearer <token>`"
+                        .to_owned(),
+                ));
+            }
+            Self::Token(expected) => expected,
+        };
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        let given: [u8; 32] = Sha256::digest(given.as_bytes()).into();
+        if bool::from(given.ct_eq(expected)) {
+            Ok(())
+        } else {
+            Err((StatusCode::UNAUTHORIZED, "a change needs `Authorization: Bearer <MCP_ADMIN_TOKEN>`".to_owned()))
+        }
+    }
+}
+
+/// The management routes, also under an API Gateway stage prefix.
+pub(super) fn routes() -> Router<Arc<AppState>> {
+    let mut router = Router::new();
+    for prefix in ["", "/{stage}"] {
+        router = router
+            .route(&format!("{prefix}/gateway/health"), get(health))
+            .route(&format!("{prefix}/gateway/stats"), get(stats))
+            .route(&format!("{prefix}/gateway/registry"), get(registry))
+            .route(&format!("{prefix}/gateway/register"), post(register))
+            .route(&format!("{prefix}/gateway/deregister/{{upstream}}"), delete(deregister_upstream))
+            .route(&format!("{prefix}/gateway/deregister/{{upstream}}/{{instance}}"), delete(deregister_instance));
+    }
+    router
+}
+
+/// A request refused: its status and why, answered as `{"error": why}`.
+#[derive(Debug)]
+struct Refusal(StatusCode, String);
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        (self.0, Json(serde_json::json!({ "error": self.1 }))).into_response()
+    }
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Refusal {
+    Refusal(status, message.into())
+}
+
+/// The federation's catalogue, after the `Host`/`Origin` check; the refusal otherwise.
+fn catalogue(state: &AppState, headers: &HeaderMap) -> Result<Arc<Catalogue>, Refusal> {
+    if let Some((status, message)) = super::guard::host_and_origin_refusal(&state.settings, headers) {
+        return Err(error(status, message));
+    }
+    state.core.registry.upstreams().cloned().ok_or_else(|| {
+        error(StatusCode::NOT_FOUND, "this gateway has no upstreams (start it with --upstreams or MCP_UPSTREAMS)")
+    })
+}
+
+/// `GET /gateway/health`.
+#[derive(Debug, Serialize)]
+struct Health {
+    /// `ok` when every upstream has every instance healthy, `degraded` otherwise.
+    status: &'static str,
+    upstreams: Vec<UpstreamHealth>,
+}
+
+#[derive(Debug, Serialize)]
+struct UpstreamHealth {
+    name: String,
+    /// `up`, `down` or `unknown` (not contacted yet).
+    state: String,
+    healthy_instances: usize,
+    instances: usize,
+}
+
+async fn health(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Result<Response, Refusal> {
+    let catalogue = catalogue(&state, &headers)?;
+    let upstreams: Vec<UpstreamHealth> = catalogue
+        .upstreams()
+        .iter()
+        .map(|upstream| {
+            let instances = upstream.instances();
+            UpstreamHealth {
+                name: upstream.name().to_owned(),
+                state: upstream.status().state,
+                healthy_instances: instances.iter().filter(|instance| healthy(instance)).count(),
+                instances: instances.len(),
+            }
+        })
+        .collect();
+    let degraded = upstreams.iter().any(|upstream| upstream.healthy_instances < upstream.instances);
+    Ok(Json(Health { status: if degraded { "degraded" } else { "ok" }, upstreams }).into_response())
+}
+
+/// Whether an instance may be called and was not found down.
+fn healthy(instance: &InstanceReport) -> bool {
+    instance.breaker != "open" && instance.state != "down"
+}
+
+/// `GET /gateway/stats`: per upstream and instance.
+#[derive(Debug, Serialize)]
+struct UpstreamStats {
+    name: String,
+    strategy: &'static str,
+    requests: u64,
+    errors: u64,
+    in_flight: u32,
+    instances: Vec<InstanceReport>,
+}
+
+async fn stats(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Result<Response, Refusal> {
+    let catalogue = catalogue(&state, &headers)?;
+    let upstreams: Vec<UpstreamStats> = catalogue
+        .upstreams()
+        .iter()
+        .map(|upstream| {
+            let instances = upstream.instances();
+            UpstreamStats {
+                name: upstream.name().to_owned(),
+                strategy: upstream.strategy(),
+                requests: instances.iter().map(|instance| instance.requests).sum(),
+                errors: instances.iter().map(|instance| instance.errors).sum(),
+                in_flight: instances.iter().map(|instance| instance.in_flight).sum(),
+                instances,
+            }
+        })
+        .collect();
+    Ok(Json(serde_json::json!({ "upstreams": upstreams })).into_response())
+}
+
+/// `GET /gateway/registry`: upstreams, their instances, and their tools under exposed names.
+#[derive(Debug, Serialize)]
+struct UpstreamEntry {
+    name: String,
+    transport: &'static str,
+    strategy: &'static str,
+    failure_mode: String,
+    instances: Vec<InstanceEntry>,
+    /// Exposed name → the upstream's own name.
+    tools: BTreeMap<String, String>,
+    /// Why its tools are not listed now, if they are not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    left_out: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct InstanceEntry {
+    id: String,
+    /// Its endpoint (query cut) or its command.
+    address: String,
+    weight: u32,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    metadata: BTreeMap<String, String>,
+}
+
+async fn registry(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Result<Response, Refusal> {
+    let catalogue = catalogue(&state, &headers)?;
+    let snapshot =
+        catalogue.tools().await.map_err(|problem| error(StatusCode::SERVICE_UNAVAILABLE, problem.to_string()))?;
+    let upstreams: Vec<UpstreamEntry> = catalogue
+        .upstreams()
+        .iter()
+        .map(|upstream| UpstreamEntry {
+            name: upstream.name().to_owned(),
+            transport: upstream.config.transport_kind(),
+            strategy: upstream.strategy(),
+            failure_mode: upstream.config.failure_mode.to_string(),
+            instances: upstream
+                .config
+                .instances
+                .iter()
+                .map(|instance| InstanceEntry {
+                    id: instance.id.clone(),
+                    address: match &instance.transport {
+                        Transport::Http(http) => registration::shown_url(&http.url),
+                        Transport::Stdio(stdio) => stdio.command.clone(),
+                    },
+                    weight: instance.weight,
+                    metadata: instance.metadata.clone(),
+                })
+                .collect(),
+            tools: snapshot
+                .tools
+                .iter()
+                .filter(|(_, entry)| entry.upstream.name() == upstream.name())
+                .map(|(exposed, entry)| (exposed.clone(), entry.original.clone()))
+                .collect(),
+            left_out: snapshot.left_out.get(upstream.name()).cloned(),
+        })
+        .collect();
+    Ok(Json(serde_json::json!({ "upstreams": upstreams })).into_response())
+}
+
+/// `POST /gateway/register` with a [`Registration`].
+async fn register(State(state): State<Arc<AppState>>, request: Request) -> Result<Response, Refusal> {
+    let (parts, body) = request.into_parts();
+    let catalogue = changes_allowed(&state, &parts.headers)?;
+    let bytes = match tokio::time::timeout(
+        state.settings.body_read_timeout,
+        axum::body::to_bytes(Body::new(body), MAX_REGISTRATION_BYTES),
+    )
+    .await
+    {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(_)) => {
+            return Err(error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("a registration is at most {MAX_REGISTRATION_BYTES} bytes of JSON"),
+            ));
+        }
+        Err(_) => return Err(error(StatusCode::REQUEST_TIMEOUT, "the registration was not sent in time")),
+    };
+    let registration: Registration = match serde_json::from_slice(&bytes) {
+        Ok(registration) => registration,
+        Err(problem) => {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "not a registration ({problem}); send {{\"upstream\": NAME, \"id\": ID, \"url\": URL, \
+                     \"weight\": 1, \"metadata\": {{}}}}"
+                ),
+            ));
+        }
+    };
+    let (upstream, id) = (registration.upstream.clone(), registration.id.clone());
+    let changed = catalogue.reconfigure(|config| registration::register(config, registration)).await;
+    respond(changed, "registered", &upstream, Some(&id))
+}
+
+async fn deregister_upstream(
+    State(state): State<Arc<AppState>>,
+    Path(upstream): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Refusal> {
+    let catalogue = changes_allowed(&state, &headers)?;
+    let changed = catalogue.reconfigure(|config| registration::deregister(config, &upstream, None)).await;
+    respond(changed, "deregistered", &upstream, None)
+}
+
+async fn deregister_instance(
+    State(state): State<Arc<AppState>>,
+    Path((upstream, instance)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, Refusal> {
+    let catalogue = changes_allowed(&state, &headers)?;
+    let changed = catalogue.reconfigure(|config| registration::deregister(config, &upstream, Some(&instance))).await;
+    respond(changed, "deregistered", &upstream, Some(&instance))
+}
+
+/// The catalogue, when the caller may change it; the refusal otherwise.
+fn changes_allowed(state: &AppState, headers: &HeaderMap) -> Result<Arc<Catalogue>, Refusal> {
+    let catalogue = catalogue(state, headers)?;
+    state.settings.management.allows(headers).map_err(|(status, message)| {
+        tracing::warn!(target: "mcp_gateway::manage", %status, %message, "a change to the fleet was refused");
+        error(status, message)
+    })?;
+    Ok(catalogue)
+}
+
+fn respond(
+    changed: Result<crate::upstream::catalogue::Reconfigured, ChangeError>,
+    what: &str,
+    upstream: &str,
+    instance: Option<&str>,
+) -> Result<Response, Refusal> {
+    match changed {
+        Ok(summary) => {
+            tracing::info!(target: "mcp_gateway::manage", upstream, instance, what, "fleet changed");
+            Ok(Json(
+                serde_json::json!({ "status": what, "upstream": upstream, "instance": instance, "fleet": summary }),
+            )
+            .into_response())
+        }
+        Err(problem @ ChangeError::NotFound(_)) => Err(error(StatusCode::NOT_FOUND, problem.to_string())),
+        Err(problem @ ChangeError::Invalid(_)) => Err(error(StatusCode::UNPROCESSABLE_ENTITY, problem.to_string())),
+        Err(problem @ ChangeError::Refused(_)) => Err(error(StatusCode::CONFLICT, problem.to_string())),
+    }
+}
