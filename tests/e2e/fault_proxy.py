@@ -3,7 +3,7 @@ POST to the upstream after `--delay-ms`, but answers every `--fail-every`-th req
 503. Forwards the upstream's Mcp-Session-Id. Prints `listening on URL` when ready.
 
 Control, for tests that make an instance flap: `POST /fault` with `{"fail": true}` answers every
-request with a 503 until `{"fail": false}`; `GET /stats` counts the POSTs seen, by JSON-RPC method
+request (and `GET /health`) with a 503 until `{"fail": false}`; `GET /stats` counts the POSTs seen, by JSON-RPC method
 and by tool (`{"posts": N, "methods": {...}, "tools": {...}}`).
 Run: python fault_proxy.py UPSTREAM_URL [--delay-ms N] [--fail-every N] [--port N]
 """
@@ -36,6 +36,9 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
     def do_GET(self) -> None:
+        if self.path == "/health":
+            self.reply(503 if self.failing else 200, "text/plain", b"failing\n" if self.failing else b"ok\n")
+            return
         if self.path != "/stats":
             self.reply(404, "text/plain", b"not found\n")
             return

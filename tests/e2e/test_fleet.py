@@ -452,3 +452,63 @@ async def test_a_reloaded_upstreams_file_replaces_the_fleet_under_load_without_a
     finally:
         stop.set()
         server.stop()
+
+
+@pytest.mark.anyio
+async def test_active_health_checks_take_a_failing_instance_out_before_any_call_and_back_in(fleet, tmp_path):
+    """MCP `ping` every 200 ms on each connection (a 2026-07-28 server answers "method not found",
+    which counts): `c` fails → unhealthy after 2 failed checks, found within 1.5 s without a call
+    sent; 20 calls then all avoid it; `c` well → healthy after 2 passed checks, and calls reach it."""
+    urls, proxy, _ = fleet
+    health = ['probe = "mcp"', 'interval = "200ms"', 'probe_timeout = "1s"', "healthy_threshold = 2", "unhealthy_threshold = 2"]
+    server = gateway_over(tmp_path, upstream_file(urls, [], health, instances=("a", "c")))
+    try:
+        await spread(server.url, 2)
+        set_failing(proxy, True)
+        detected = await probe_turns(server.url, "c", "unhealthy")
+        assert detected < 1.5, f"found unhealthy after {detected:.2f} s"
+        before = proxy_calls(proxy)
+        assert (await spread(server.url, 20)) == {"a": 20}
+        assert proxy_calls(proxy) == before, "no call was sent to c"
+        checks = [line["fields"] for line in server.log_lines() if line.get("fields", {}).get("message") == "health check"]
+        assert [check["healthy"] for check in checks] == [False] and "503" in checks[0]["reason"], checks
+        breaker = next(i for i in status_of(server.url)["instances"] if i["id"] == "c")["breaker"]
+        assert breaker == "closed", "checks are not calls: the breaker did not move"
+        set_failing(proxy, False)
+        await probe_turns(server.url, "c", "healthy")
+        assert (await spread(server.url, 20)) == {"a": 10, "c": 10}
+    finally:
+        set_failing(proxy, False)
+        server.stop()
+
+
+@pytest.mark.anyio
+async def test_an_http_health_check_that_fails_leaves_no_healthy_instance_and_the_error_says_why(fleet, tmp_path):
+    """`probe = "/health"`: a GET on the instance's host, which must answer 2xx."""
+    urls, proxy, _ = fleet
+    health = ['probe = "/health"', 'interval = "200ms"', "healthy_threshold = 1", "unhealthy_threshold = 1"]
+    server = gateway_over(tmp_path, upstream_file(urls, [], health, instances=("c",)))
+    try:
+        await spread(server.url, 1)
+        set_failing(proxy, True)
+        await probe_turns(server.url, "c", "unhealthy")
+        async with httpx.AsyncClient() as client:
+            failed, text = await call(client, server.url, "fleet__whoami")
+        assert failed and "has no healthy instance: `c` failing its health checks" in text, text
+        set_failing(proxy, False)
+        await probe_turns(server.url, "c", "healthy")
+        assert (await spread(server.url, 3)) == {"c": 3}
+    finally:
+        set_failing(proxy, False)
+        server.stop()
+
+
+async def probe_turns(url: str, instance: str, state: str) -> float:
+    """Seconds until gateway_status reports `instance`'s health checks as `state` (at most 5)."""
+    started = asyncio.get_running_loop().time()
+    for _ in range(100):
+        line = next(i for i in status_of(url)["instances"] if i["id"] == instance)
+        if line["probe"] == state:
+            return asyncio.get_running_loop().time() - started
+        await asyncio.sleep(0.05)
+    pytest.fail(f"{instance} did not turn {state}: {line}")

@@ -76,6 +76,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 let interval =
                     (args.upstreams_reload > 0).then(|| std::time::Duration::from_secs(args.upstreams_reload));
                 tokio::spawn(mcp_gateway::upstream::watch(catalogue.clone(), source.clone(), interval));
+                tokio::spawn(mcp_gateway::upstream::probe(catalogue.clone()));
             }
             let router = transport::http::router(core, settings);
             let limits = transport::serve::Limits {
@@ -87,7 +88,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             tracing::info!(peak_heap_bytes = mcp_gateway::heap_limit::peak_bytes(), "stopped");
         }
         // Boxed: rmcp's stdio service is a large future, kept off this function's stack frame.
-        Command::Stdio => Box::pin(transport::stdio::run(Gateway::new(core))).await?,
+        Command::Stdio => {
+            if let Some(catalogue) = core.registry.upstreams() {
+                tokio::spawn(mcp_gateway::upstream::probe(catalogue.clone()));
+            }
+            Box::pin(transport::stdio::run(Gateway::new(core))).await?;
+        }
         #[cfg(feature = "data")]
         Command::Index => {
             use mcp_gateway::search_index;

@@ -118,6 +118,21 @@ pub async fn watch(catalogue: Arc<Catalogue>, source: String, interval: Option<s
     }
 }
 
+/// Runs the active health checks of every upstream that asks for them (`probe` in
+/// `[upstream.health]`), for a long-lived process (`serve`, `stdio`), over whatever the fleet is
+/// at each turn.
+pub async fn probe(catalogue: Arc<Catalogue>) {
+    let mut ticks = tokio::time::interval(std::time::Duration::from_millis(100));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let now = std::time::Instant::now();
+        for upstream in catalogue.upstreams().iter() {
+            upstream.probe_due(now);
+        }
+    }
+}
+
 /// The upstreams of one gateway process and their catalogue.
 #[derive(Debug, Clone)]
 pub struct Federation {

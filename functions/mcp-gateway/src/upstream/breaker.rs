@@ -260,6 +260,7 @@ mod tests {
             cooldown: Duration::from_secs(5),
             half_open_calls: 1,
             successes: 2,
+            probe: None,
         }
     }
 

@@ -20,7 +20,7 @@ use rmcp::{
     handler::client::progress::ProgressDispatcher,
     model::{
         CallToolRequestParams, CallToolResponse, CancelledNotificationParam, ClientCapabilities, ClientConfig,
-        ClientRequest, GetPromptRequestParams, GetPromptResult, Implementation, PaginatedRequestParams,
+        ClientRequest, GetPromptRequestParams, GetPromptResult, Implementation, PaginatedRequestParams, PingRequest,
         ProgressNotificationParam, Prompt, ProtocolVersion, ReadResourceRequestParams, ReadResourceResult, Resource,
         ResourceTemplate, ResultType, ServerCapabilities, ServerNotification, ServerResult, SubscriptionFilter, Tool,
     },
@@ -32,7 +32,9 @@ use rmcp::{
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    config::{Auth, DEFAULT_INSTANCE, HttpConfig, InstanceConfig, Protocol, StdioConfig, Transport, UpstreamConfig},
+    config::{
+        Auth, DEFAULT_INSTANCE, HttpConfig, InstanceConfig, ProbeKind, Protocol, StdioConfig, Transport, UpstreamConfig,
+    },
     sigv4::SigV4Client,
 };
 use crate::{caller::Caller, progress::Progress};
@@ -305,6 +307,40 @@ impl Instance {
             tracing::info!(upstream = %self.label, "the upstream's list changed");
         }
         changed
+    }
+
+    /// One active health check: `ping` on its connection (any answer counts, a JSON-RPC error
+    /// too), or a `GET` of `path` on its host answered with a 2xx; connecting included, within
+    /// `limit`.
+    pub async fn probe(&self, kind: &ProbeKind, limit: Duration) -> Result<(), String> {
+        let checked = tokio::time::timeout(limit, async {
+            match kind {
+                ProbeKind::Mcp => {
+                    let peer = self.peer().await.map_err(|error| error.to_string())?;
+                    // A 2026-07-28 server has no `ping` and answers "method not found": an answer
+                    // all the same, from a server that is up and reading its requests.
+                    match peer.send_request(ClientRequest::PingRequest(PingRequest::default())).await {
+                        Ok(_) | Err(ServiceError::McpError(_)) => Ok(()),
+                        Err(error) => Err(self.redact(crate::storage::error_chain(&error))),
+                    }
+                }
+                ProbeKind::Http(path) => {
+                    let Transport::Http(http) = &self.config.transport else {
+                        return Err("an HTTP check needs an http instance".to_owned());
+                    };
+                    let url = health_url(&http.url, path).ok_or_else(|| format!("cannot make a URL of `{path}`"))?;
+                    let client = probe_client().ok_or("cannot create an HTTP client")?;
+                    let answer = client.get(&url).send().await.map_err(|error| self.redact(error.to_string()))?;
+                    if answer.status().is_success() {
+                        Ok(())
+                    } else {
+                        Err(format!("GET {path} answered {}", answer.status()))
+                    }
+                }
+            }
+        })
+        .await;
+        checked.unwrap_or_else(|_| Err(format!("no answer within {} s", limit.as_secs_f64())))
     }
 
     /// What it declared at its last connection; `None` before the first.
@@ -755,6 +791,18 @@ impl Instance {
             reason: self.redact(crate::storage::error_chain(error)),
         }
     }
+}
+
+/// The URL of `path` on the host of the instance URL `url`.
+fn health_url(url: &str, path: &str) -> Option<String> {
+    let uri: http::Uri = url.parse().ok()?;
+    Some(format!("{}://{}{path}", uri.scheme_str()?, uri.authority()?))
+}
+
+/// The HTTP client of active health checks (`GET` only, no redirects, no credentials).
+fn probe_client() -> Option<&'static reqwest::Client> {
+    static CLIENT: std::sync::OnceLock<Option<reqwest::Client>> = std::sync::OnceLock::new();
+    CLIENT.get_or_init(|| reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().ok()).as_ref()
 }
 
 /// `text` with the query and fragment of every occurrence of `url` replaced by `?…`.

@@ -164,6 +164,33 @@ pub struct HealthConfig {
     pub half_open_calls: u32,
     /// Successes while half-open that close it again.
     pub successes: u32,
+    /// Active health checks (`serve`, `stdio`), when the file asks for them.
+    pub probe: Option<Probe>,
+}
+
+/// An active health check of every instance of an upstream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Probe {
+    /// What is asked.
+    pub kind: ProbeKind,
+    /// How often.
+    pub interval: Duration,
+    /// How long one check may take.
+    pub timeout: Duration,
+    /// Checks passed in a row that make an unhealthy instance healthy.
+    pub healthy_threshold: u32,
+    /// Checks failed in a row that make a healthy instance unhealthy.
+    pub unhealthy_threshold: u32,
+}
+
+/// What an active health check asks an instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProbeKind {
+    /// `ping` on its connection; any answer counts (a 2026-07-28 server, which has no `ping`,
+    /// answers "method not found").
+    Mcp,
+    /// `GET` of this path on the instance's host (http instances), answered with a 2xx.
+    Http(String),
 }
 
 impl Default for HealthConfig {
@@ -176,6 +203,7 @@ impl Default for HealthConfig {
             cooldown: Duration::from_secs(10),
             half_open_calls: 1,
             successes: 2,
+            probe: None,
         }
     }
 }
@@ -333,6 +361,11 @@ struct RawHealth {
     cooldown: Option<Spanned<String>>,
     half_open_calls: Option<Spanned<i64>>,
     successes: Option<Spanned<i64>>,
+    probe: Option<Spanned<String>>,
+    interval: Option<Spanned<String>>,
+    probe_timeout: Option<Spanned<String>>,
+    healthy_threshold: Option<Spanned<i64>>,
+    unhealthy_threshold: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -498,7 +531,7 @@ fn upstream(
         name,
         instances,
         strategy,
-        health: health(lines, raw.health.as_ref())?,
+        health: health(lines, raw.health.as_ref(), stdio)?,
         retry_tools: patterns(lines, raw.retry_tools.as_ref())?,
         timeout: duration(lines, raw.timeout.as_ref(), default_timeout)?,
         list_timeout: duration(lines, raw.list_timeout.as_ref(), default_list_timeout)?,
@@ -596,7 +629,7 @@ fn strategy(
     Ok(strategy)
 }
 
-fn health(lines: &Lines<'_>, raw: Option<&Spanned<RawHealth>>) -> Result<HealthConfig, ConfigError> {
+fn health(lines: &Lines<'_>, raw: Option<&Spanned<RawHealth>>, stdio: bool) -> Result<HealthConfig, ConfigError> {
     let defaults = HealthConfig::default();
     let Some(raw) = raw else { return Ok(defaults) };
     let raw = raw.get_ref();
@@ -620,7 +653,47 @@ fn health(lines: &Lines<'_>, raw: Option<&Spanned<RawHealth>>) -> Result<HealthC
         cooldown: duration(lines, raw.cooldown.as_ref(), defaults.cooldown)?,
         half_open_calls: count(raw.half_open_calls.as_ref(), defaults.half_open_calls, "half_open_calls")?,
         successes: count(raw.successes.as_ref(), defaults.successes, "successes")?,
+        probe: probe(lines, raw, stdio, &count)?,
     })
+}
+
+/// The active health check of `[upstream.health]`: `probe = "mcp"` or an HTTP path.
+fn probe(
+    lines: &Lines<'_>,
+    raw: &RawHealth,
+    stdio: bool,
+    count: &impl Fn(Option<&Spanned<i64>>, u32, &str) -> Result<u32, ConfigError>,
+) -> Result<Option<Probe>, ConfigError> {
+    let Some(kind) = &raw.probe else {
+        let stray = [raw.interval.as_ref(), raw.probe_timeout.as_ref()].into_iter().flatten().next();
+        if let Some(stray) = stray {
+            return Err(
+                lines.at(stray, "`interval` and `probe_timeout` belong to an active check: set `probe`".to_owned())
+            );
+        }
+        return Ok(None);
+    };
+    let kind = match kind.get_ref().as_str() {
+        "mcp" => ProbeKind::Mcp,
+        path if path.starts_with('/') && !stdio && path.parse::<http::uri::PathAndQuery>().is_ok() => {
+            ProbeKind::Http(path.to_owned())
+        }
+        other => {
+            let allowed = if stdio {
+                "\"mcp\" (a stdio upstream has no HTTP path)"
+            } else {
+                "\"mcp\" or a path such as \"/health\""
+            };
+            return Err(lines.at(kind, format!("probe `{other}` is not {allowed}")));
+        }
+    };
+    Ok(Some(Probe {
+        kind,
+        interval: duration(lines, raw.interval.as_ref(), Duration::from_secs(10))?,
+        timeout: duration(lines, raw.probe_timeout.as_ref(), Duration::from_secs(2))?,
+        healthy_threshold: count(raw.healthy_threshold.as_ref(), 2, "healthy_threshold")?,
+        unhealthy_threshold: count(raw.unhealthy_threshold.as_ref(), 3, "unhealthy_threshold")?,
+    }))
 }
 
 fn protocol(lines: &Lines<'_>, raw: Option<&Spanned<String>>) -> Result<Protocol, ConfigError> {
@@ -877,6 +950,21 @@ mod tests {
                 "line 6",
                 "failures must be 1 to 10000",
             ),
+            (
+                "[[upstream]]\nname = \"a\"\ntransport = \"http\"\nurl = \"http://x/mcp\"\n[upstream.health]\nprobe = \"tcp\"\n",
+                "line 6",
+                "probe `tcp` is not \"mcp\" or a path such as \"/health\"",
+            ),
+            (
+                "[[upstream]]\nname = \"a\"\ntransport = \"stdio\"\ncommand = \"x\"\n[upstream.health]\nprobe = \"/health\"\n",
+                "line 6",
+                "a stdio upstream has no HTTP path",
+            ),
+            (
+                "[[upstream]]\nname = \"a\"\ntransport = \"http\"\nurl = \"http://x/mcp\"\n[upstream.health]\ninterval = \"1s\"\n",
+                "line 6",
+                "set `probe`",
+            ),
         ];
         for (text, line, says) in cases {
             let message = error(text);
@@ -899,6 +987,8 @@ retry_tools = ["search_*"]
 [upstream.health]
 failures = 3
 cooldown = "2s"
+probe = "/health"
+interval = "5s"
 [[upstream.instance]]
 id = "a"
 url = "http://10.0.0.1/mcp"
@@ -918,9 +1008,21 @@ args = ["--quiet"]
         let search = &config.upstreams[0];
         assert_eq!(search.strategy, Strategy::Hash(HashKey::ClientIp));
         assert!(search.retries("search_docs") && !search.retries("delete_docs"));
+        let probe = Probe {
+            kind: ProbeKind::Http("/health".into()),
+            interval: Duration::from_secs(5),
+            timeout: Duration::from_secs(2),
+            healthy_threshold: 2,
+            unhealthy_threshold: 3,
+        };
         assert_eq!(
             search.health,
-            HealthConfig { failures: 3, cooldown: Duration::from_secs(2), ..HealthConfig::default() }
+            HealthConfig {
+                failures: 3,
+                cooldown: Duration::from_secs(2),
+                probe: Some(probe),
+                ..HealthConfig::default()
+            }
         );
         let ids: Vec<(&str, u32)> = search.instances.iter().map(|i| (i.id.as_str(), i.weight)).collect();
         assert_eq!(ids, [("a", 3), ("b", 1)]);

@@ -75,6 +75,23 @@ struct Member {
     /// When it was last updated, in microseconds since `epoch`.
     latency_at: AtomicU64,
     latencies: Histogram,
+    /// Its active health checks.
+    probe: Mutex<ProbeState>,
+}
+
+/// Where an instance's active health checks stand.
+#[derive(Debug, Default)]
+struct ProbeState {
+    /// Found unhealthy: not picked until enough checks pass.
+    down: bool,
+    /// Checks passed, and failed, in a row.
+    passed: u32,
+    failed: u32,
+    /// When the next check is due; one is under way when `None` after the first.
+    next: Option<Instant>,
+    running: bool,
+    /// Why the last check failed.
+    last_failure: Option<String>,
 }
 
 /// What `gateway_status` reports about one instance.
@@ -91,6 +108,8 @@ pub struct InstanceReport {
     pub state: String,
     /// Its circuit breaker: `closed`, `open` or `half_open`.
     pub breaker: String,
+    /// Its active health checks: `healthy`, `unhealthy` or `off`.
+    pub probe: String,
     /// Times its breaker opened.
     pub breaker_opened: u64,
     /// Calls sent to it.
@@ -143,6 +162,7 @@ impl Upstream {
                         latency_us: AtomicU64::new(0),
                         latency_at: AtomicU64::new(0),
                         latencies: Histogram::default(),
+                        probe: Mutex::new(ProbeState::default()),
                     }),
                 }
             })
@@ -192,12 +212,18 @@ impl Upstream {
                     .map(|breaker| (breaker.state().name(), breaker.opened()))
                     .unwrap_or(("closed", 0));
                 let requests = member.requests.load(Ordering::Relaxed);
+                let probe = match (&self.config.health.probe, member.probe.lock().map(|probe| probe.down)) {
+                    (None, _) => "off",
+                    (Some(_), Ok(true)) => "unhealthy",
+                    (Some(_), _) => "healthy",
+                };
                 InstanceReport {
                     id: member.instance.config.id.clone(),
                     weight: member.instance.config.weight,
                     metadata: member.instance.config.metadata.clone(),
                     state: own.state,
                     breaker: breaker.to_owned(),
+                    probe: probe.to_owned(),
                     breaker_opened: opened,
                     requests,
                     errors: member.errors.load(Ordering::Relaxed),
@@ -346,7 +372,9 @@ impl Upstream {
             .iter()
             .enumerate()
             .filter(|&(index, member)| {
-                Some(index) != except && member.breaker.lock().is_ok_and(|breaker| breaker.available(now))
+                Some(index) != except
+                    && !member.probe.lock().is_ok_and(|probe| probe.down)
+                    && member.breaker.lock().is_ok_and(|breaker| breaker.available(now))
             })
             .map(|(index, member)| Candidate {
                 index,
@@ -375,6 +403,57 @@ impl Upstream {
         Err(self.none_healthy(now))
     }
 
+    /// Starts the active health checks that are due (each instance's every `interval`, one at a
+    /// time); an instance is marked unhealthy after `unhealthy_threshold` failed checks in a row,
+    /// and healthy again after `healthy_threshold` passed ones. Each change is one log line.
+    pub fn probe_due(self: &Arc<Self>, now: Instant) {
+        let Some(probe) = &self.config.health.probe else { return };
+        for (at, member) in self.members.iter().enumerate() {
+            let due = member.probe.lock().is_ok_and(|mut state| {
+                let due = !state.running && state.next.is_none_or(|next| now >= next);
+                if due {
+                    state.running = true;
+                }
+                due
+            });
+            if !due {
+                continue;
+            }
+            let (upstream, member, probe) = (self.clone(), member.clone(), probe.clone());
+            tokio::spawn(async move {
+                let checked = member.instance.probe(&probe.kind, probe.timeout).await;
+                let changed = member.probe.lock().ok().and_then(|mut state| {
+                    state.running = false;
+                    state.next = Some(Instant::now() + probe.interval);
+                    let was_down = state.down;
+                    match &checked {
+                        Ok(()) => (state.passed, state.failed) = (state.passed + 1, 0),
+                        Err(reason) => {
+                            (state.passed, state.failed) = (0, state.failed + 1);
+                            state.last_failure = Some(reason.clone());
+                        }
+                    }
+                    if !state.down && state.failed >= probe.unhealthy_threshold {
+                        state.down = true;
+                    } else if state.down && state.passed >= probe.healthy_threshold {
+                        state.down = false;
+                    }
+                    (state.down != was_down).then(|| (state.down, state.last_failure.clone()))
+                });
+                if let Some((down, reason)) = changed {
+                    tracing::warn!(
+                        target: "mcp_gateway::upstream",
+                        upstream = %upstream.config.name,
+                        instance = %upstream.members[at].instance.config.id,
+                        healthy = !down,
+                        reason = reason.filter(|_| down).as_deref(),
+                        "health check"
+                    );
+                }
+            });
+        }
+    }
+
     /// `member`'s latency EWMA in microseconds, decayed by the time since it was last updated.
     fn latency(&self, member: &Member, now: Instant) -> f64 {
         let ewma = f64::from_bits(member.latency_us.load(Ordering::Relaxed));
@@ -390,6 +469,8 @@ impl Upstream {
             .map(|member| {
                 let breaker = member.breaker.lock().ok();
                 let state = breaker.as_ref().map_or("closed", |breaker| breaker.state().name());
+                let probed_down = member.probe.lock().is_ok_and(|probe| probe.down);
+                let state = if probed_down { "failing its health checks" } else { state };
                 let mut reason = format!("`{}` {state}", member.instance.config.id);
                 if let Some(wait) = breaker.as_ref().and_then(|breaker| breaker.retry_in(now)) {
                     reason.push_str(&format!(" (tried again in {:.1} s)", wait.as_secs_f64()));
