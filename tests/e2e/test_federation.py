@@ -587,6 +587,72 @@ async def test_resources_and_prompts_of_upstreams_are_aggregated_and_route_back(
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])
+async def test_one_upstream_alone_at_its_own_endpoint_by_its_own_names(gateway, mode):
+    """`/mcp/py` is a full MCP endpoint for the `py` upstream alone: its tools unprefixed, none of
+    the gateway's own or other upstreams', calls routed back under the prefixed name."""
+    async with Client(f"{gateway.url}/py", mode=mode) as client:
+        names = {tool.name for tool in (await client.list_tools()).tools}
+        added = await client.call_tool("add", {"a": 2, "b": 3})
+        with pytest.raises(Exception) as unknown:
+            await client.call_tool("file", {"action": "list"})
+    assert {"add", "countdown", "boom"} <= names and not names & {"file", "gateway_status", "py__add", "echo"}, names
+    assert added.is_error is False and added.content[0].text == "5", added.content
+    assert "unknown tool `file`" in str(unknown.value)
+    async with Client(f"{gateway.url}/every", mode=mode) as client:
+        prompts = {prompt.name for prompt in (await client.list_prompts()).prompts}
+        resources = (await client.list_resources()).resources
+        assert prompts and not any(name.startswith("every__") or name == "explore_data" for name in prompts), prompts
+        assert resources and all(str(resource.uri).startswith("gateway-upstream://every/") for resource in resources)
+        read = await client.read_resource(resources[0].uri)
+        assert read.contents
+        got = await client.get_prompt(next(name for name in sorted(prompts) if "simple" in name), {})
+        assert got.messages
+    missing = httpx.post(f"{gateway.url}/nope", json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+                         headers={"Accept": "application/json, text/event-stream", "MCP-Protocol-Version": "2025-11-25"}, timeout=10)
+    assert missing.status_code == 404 and "no upstream named `nope`" in missing.text, missing.text
+
+
+def test_rest_routes_reach_one_upstream_by_its_own_names(gateway):
+    base = gateway.url  # .../mcp
+    listed = httpx.get(f"{base}/py/tools/list", timeout=30)
+    assert listed.status_code == 200 and "add" in {tool["name"] for tool in listed.json()["tools"]}, listed.text
+    called = httpx.post(f"{base}/py/tools/call", json={"name": "add", "arguments": {"a": 1, "b": 2}}, timeout=30)
+    assert called.status_code == 200 and called.json()["content"][0]["text"] == "3", called.text
+    boom = httpx.post(f"{base}/py/tools/call", json={"name": "boom"}, timeout=30)
+    assert boom.status_code == 200 and boom.json()["isError"] is True, boom.text
+    unknown = httpx.post(f"{base}/py/tools/call", json={"name": "nothing"}, timeout=30)
+    assert unknown.status_code == 404 and "has no tool `nothing`" in unknown.json()["error"], unknown.text
+    bad = httpx.post(f"{base}/py/tools/call", json={"tool": "add"}, timeout=30)
+    assert bad.status_code == 400 and '"name": TOOL' in bad.json()["error"], bad.text
+    resources = httpx.get(f"{base}/every/resources/list", timeout=30).json()
+    own = resources["resources"][0]["uri"]
+    assert not own.startswith("gateway-upstream://") and resources["resourceTemplates"], resources
+    read = httpx.post(f"{base}/every/resources/read", json={"uri": own}, timeout=30)
+    assert read.status_code == 200 and read.json()["contents"][0]["uri"] == own, read.text
+    health = httpx.get(f"{base}/py/health", timeout=30).json()
+    assert health["state"] == "up" and health["healthy_instances"] == 1 and health["instances"][0]["id"] == "default", health
+    assert httpx.get(f"{base}/nope/health", timeout=30).status_code == 404
+    logged = [line for line in gateway.request_logs() if line.get("method") == "rest tools/call"]
+    assert {line.get("tool") for line in logged} >= {"add", "boom", "nothing"}, logged
+
+
+def test_openapi_json_is_a_valid_openapi_document_and_docs_render_it(gateway):
+    from openapi_spec_validator import validate
+    root = gateway.url.removesuffix("/mcp")
+    answer = httpx.get(f"{root}/openapi.json", timeout=10)
+    assert answer.status_code == 200, answer.text
+    document = answer.json()
+    validate(document)
+    assert document["openapi"] == "3.1.0"
+    assert {"/gateway/register", "/mcp/{upstream}/tools/call", "/mcp/{upstream}"} <= set(document["paths"]), document["paths"].keys()
+    register = document["paths"]["/gateway/register"]["post"]
+    assert register["security"] == [{"adminToken": []}] and set(register["responses"]) >= {"200", "401", "403", "422"}
+    page = httpx.get(f"{root}/docs", timeout=10)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html") and 'fetch("openapi.json")' in page.text
+
+
+@pytest.mark.anyio
 async def test_an_upstream_behind_aws_iam_is_called_with_sigv4(upstream_servers, tmp_path):
     """The SigV4-verifying API Gateway stand-in (an independent verifier) in front of the Python
     upstream: the gateway signs with the credential chain and signer the proxy uses."""

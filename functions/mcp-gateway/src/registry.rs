@@ -327,6 +327,32 @@ impl Registry {
         Ok(definitions.into_values().collect())
     }
 
+    /// The tools of `upstream` alone, under its own names (what `/mcp/{upstream}` lists).
+    pub async fn tools_of(&self, upstream: &str) -> Result<Vec<ToolDefinition>, CatalogueError> {
+        let Some(catalogue) = &self.upstreams else { return Ok(Vec::new()) };
+        let snapshot = catalogue.tools().await?;
+        Ok(snapshot
+            .tools
+            .values()
+            .filter(|entry| entry.upstream.name() == upstream)
+            .map(|entry| {
+                let mut definition = entry.definition.clone();
+                definition.name = entry.original.clone().into();
+                definition
+            })
+            .collect())
+    }
+
+    /// The exposed name of `upstream`'s own tool `original`, if the catalogue has it.
+    pub async fn exposed_tool(&self, upstream: &str, original: &str) -> Option<String> {
+        let snapshot = self.upstreams.as_ref()?.tools().await.ok()?;
+        snapshot
+            .tools
+            .iter()
+            .find(|(_, entry)| entry.upstream.name() == upstream && entry.original == original)
+            .map(|(exposed, _)| exposed.clone())
+    }
+
     /// Built-in tool names, ordered.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.tools.keys().map(String::as_str)
@@ -411,6 +437,32 @@ impl Registry {
         let Some(catalogue) = &self.upstreams else { return Ok(Vec::new()) };
         let snapshot = catalogue.tools().await?;
         Ok(snapshot.prompts.values().map(|entry| entry.definition.clone()).collect())
+    }
+
+    /// The prompts of `upstream` alone, under its own names.
+    pub async fn prompts_of(&self, upstream: &str) -> Result<Vec<Prompt>, CatalogueError> {
+        let Some(catalogue) = &self.upstreams else { return Ok(Vec::new()) };
+        let snapshot = catalogue.tools().await?;
+        Ok(snapshot
+            .prompts
+            .values()
+            .filter(|entry| entry.upstream.name() == upstream)
+            .map(|entry| {
+                let mut definition = entry.definition.clone();
+                definition.name.clone_from(&entry.original);
+                definition
+            })
+            .collect())
+    }
+
+    /// The exposed name of `upstream`'s own prompt `original`, if the catalogue has it.
+    pub async fn exposed_prompt(&self, upstream: &str, original: &str) -> Option<String> {
+        let snapshot = self.upstreams.as_ref()?.tools().await.ok()?;
+        snapshot
+            .prompts
+            .iter()
+            .find(|(_, entry)| entry.upstream.name() == upstream && entry.original == original)
+            .map(|(exposed, _)| exposed.clone())
     }
 
     /// Gets an upstream prompt by its exposed name; `None` when no upstream has it.

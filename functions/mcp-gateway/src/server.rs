@@ -113,6 +113,28 @@ impl Core {
     }
 }
 
+/// Put in a request's extensions by the HTTP transport for `/mcp/{upstream}`: the request sees
+/// that upstream alone, its tools and prompts under their own names, and its resources; not the
+/// built-in tools.
+#[derive(Debug, Clone)]
+pub struct UpstreamScope(pub String);
+
+/// The upstream a request is scoped to, if it is.
+fn scope(context: &RequestContext<RoleServer>) -> Option<&str> {
+    let parts = context.extensions.get::<http::request::Parts>()?;
+    parts.extensions.get::<UpstreamScope>().map(|scope| scope.0.as_str())
+}
+
+/// Whether the exposed resource URI (or template) `uri` is one of `upstream`'s.
+fn of_upstream(uri: &str, upstream: &str) -> bool {
+    crate::upstream::names::parse_resource_uri(uri).is_some_and(|(owner, _)| owner == upstream)
+}
+
+/// The protocol error for a tool name that is not offered.
+fn unknown_tool(name: &str) -> McpError {
+    McpError::invalid_params(format!("unknown tool `{name}`; tools/list shows the available tools"), None)
+}
+
 /// The MCP handler: a clone per request over one shared [`Core`].
 #[derive(Debug, Clone)]
 pub struct Gateway {
@@ -244,14 +266,13 @@ impl ServerHandler for Gateway {
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        let definitions = self
-            .core
-            .registry
-            .definitions()
-            .await
-            .map_err(|error| McpError::internal_error(error.to_string(), None))?;
+        let definitions = match scope(&context) {
+            Some(upstream) => self.core.registry.tools_of(upstream).await,
+            None => self.core.registry.definitions().await,
+        }
+        .map_err(|error| McpError::internal_error(error.to_string(), None))?;
         let mut result = ListToolsResult::with_all_items(definitions);
         result.ttl_ms = Some(self.list_ttl_ms(TOOLS_TTL_MS));
         result.cache_scope = Some(CacheScope::Public);
@@ -264,10 +285,14 @@ impl ServerHandler for Gateway {
 
     async fn call_tool(
         &self,
-        request: CallToolRequestParams,
+        mut request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let name = request.name.to_string();
+        if let Some(upstream) = scope(&context) {
+            let exposed = self.core.registry.exposed_tool(upstream, &name).await;
+            request.name = exposed.ok_or_else(|| unknown_tool(&name))?.into();
+        }
         let record = RequestRecord::from_extensions(&context.extensions);
         if let Some(record) = &record {
             record.set_tool(&name);
@@ -275,10 +300,7 @@ impl ServerHandler for Gateway {
         let call_context = call_context(&context, record.as_ref());
         let started = std::time::Instant::now();
         let Some(answer) = self.core.registry.call(request, call_context).await else {
-            return Err(McpError::invalid_params(
-                format!("unknown tool `{name}`; tools/list shows the available tools"),
-                None,
-            ));
+            return Err(unknown_tool(&name));
         };
         let response = answer?;
         let (is_error, reason) = match &response {
@@ -304,11 +326,17 @@ impl ServerHandler for Gateway {
     async fn list_resources(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, McpError> {
-        let (upstream_resources, _) =
+        let (mut upstream_resources, _) =
             self.core.registry.resources().await.map_err(|error| McpError::internal_error(error.to_string(), None))?;
-        let resources = self.dataset_resources().await?.into_iter().chain(upstream_resources).collect();
+        let resources = match scope(&context) {
+            Some(upstream) => {
+                upstream_resources.retain(|resource| of_upstream(&resource.uri, upstream));
+                upstream_resources
+            }
+            None => self.dataset_resources().await?.into_iter().chain(upstream_resources).collect(),
+        };
         let mut result = ListResourcesResult::with_all_items(resources);
         result.ttl_ms = Some(self.list_ttl_ms(RESOURCES_TTL_MS));
         result.cache_scope = Some(CacheScope::Private);
@@ -318,7 +346,7 @@ impl ServerHandler for Gateway {
     async fn list_resource_templates(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, McpError> {
         let mut template = ResourceTemplate::new(format!("{RESOURCE_SCHEME}{{+path}}"), "data-file");
         template.title = Some("A file under the data root".to_owned());
@@ -327,9 +355,12 @@ impl ServerHandler for Gateway {
              other files as their content"
                 .to_owned(),
         );
-        let (_, upstream_templates) =
+        let (_, mut upstream_templates) =
             self.core.registry.resources().await.map_err(|error| McpError::internal_error(error.to_string(), None))?;
-        let own = self.core.builtin.then_some(template);
+        if let Some(upstream) = scope(&context) {
+            upstream_templates.retain(|template| of_upstream(&template.uri_template, upstream));
+        }
+        let own = (self.core.builtin && scope(&context).is_none()).then_some(template);
         let mut result =
             ListResourceTemplatesResult::with_all_items(own.into_iter().chain(upstream_templates).collect());
         result.ttl_ms = Some(self.list_ttl_ms(TOOLS_TTL_MS));
@@ -350,6 +381,9 @@ impl ServerHandler for Gateway {
                 McpError::resource_not_found(message, None)
             }
         };
+        if scope(&context).is_some_and(|upstream| !of_upstream(&request.uri, upstream)) {
+            return Err(not_found(format!("unknown resource `{}`; resources/list shows them", request.uri)));
+        }
         let record = RequestRecord::from_extensions(&context.extensions);
         let call_context = call_context(&context, record.as_ref());
         if let Some(answer) = self.core.registry.read_resource(&request.uri, call_context.clone()).await {
@@ -401,11 +435,14 @@ impl ServerHandler for Gateway {
     async fn list_prompts(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, McpError> {
-        let upstream =
-            self.core.registry.prompts().await.map_err(|error| McpError::internal_error(error.to_string(), None))?;
-        let own = self.core.builtin.then(explore_prompt);
+        let upstream = match scope(&context) {
+            Some(upstream) => self.core.registry.prompts_of(upstream).await,
+            None => self.core.registry.prompts().await,
+        }
+        .map_err(|error| McpError::internal_error(error.to_string(), None))?;
+        let own = (self.core.builtin && scope(&context).is_none()).then(explore_prompt);
         let mut result = ListPromptsResult::with_all_items(own.into_iter().chain(upstream).collect());
         result.ttl_ms = Some(self.list_ttl_ms(TOOLS_TTL_MS));
         result.cache_scope = Some(CacheScope::Public);
@@ -414,10 +451,15 @@ impl ServerHandler for Gateway {
 
     async fn get_prompt(
         &self,
-        request: GetPromptRequestParams,
+        mut request: GetPromptRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, McpError> {
-        if request.name != EXPLORE_PROMPT || !self.core.builtin {
+        if let Some(upstream) = scope(&context) {
+            let exposed = self.core.registry.exposed_prompt(upstream, &request.name).await;
+            let unknown = || McpError::invalid_params(format!("unknown prompt `{}`", request.name), None);
+            request.name = exposed.ok_or_else(unknown)?;
+        }
+        if request.name != EXPLORE_PROMPT || !self.core.builtin || scope(&context).is_some() {
             let record = RequestRecord::from_extensions(&context.extensions);
             let call_context = call_context(&context, record.as_ref());
             if let Some(answer) = self.core.registry.get_prompt(request.clone(), call_context).await {

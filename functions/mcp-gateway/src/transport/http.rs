@@ -1,13 +1,17 @@
 //! The HTTP transport: one axum [`Router`] for Lambda and `serve` alike.
 //!
 //! `/mcp` (and `/mcp/`, and both under an API Gateway stage prefix) is the Streamable HTTP MCP
-//! endpoint; `/health` reports liveness; `/gateway/...` is the management API over the upstreams
-//! ([`manage`]). [`guard`] answers malformed and hostile requests itself
+//! endpoint, and `/mcp/{upstream}` the endpoint of one upstream alone; `/health` reports
+//! liveness; `/gateway/...` is the management API over the upstreams ([`manage`]), and
+//! `/mcp/{upstream}/tools/list` etc. are REST routes to one upstream ([`rest`]); `/openapi.json`
+//! and `/docs` describe them all ([`openapi`]). [`guard`] answers malformed and hostile requests itself
 //! with the right HTTP status and JSON-RPC code; valid messages go to rmcp's stateless
 //! Streamable HTTP service, which speaks every revision from 2024-11-05 to 2026-07-28.
 
 mod guard;
 pub mod manage;
+pub mod openapi;
+pub mod rest;
 pub mod session;
 
 use std::sync::Arc;
@@ -120,9 +124,13 @@ pub fn router(core: Arc<Core>, settings: HttpSettings) -> Router {
         .route("/mcp/", axum::routing::any(guard::mcp_endpoint))
         .route("/{stage}/mcp", axum::routing::any(guard::mcp_endpoint))
         .route("/{stage}/mcp/", axum::routing::any(guard::mcp_endpoint))
+        .route("/mcp/{upstream}", axum::routing::any(guard::upstream_endpoint))
+        .route("/{stage}/mcp/{upstream}", axum::routing::any(guard::upstream_endpoint))
         .route("/health", get(health))
         .route("/{stage}/health", get(health))
         .merge(manage::routes())
+        .merge(rest::routes())
+        .merge(openapi::routes())
         .with_state(state)
 }
 

@@ -103,7 +103,7 @@ pub struct SavedItem<T> {
 }
 
 /// What a reconfiguration made.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
 pub struct Reconfigured {
     /// Upstreams now.
     pub upstreams: usize,

@@ -10,7 +10,7 @@ use std::{sync::Arc, time::Instant};
 
 use axum::{
     body::{Body, Bytes},
-    extract::{Request, State},
+    extract::{Path, Request, State},
     response::Response,
 };
 use futures::StreamExt as _;
@@ -77,6 +77,36 @@ pub(super) fn host_and_origin_refusal(
     headers: &HeaderMap,
 ) -> Option<(StatusCode, String)> {
     check_host_and_origin(settings, headers).err().map(|refusal| (refusal.status, refusal.message))
+}
+
+/// The MCP endpoint of one upstream (`/mcp/{upstream}`): that upstream's tools, prompts and
+/// resources alone, its tools and prompts under their own names.
+pub(super) async fn upstream_endpoint(
+    State(state): State<Arc<AppState>>,
+    Path(params): Path<std::collections::HashMap<String, String>>,
+    mut request: Request,
+) -> Response {
+    let upstream = params.get("upstream").cloned().unwrap_or_default();
+    let known = state.core.registry.upstreams().is_some_and(|catalogue| catalogue.upstream(&upstream).is_some());
+    let refused = check_host_and_origin(&state.settings, request.headers()).err().or_else(|| {
+        (!known).then(|| {
+            Refusal::new(
+                StatusCode::NOT_FOUND,
+                ErrorCode::INVALID_REQUEST,
+                format!("no upstream named `{upstream}`; GET /gateway/registry lists them"),
+            )
+        })
+    });
+    if let Some(refusal) = refused {
+        let record = RequestRecord::start(request.method().as_str());
+        record_identity(&request, &record);
+        let response = refusal.into_response(&record);
+        record.update(|fields| fields.status = response.status().as_u16());
+        record.emit();
+        return response;
+    }
+    request.extensions_mut().insert(crate::server::UpstreamScope(upstream));
+    mcp_endpoint(State(state), request).await
 }
 
 /// The MCP endpoint handler.
@@ -502,7 +532,7 @@ fn accepted() -> Response {
 
 /// Adds who is calling to the record: the TCP peer in `serve` ([`super::PeerAddr`]); on Lambda,
 /// API Gateway's request id, IAM caller and source address.
-fn record_identity(request: &Request, record: &RequestRecord) {
+pub(super) fn record_identity(request: &Request, record: &RequestRecord) {
     use lambda_http::request::RequestContext;
     if let Some(super::PeerAddr(peer)) = request.extensions().get::<super::PeerAddr>() {
         let ip = peer.ip();
@@ -540,7 +570,7 @@ fn record_identity(request: &Request, record: &RequestRecord) {
 /// When the Lambda invocation carrying `request` times out; `None` off Lambda, or when the
 /// runtime gave no usable deadline: 0 (hand-built contexts) or one already past on arrival, which
 /// AWS never sends (local emulators may), so it cannot be a real limit.
-fn lambda_deadline(request: &Request) -> Option<Instant> {
+pub(super) fn lambda_deadline(request: &Request) -> Option<Instant> {
     let deadline_ms = request.extensions().get::<lambda_http::Context>()?.deadline;
     let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_millis();
     let left_ms = u64::try_from(u128::from(deadline_ms).saturating_sub(now_ms)).ok()?;

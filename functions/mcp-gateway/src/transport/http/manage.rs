@@ -17,6 +17,7 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{delete, get, post},
 };
+use schemars::JsonSchema;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -125,7 +126,7 @@ struct Refusal(StatusCode, String);
 
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
-        (self.0, Json(serde_json::json!({ "error": self.1 }))).into_response()
+        (self.0, Json(ErrorBody { error: self.1 })).into_response()
     }
 }
 
@@ -144,19 +145,24 @@ fn catalogue(state: &AppState, headers: &HeaderMap) -> Result<Arc<Catalogue>, Re
 }
 
 /// `GET /gateway/health`.
-#[derive(Debug, Serialize)]
-struct Health {
+#[derive(Debug, Serialize, JsonSchema)]
+pub(super) struct Health {
     /// `ok` when every upstream has every instance healthy, `degraded` otherwise.
     status: &'static str,
+    /// Every upstream, in file order.
     upstreams: Vec<UpstreamHealth>,
 }
 
-#[derive(Debug, Serialize)]
-struct UpstreamHealth {
+/// One upstream's health.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(super) struct UpstreamHealth {
+    /// The upstream.
     name: String,
     /// `up`, `down` or `unknown` (not contacted yet).
     state: String,
+    /// Instances that may be called now (breaker not open, health checks passing).
     healthy_instances: usize,
+    /// All its instances.
     instances: usize,
 }
 
@@ -180,18 +186,31 @@ async fn health(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Resul
 }
 
 /// Whether an instance may be called and was not found down.
-fn healthy(instance: &InstanceReport) -> bool {
-    instance.breaker != "open" && instance.state != "down"
+pub(super) fn healthy(instance: &InstanceReport) -> bool {
+    instance.breaker != "open" && instance.probe != "unhealthy" && instance.state != "down"
 }
 
-/// `GET /gateway/stats`: per upstream and instance.
-#[derive(Debug, Serialize)]
-struct UpstreamStats {
+/// `GET /gateway/stats`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(super) struct Stats {
+    /// Every upstream, in file order.
+    upstreams: Vec<UpstreamStats>,
+}
+
+/// One upstream's numbers, as this process saw them.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(super) struct UpstreamStats {
+    /// The upstream.
     name: String,
+    /// How a call picks an instance.
     strategy: &'static str,
+    /// Calls sent to its instances.
     requests: u64,
+    /// Calls that failed at the transport or timed out.
     errors: u64,
+    /// Calls under way.
     in_flight: u32,
+    /// Each instance.
     instances: Vec<InstanceReport>,
 }
 
@@ -212,31 +231,47 @@ async fn stats(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Result
             }
         })
         .collect();
-    Ok(Json(serde_json::json!({ "upstreams": upstreams })).into_response())
+    Ok(Json(Stats { upstreams }).into_response())
 }
 
-/// `GET /gateway/registry`: upstreams, their instances, and their tools under exposed names.
-#[derive(Debug, Serialize)]
-struct UpstreamEntry {
+/// `GET /gateway/registry`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(super) struct Registry {
+    /// Every upstream, in file order.
+    upstreams: Vec<UpstreamEntry>,
+}
+
+/// One upstream, its instances, and its tools under their exposed names.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(super) struct UpstreamEntry {
+    /// The upstream.
     name: String,
+    /// `http` or `stdio`.
     transport: &'static str,
+    /// How a call picks an instance.
     strategy: &'static str,
+    /// `open` or `closed`.
     failure_mode: String,
+    /// Its instances.
     instances: Vec<InstanceEntry>,
     /// Exposed name → the upstream's own name.
     tools: BTreeMap<String, String>,
     /// Why its tools are not listed now, if they are not.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     left_out: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
-struct InstanceEntry {
+/// One instance as configured.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(super) struct InstanceEntry {
+    /// Its id.
     id: String,
     /// Its endpoint (query cut) or its command.
     address: String,
+    /// Its weight.
     weight: u32,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    /// Its labels.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     metadata: BTreeMap<String, String>,
 }
 
@@ -275,7 +310,7 @@ async fn registry(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Res
             left_out: snapshot.left_out.get(upstream.name()).cloned(),
         })
         .collect();
-    Ok(Json(serde_json::json!({ "upstreams": upstreams })).into_response())
+    Ok(Json(Registry { upstreams }).into_response())
 }
 
 /// `POST /gateway/register` with a [`Registration`].
@@ -334,6 +369,26 @@ async fn deregister_instance(
     respond(changed, "deregistered", &upstream, Some(&instance))
 }
 
+/// The answer to a change: what was done, and the fleet after it.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(super) struct Change {
+    /// `registered` or `deregistered`.
+    status: String,
+    /// The upstream changed.
+    upstream: String,
+    /// The instance changed; none when a whole upstream was deregistered.
+    instance: Option<String>,
+    /// The fleet now.
+    fleet: crate::upstream::catalogue::Reconfigured,
+}
+
+/// `{"error": why}`: every refusal of the management API and the REST routes.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(super) struct ErrorBody {
+    /// What is wrong and what to do.
+    pub error: String,
+}
+
 /// The catalogue, when the caller may change it; the refusal otherwise.
 fn changes_allowed(state: &AppState, headers: &HeaderMap) -> Result<Arc<Catalogue>, Refusal> {
     let catalogue = catalogue(state, headers)?;
@@ -353,10 +408,13 @@ fn respond(
     match changed {
         Ok(summary) => {
             tracing::info!(target: "mcp_gateway::manage", upstream, instance, what, "fleet changed");
-            Ok(Json(
-                serde_json::json!({ "status": what, "upstream": upstream, "instance": instance, "fleet": summary }),
-            )
-            .into_response())
+            let change = Change {
+                status: what.to_owned(),
+                upstream: upstream.to_owned(),
+                instance: instance.map(str::to_owned),
+                fleet: summary,
+            };
+            Ok(Json(change).into_response())
         }
         Err(problem @ ChangeError::NotFound(_)) => Err(error(StatusCode::NOT_FOUND, problem.to_string())),
         Err(problem @ ChangeError::Invalid(_)) => Err(error(StatusCode::UNPROCESSABLE_ENTITY, problem.to_string())),
