@@ -18,7 +18,12 @@ from cfn_model import Resolver, sam_transform
 RUNTIME = "provided.al2023"
 ARCHITECTURES = ["arm64"]
 BUILD_METHOD = "rust-cargolambda"
-ROUTES = {("/mcp", "x-amazon-apigateway-any-method"), ("/health", "get")}
+ROUTES = {
+    ("/mcp", "x-amazon-apigateway-any-method"), ("/health", "get"),
+    ("/mcp/{upstream}", "x-amazon-apigateway-any-method"), ("/mcp/{upstream}/{proxy+}", "x-amazon-apigateway-any-method"),
+    ("/gateway/health", "get"), ("/gateway/stats", "get"), ("/gateway/registry", "get"),
+    ("/openapi.json", "get"), ("/docs", "get"),
+}
 S3_READ = {"s3:ListBucket", "s3:GetObject"}
 S3_WRITE = {"s3:PutObject", "s3:DeleteObject"}
 ALLOWED_MANAGED_POLICIES = {"AWSXRayDaemonWriteAccess", "service-role/AmazonAPIGatewayPushToCloudWatchLogs"}
