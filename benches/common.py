@@ -140,3 +140,18 @@ def row(section, measure, unit, ours, peer=None, peer_value=None, better="lower"
     """One row of a result file (format: benches/README.md)."""
     return {"section": section, "measure": measure, "unit": unit, "ours": ours, "peer": peer, "peer_value": peer_value,
             "better": better, "goal": goal, "goal_met": goal_met, "note": note}
+
+
+def write_result(bench: str, began: float, versions: dict[str, str], rows: list[dict], **extra) -> Path:
+    """Writes $BENCH_OUT/<bench>.json (format: benches/README.md) and prints its rows."""
+    import json
+
+    result = {"bench": bench, "quick": QUICK, "profile": PROFILE, "seconds": time.perf_counter() - began,
+              "versions": versions, "rows": rows, **extra}
+    path = OUT / f"{bench}.json"
+    path.write_text(json.dumps(result, indent=2))
+    for r in rows:
+        theirs = f" | {r['peer']}: {r['peer_value']:.3g}" if r["peer_value"] is not None else ""
+        print(f"{r['section']}: {r['measure']}: {r['ours']:.3g} {r['unit']}{theirs}")
+    print(f"{bench}.py: done in {result['seconds']:.0f} s; wrote {path}", file=sys.stderr, flush=True)
+    return path

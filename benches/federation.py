@@ -28,7 +28,7 @@ from pathlib import Path
 
 import httpx
 
-from common import OUT, PROFILE, QUICK, ROOT, binary, free_port, mcp_compare, row, stop, wait_ready
+from common import OUT, QUICK, ROOT, binary, free_port, mcp_compare, row, stop, wait_ready, write_result
 
 TOOLS = ROOT / ".tools"
 PEERS = ROOT / "benches" / "peers"
@@ -206,13 +206,7 @@ def main() -> None:
     versions = {"mcp-gateway": subprocess.run([binary("mcp-gateway"), "--version"], capture_output=True, text=True).stdout.strip(),
                 "fastmcp": subprocess.run([str(PYTHON), "-c", "import importlib.metadata as m; print(m.version('fastmcp'))"],
                                           capture_output=True, text=True).stdout.strip() or "?"}
-    result = {"bench": "federation", "quick": QUICK, "profile": PROFILE, "seconds": time.perf_counter() - began,
-              "versions": versions, "rows": rows}
-    (OUT / "federation.json").write_text(json.dumps(result, indent=2))
-    for r in rows:
-        theirs = f" | {r['peer']}: {r['peer_value']:.3g}" if r["peer_value"] is not None else ""
-        print(f"{r['section']}: {r['measure']}: {r['ours']:.3g} {r['unit']}{theirs}")
-    log(f"done in {result['seconds']:.0f} s; wrote {OUT / 'federation.json'}")
+    write_result("federation", began, versions, rows)
 
 
 if __name__ == "__main__":
