@@ -512,3 +512,54 @@ async def probe_turns(url: str, instance: str, state: str) -> float:
             return asyncio.get_running_loop().time() - started
         await asyncio.sleep(0.05)
     pytest.fail(f"{instance} did not turn {state}: {line}")
+
+
+@pytest.mark.anyio
+async def test_a_listening_client_hears_of_a_reload_that_changes_the_tools_and_only_then(fleet, tmp_path):
+    """2026-07-28 `subscriptions/listen` on `serve` (which declares `listChanged`): a reload that
+    adds an instance changes no list, so nothing is sent; one that adds an upstream sends
+    `notifications/tools/list_changed` on the stream, tagged with the subscription."""
+    urls, _, _ = fleet
+    config = tmp_path / "fleet.toml"
+    config.write_text(upstream_file(urls, [], instances=("a",)))
+    server = Server(tmp_path, "--upstreams", str(config), env={"MCP_UPSTREAMS_RELOAD": "1"})
+    body = {"jsonrpc": "2.0", "id": 7, "method": "subscriptions/listen",
+            "params": {"notifications": {"toolsListChanged": True}, "_meta": META}}
+    messages: list[dict] = []
+
+    async def listen(answer: httpx.Response) -> None:
+        async for line in answer.aiter_lines():
+            if line.startswith("data:"):
+                messages.append(json.loads(line[5:]))
+
+    async def until(predicate, what: str) -> None:
+        for _ in range(100):
+            if predicate():
+                return
+            await asyncio.sleep(0.1)
+        pytest.fail(f"{what}: {messages}")
+
+    def reloads() -> int:
+        return sum(line.get("fields", {}).get("message") == "the upstreams file was reloaded" for line in server.log_lines())
+
+    try:
+        async with httpx.AsyncClient(timeout=60) as client:
+            async with client.stream("POST", server.url, json=body, headers={**HEADERS, "Mcp-Method": "subscriptions/listen"}) as answer:
+                assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/event-stream"), answer.headers
+                reader = asyncio.create_task(listen(answer))
+                await until(lambda: messages, "no acknowledgment")
+                assert messages[0]["method"] == "notifications/subscriptions/acknowledged", messages
+                config.write_text(upstream_file(urls, [], instances=("a", "b")))
+                await until(lambda: reloads() == 1, "the first change was not reloaded")
+                await asyncio.sleep(0.5)
+                assert len(messages) == 1, f"an instance more changes no list: {messages}"
+                config.write_text(upstream_file(urls, [], instances=("a", "b")) + "\n"
+                                  + upstream_file(urls, [], instances=("c",), name="more").split("\n\n", 1)[1])
+                await until(lambda: len(messages) == 2, "the new upstream's tools were not announced")
+                assert messages[1]["method"] == "notifications/tools/list_changed", messages
+                assert messages[1]["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"] == 7, messages
+                reader.cancel()
+        async with httpx.AsyncClient() as client:
+            assert (await call(client, server.url, "more__whoami")) == (False, "c")
+    finally:
+        server.stop()

@@ -14,9 +14,9 @@ use rmcp::{
         GetPromptResult, Implementation, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
         ListToolsResult, PaginatedRequestParams, Prompt, PromptArgument, PromptMessage, ReadResourceRequestParams,
         ReadResourceResponse, ReadResourceResult, Resource, ResourceContents, ResourceTemplate, Role,
-        ServerCapabilities, ServerConfig, Tool,
+        ServerCapabilities, ServerConfig, ServerNotification, SubscriptionFilter, Tool,
     },
-    service::RequestContext,
+    service::{RequestContext, SubscriptionContext},
 };
 
 use crate::{
@@ -246,6 +246,20 @@ impl ServerHandler for Gateway {
                 capabilities.prompts = None;
             }
         }
+        // A long-lived process announces list changes (a reload, an upstream's change) on
+        // `subscriptions/listen` streams.
+        if self.core.registry.upstreams().is_some_and(|catalogue| catalogue.announces()) {
+            let announce = Some(true);
+            if let Some(tools) = capabilities.tools.as_mut() {
+                tools.list_changed = announce;
+            }
+            if let Some(prompts) = capabilities.prompts.as_mut() {
+                prompts.list_changed = announce;
+            }
+            if let Some(resources) = capabilities.resources.as_mut() {
+                resources.list_changed = announce;
+            }
+        }
         let mut info = ServerConfig::new(capabilities);
         info.server_info = Self::implementation();
         let mut instructions = if self.core.builtin {
@@ -281,6 +295,47 @@ impl ServerHandler for Gateway {
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
         self.core.registry.definition(name)
+    }
+
+    fn accepted_subscription_filter(&self, requested: &SubscriptionFilter) -> Option<SubscriptionFilter> {
+        self.core.registry.upstreams().filter(|catalogue| catalogue.announces())?;
+        let mut accepted = SubscriptionFilter::new();
+        accepted.tools_list_changed = requested.tools_list_changed;
+        accepted.prompts_list_changed = requested.prompts_list_changed;
+        accepted.resources_list_changed = requested.resources_list_changed;
+        Some(accepted)
+    }
+
+    /// Holds a `subscriptions/listen` stream open and sends each list change of the federation's
+    /// catalogue (a reload, a registration, an upstream's own change) that the client asked for.
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), McpError> {
+        let Some(catalogue) = self.core.registry.upstreams() else {
+            context.cancelled().await;
+            return Ok(());
+        };
+        let mut changes = catalogue.changes();
+        changes.mark_unchanged();
+        loop {
+            tokio::select! {
+                () = context.cancelled() => return Ok(()),
+                changed = changes.changed() => {
+                    if changed.is_err() {
+                        return Ok(());
+                    }
+                    let accepted = context.accepted().clone();
+                    let notifications = [
+                        (accepted.tools_list_changed, ServerNotification::ToolListChangedNotification(Default::default())),
+                        (accepted.prompts_list_changed, ServerNotification::PromptListChangedNotification(Default::default())),
+                        (accepted.resources_list_changed, ServerNotification::ResourceListChangedNotification(Default::default())),
+                    ];
+                    for (wanted, notification) in notifications {
+                        if wanted == Some(true) && context.sink().send(notification).await.is_err() {
+                            return Ok(()); // the client went away
+                        }
+                    }
+                }
+            }
+        }
     }
 
     async fn call_tool(

@@ -59,6 +59,20 @@ pub struct Snapshot {
     pub left_out: BTreeMap<String, String>,
 }
 
+impl Snapshot {
+    /// Whether `other` offers clients the same tools, prompts, resources and templates.
+    fn same_lists(&self, other: &Snapshot) -> bool {
+        let tools =
+            |snapshot: &Snapshot| snapshot.tools.values().map(|entry| entry.definition.clone()).collect::<Vec<_>>();
+        let prompts =
+            |snapshot: &Snapshot| snapshot.prompts.values().map(|entry| entry.definition.clone()).collect::<Vec<_>>();
+        tools(self) == tools(other)
+            && prompts(self) == prompts(other)
+            && self.resources == other.resources
+            && self.templates == other.templates
+    }
+}
+
 /// Why a catalogue could not be built.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
@@ -138,22 +152,52 @@ pub struct Catalogue {
     current: RwLock<Arc<Snapshot>>,
     refreshing: tokio::sync::Mutex<()>,
     last_error: RwLock<Option<CatalogueError>>,
+    /// Counts the changes of what clients see (tools, prompts, resources), for
+    /// `subscriptions/listen` streams.
+    changes: tokio::sync::watch::Sender<u64>,
+    /// Whether this process may hold streams open (`serve`, `stdio`; not Lambda).
+    listen: bool,
 }
 
 impl Catalogue {
     /// A catalogue over the upstreams of `config` (none contacted yet), empty until first used;
     /// `reserved` are the built-in names.
     pub fn new(config: UpstreamsConfig, reserved: Reserved) -> Self {
-        let upstreams =
-            config.upstreams.iter().map(|upstream| Arc::new(Upstream::new(upstream.clone(), config.listen, None)));
+        let listen = config.listen;
+        let upstreams: Arc<[Arc<Upstream>]> =
+            config.upstreams.iter().map(|upstream| Arc::new(Upstream::new(upstream.clone(), listen, None))).collect();
         Self {
-            upstreams: RwLock::new(upstreams.collect()),
+            upstreams: RwLock::new(upstreams),
             ttl: config.catalogue_ttl,
             config: tokio::sync::Mutex::new(config),
             reserved,
             current: RwLock::new(Arc::new(Snapshot::default())),
             refreshing: tokio::sync::Mutex::new(()),
             last_error: RwLock::new(None),
+            changes: tokio::sync::watch::Sender::new(0),
+            listen,
+        }
+    }
+
+    /// Whether changes of the lists are announced (a long-lived process: `serve`, `stdio`).
+    pub fn announces(&self) -> bool {
+        self.listen
+    }
+
+    /// A receiver that wakes when what clients see (tools, prompts, resources) has changed: a
+    /// reload, a registration, an upstream's own list change.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    /// Swaps in `snapshot`, and tells the listeners when clients would see a difference.
+    fn publish(&self, snapshot: Arc<Snapshot>) {
+        let Ok(mut current) = self.current.write() else { return };
+        let changed = current.taken.is_some() && !current.same_lists(&snapshot);
+        *current = snapshot;
+        drop(current);
+        if changed {
+            self.changes.send_modify(|count| *count += 1);
         }
     }
 
@@ -315,9 +359,7 @@ impl Catalogue {
         if let Ok(mut fleet) = self.upstreams.write() {
             *fleet = upstreams;
         }
-        if let Ok(mut snapshot_now) = self.current.write() {
-            *snapshot_now = snapshot;
-        }
+        self.publish(snapshot);
         if let Ok(mut last) = self.last_error.write() {
             *last = None;
         }
@@ -459,9 +501,7 @@ impl Catalogue {
                     "upstream catalogue refreshed"
                 );
                 let snapshot = Arc::new(snapshot);
-                if let Ok(mut current) = self.current.write() {
-                    *current = snapshot.clone();
-                }
+                self.publish(snapshot.clone());
                 if let Ok(mut last) = self.last_error.write() {
                     *last = None;
                 }

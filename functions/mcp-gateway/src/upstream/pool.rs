@@ -50,8 +50,6 @@ pub struct Upstream {
     balancer: Balancer,
     /// Tools it offers after the file's allow and deny lists, at the last list.
     tools: AtomicUsize,
-    /// What the members' latency times count from.
-    epoch: Instant,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -74,6 +72,8 @@ struct Member {
     latency_us: AtomicU64,
     /// When it was last updated, in microseconds since `epoch`.
     latency_at: AtomicU64,
+    /// What `latency_at` counts from.
+    epoch: Instant,
     latencies: Histogram,
     /// Its active health checks.
     probe: Mutex<ProbeState>,
@@ -161,6 +161,7 @@ impl Upstream {
                         in_flight: AtomicU32::new(0),
                         latency_us: AtomicU64::new(0),
                         latency_at: AtomicU64::new(0),
+                        epoch: now,
                         latencies: Histogram::default(),
                         probe: Mutex::new(ProbeState::default()),
                     }),
@@ -168,7 +169,7 @@ impl Upstream {
             })
             .collect::<Vec<_>>();
         let balancer = Balancer::new(config.strategy, members.len());
-        Self { config, members, balancer, tools: AtomicUsize::new(0), epoch: now }
+        Self { config, members, balancer, tools: AtomicUsize::new(0) }
     }
 
     /// Its name.
@@ -381,7 +382,7 @@ impl Upstream {
                 id: &member.instance.config.id,
                 weight: member.instance.config.weight,
                 in_flight: member.in_flight.load(Ordering::Relaxed),
-                latency_us: self.latency(member, now),
+                latency_us: Self::latency(member, now),
             })
             .collect();
         while !candidates.is_empty() {
@@ -455,10 +456,10 @@ impl Upstream {
     }
 
     /// `member`'s latency EWMA in microseconds, decayed by the time since it was last updated.
-    fn latency(&self, member: &Member, now: Instant) -> f64 {
+    fn latency(member: &Member, now: Instant) -> f64 {
         let ewma = f64::from_bits(member.latency_us.load(Ordering::Relaxed));
         let at = Duration::from_micros(member.latency_at.load(Ordering::Relaxed));
-        let age = now.saturating_duration_since(self.epoch).saturating_sub(at);
+        let age = now.saturating_duration_since(member.epoch).saturating_sub(at);
         ewma * (-age.as_secs_f64() / LATENCY_DECAY.as_secs_f64()).exp()
     }
 
@@ -534,10 +535,10 @@ impl<'a> Attempt<'a> {
             let micros = self.started.elapsed().as_secs_f64() * 1e6;
             self.member.latencies.record(micros);
             let now = Instant::now();
-            let old = self.upstream.latency(self.member, now);
+            let old = Upstream::latency(self.member, now);
             let ewma = if old == 0.0 { micros } else { old + LATENCY_WEIGHT * (micros - old) };
             self.member.latency_us.store(ewma.to_bits(), Ordering::Relaxed);
-            let at = now.saturating_duration_since(self.upstream.epoch).as_micros();
+            let at = now.saturating_duration_since(self.member.epoch).as_micros();
             self.member.latency_at.store(u64::try_from(at).unwrap_or(u64::MAX), Ordering::Relaxed);
         } else if outcome == Outcome::Failure {
             self.member.errors.fetch_add(1, Ordering::Relaxed);
