@@ -79,7 +79,8 @@ pub enum UpstreamError {
     /// The upstream could not be reached (or started); `retry_in` until the next attempt.
     #[error("upstream `{upstream}` is down: {reason}")]
     Down { upstream: String, reason: String },
-    /// None of its instances may be called now (their circuit breakers are open).
+    /// None of its instances may be called now (their breakers are open, or they fail their
+    /// health checks).
     #[error("upstream `{upstream}` has no healthy instance: {reason}")]
     NoHealthyInstance { upstream: String, reason: String },
     /// It answered with a JSON-RPC error: passed on with its code.

@@ -120,9 +120,9 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
     router
 }
 
-/// A request refused: its status and why, answered as `{"error": why}`.
+/// A request refused: its status and why, answered as `{"error": why}` (here and in `rest`).
 #[derive(Debug)]
-struct Refusal(StatusCode, String);
+pub(super) struct Refusal(pub(super) StatusCode, pub(super) String);
 
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {

@@ -19,7 +19,7 @@ use rmcp::model::{CallToolRequestParams, JsonObject, ResourceContents};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use super::AppState;
+use super::{AppState, manage::Refusal};
 use crate::{
     access_log::RequestRecord,
     progress::Progress,
@@ -71,16 +71,6 @@ pub struct UpstreamHealth {
     pub healthy_instances: usize,
     /// Each instance.
     pub instances: Vec<InstanceReport>,
-}
-
-/// A refusal: its status and why, answered as `{"error": why}`.
-#[derive(Debug)]
-struct Refusal(StatusCode, String);
-
-impl IntoResponse for Refusal {
-    fn into_response(self) -> Response {
-        (self.0, Json(super::manage::ErrorBody { error: self.1 })).into_response()
-    }
 }
 
 /// One REST request under way: its access log line, written when it is answered.
