@@ -120,6 +120,24 @@ def status_of(url: str) -> dict:
     return sse_or_json(answer)["result"]["structuredContent"]["upstreams"][0]
 
 
+RELOADED = "the upstreams file was reloaded"
+NOT_RELOADED = "the upstreams file was not reloaded; the fleet is as it was"
+
+
+def logged(server: Server, message: str) -> list[dict]:
+    """The fields of `server`'s log lines with this message, in order."""
+    return [line["fields"] for line in server.log_lines() if line.get("fields", {}).get("message") == message]
+
+
+async def until(predicate, what: str, detail=lambda: "") -> None:
+    """Waits (at most 10 s) until `predicate()` holds; fails saying `what` and `detail()` otherwise."""
+    for _ in range(100):
+        if predicate():
+            return
+        await asyncio.sleep(0.1)
+    pytest.fail(f"{what}: {detail()}")
+
+
 @pytest.mark.anyio
 @pytest.mark.parametrize("strategy", ["round_robin", "weighted", "random"])
 async def test_each_strategy_spreads_1000_calls_as_it_promises(fleet, tmp_path, strategy):
@@ -224,7 +242,7 @@ async def test_the_breaker_opens_lets_one_probe_through_after_the_cool_down_and_
             assert answered["c"] >= 5 and answered["a"] >= 5, answered
         c = next(instance for instance in status_of(server.url)["instances"] if instance["id"] == "c")
         assert c["breaker"] == "closed" and c["breaker_opened"] == 2, c
-        transitions = [line["fields"] for line in server.log_lines() if line.get("fields", {}).get("message") == "circuit breaker"]
+        transitions = logged(server, "circuit breaker")
         assert [(t["from"], t["to"]) for t in transitions] == [
             ("closed", "open"), ("open", "half_open"), ("half_open", "open"), ("open", "half_open"), ("half_open", "closed"),
         ], transitions
@@ -379,7 +397,7 @@ async def test_instances_are_registered_and_deregistered_at_run_time_only_with_t
                                      json={"jsonrpc": "2.0", "id": 1, "method": "tools/call",
                                            "params": {"name": "extra__whoami", "arguments": {}, "_meta": META}})
         assert "unknown tool" in gone.text, gone.text
-        changes = [line["fields"] for line in server.log_lines() if line.get("fields", {}).get("message") == "fleet changed"]
+        changes = logged(server, "fleet changed")
         assert len(changes) == 4, changes
     finally:
         server.stop()
@@ -405,48 +423,39 @@ async def test_a_reloaded_upstreams_file_replaces_the_fleet_under_load_without_a
                 assert not failed, text
                 answers.append(text)
 
-    async def until(predicate, what: str) -> None:
-        for _ in range(100):
-            if predicate():
-                return
-            await asyncio.sleep(0.1)
-        pytest.fail(f"{what}; log:\n{server.log_path.read_text()[-3000:]}")
-
-    def reloads(message: str) -> int:
-        return sum(line.get("fields", {}).get("message") == message for line in server.log_lines())
+    def log_tail() -> str:
+        return server.log_path.read_text()[-3000:]
 
     try:
         workers = [asyncio.create_task(load()) for _ in range(4)]
-        await until(lambda: {"a", "b"} <= set(answers), "a and b did not both answer")
+        await until(lambda: {"a", "b"} <= set(answers), "a and b did not both answer", log_tail)
         config.write_text(upstream_file(urls, [], instances=("a", "c")))
-        await until(lambda: reloads("the upstreams file was reloaded") == 1, "the changed file was not reloaded")
+        await until(lambda: len(logged(server, RELOADED)) == 1, "the changed file was not reloaded", log_tail)
         mark = len(answers)
-        await until(lambda: "c" in answers[mark:], "c did not answer after the reload")
+        await until(lambda: "c" in answers[mark:], "c did not answer after the reload", log_tail)
         only_b = upstream_file(urls, [], instances=("b",))
         broken = "[[upstream]\nthis is not TOML\n"
         config.write_text(broken + "#" * (len(only_b) - len(broken) - 1) + "\n")  # as long as only_b
-        await until(lambda: reloads("the upstreams file was not reloaded; the fleet is as it was") == 1, "the bad file was not refused")
+        await until(lambda: len(logged(server, NOT_RELOADED)) == 1, "the bad file was not refused", log_tail)
         mark = len(answers)
-        await until(lambda: {"a", "c"} <= set(answers[mark:]), "the old fleet stopped answering")
+        await until(lambda: {"a", "c"} <= set(answers[mark:]), "the old fleet stopped answering", log_tail)
         # Same size and modification time: the file check sees no change, only SIGHUP reloads.
         before = config.stat()
         config.write_text(only_b)
         os.utime(config, ns=(before.st_atime_ns, before.st_mtime_ns))
         await asyncio.sleep(1.5)
-        assert reloads("the upstreams file was reloaded") == 1
+        assert len(logged(server, RELOADED)) == 1
         server.proc.send_signal(signal.SIGHUP)
-        await until(lambda: reloads("the upstreams file was reloaded") == 2, "SIGHUP did not reload")
+        await until(lambda: len(logged(server, RELOADED)) == 2, "SIGHUP did not reload", log_tail)
         await asyncio.sleep(0.5)
         mark = len(answers)
-        await until(lambda: len(answers) - mark >= 40, "calls stopped")
+        await until(lambda: len(answers) - mark >= 40, "calls stopped", log_tail)
         assert set(answers[mark:]) == {"b"}, collections.Counter(answers[mark:])
         stop.set()
         await asyncio.gather(*workers)
-        refused = [line["fields"] for line in server.log_lines()
-                   if line.get("fields", {}).get("message") == "the upstreams file was not reloaded; the fleet is as it was"]
+        refused = logged(server, NOT_RELOADED)
         assert "line 1" in refused[0]["problem"], refused
-        reasons = [line["fields"]["reason"] for line in server.log_lines()
-                   if line.get("fields", {}).get("message") == "the upstreams file was reloaded"]
+        reasons = [fields["reason"] for fields in logged(server, RELOADED)]
         assert reasons == ["the file changed", "SIGHUP"], reasons
         assert len(answers) >= 200, len(answers)
     finally:
@@ -470,7 +479,7 @@ async def test_active_health_checks_take_a_failing_instance_out_before_any_call_
         before = proxy_calls(proxy)
         assert (await spread(server.url, 20)) == {"a": 20}
         assert proxy_calls(proxy) == before, "no call was sent to c"
-        checks = [line["fields"] for line in server.log_lines() if line.get("fields", {}).get("message") == "health check"]
+        checks = logged(server, "health check")
         assert [check["healthy"] for check in checks] == [False] and "503" in checks[0]["reason"], checks
         breaker = next(i for i in status_of(server.url)["instances"] if i["id"] == "c")["breaker"]
         assert breaker == "closed", "checks are not calls: the breaker did not move"
@@ -532,30 +541,20 @@ async def test_a_listening_client_hears_of_a_reload_that_changes_the_tools_and_o
             if line.startswith("data:"):
                 messages.append(json.loads(line[5:]))
 
-    async def until(predicate, what: str) -> None:
-        for _ in range(100):
-            if predicate():
-                return
-            await asyncio.sleep(0.1)
-        pytest.fail(f"{what}: {messages}")
-
-    def reloads() -> int:
-        return sum(line.get("fields", {}).get("message") == "the upstreams file was reloaded" for line in server.log_lines())
-
     try:
         async with httpx.AsyncClient(timeout=60) as client:
             async with client.stream("POST", server.url, json=body, headers={**HEADERS, "Mcp-Method": "subscriptions/listen"}) as answer:
                 assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/event-stream"), answer.headers
                 reader = asyncio.create_task(listen(answer))
-                await until(lambda: messages, "no acknowledgment")
+                await until(lambda: messages, "no acknowledgment", lambda: str(messages))
                 assert messages[0]["method"] == "notifications/subscriptions/acknowledged", messages
                 config.write_text(upstream_file(urls, [], instances=("a", "b")))
-                await until(lambda: reloads() == 1, "the first change was not reloaded")
+                await until(lambda: len(logged(server, RELOADED)) == 1, "the first change was not reloaded", lambda: str(messages))
                 await asyncio.sleep(0.5)
                 assert len(messages) == 1, f"an instance more changes no list: {messages}"
                 config.write_text(upstream_file(urls, [], instances=("a", "b")) + "\n"
                                   + upstream_file(urls, [], instances=("c",), name="more").split("\n\n", 1)[1])
-                await until(lambda: len(messages) == 2, "the new upstream's tools were not announced")
+                await until(lambda: len(messages) == 2, "the new upstream's tools were not announced", lambda: str(messages))
                 assert messages[1]["method"] == "notifications/tools/list_changed", messages
                 assert messages[1]["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"] == 7, messages
                 reader.cancel()

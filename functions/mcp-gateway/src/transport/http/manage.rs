@@ -11,7 +11,6 @@ use std::{collections::BTreeMap, sync::Arc};
 
 use axum::{
     Json, Router,
-    body::Body,
     extract::{Path, Request, State},
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
@@ -128,6 +127,25 @@ impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
         (self.0, Json(ErrorBody { error: self.1 })).into_response()
     }
+}
+
+/// The JSON body of `request` (`shape` says what is expected), at most `limit` bytes, sent
+/// within the settings' body time limit: the body handling of every route beside `/mcp`.
+pub(super) async fn json_body<T: serde::de::DeserializeOwned>(
+    settings: &super::HttpSettings,
+    request: Request,
+    limit: usize,
+    shape: &str,
+) -> Result<T, Refusal> {
+    let read = tokio::time::timeout(settings.body_read_timeout, axum::body::to_bytes(request.into_body(), limit));
+    let bytes = match read.await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(_)) => {
+            return Err(error(StatusCode::PAYLOAD_TOO_LARGE, format!("the body is larger than {limit} bytes")));
+        }
+        Err(_) => return Err(error(StatusCode::REQUEST_TIMEOUT, "the body was not sent in time")),
+    };
+    serde_json::from_slice(&bytes).map_err(|problem| error(StatusCode::BAD_REQUEST, format!("{problem}; send {shape}")))
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Refusal {
@@ -315,35 +333,9 @@ async fn registry(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Res
 
 /// `POST /gateway/register` with a [`Registration`].
 async fn register(State(state): State<Arc<AppState>>, request: Request) -> Result<Response, Refusal> {
-    let (parts, body) = request.into_parts();
-    let catalogue = changes_allowed(&state, &parts.headers)?;
-    let bytes = match tokio::time::timeout(
-        state.settings.body_read_timeout,
-        axum::body::to_bytes(Body::new(body), MAX_REGISTRATION_BYTES),
-    )
-    .await
-    {
-        Ok(Ok(bytes)) => bytes,
-        Ok(Err(_)) => {
-            return Err(error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("a registration is at most {MAX_REGISTRATION_BYTES} bytes of JSON"),
-            ));
-        }
-        Err(_) => return Err(error(StatusCode::REQUEST_TIMEOUT, "the registration was not sent in time")),
-    };
-    let registration: Registration = match serde_json::from_slice(&bytes) {
-        Ok(registration) => registration,
-        Err(problem) => {
-            return Err(error(
-                StatusCode::BAD_REQUEST,
-                format!(
-                    "not a registration ({problem}); send {{\"upstream\": NAME, \"id\": ID, \"url\": URL, \
-                     \"weight\": 1, \"metadata\": {{}}}}"
-                ),
-            ));
-        }
-    };
+    let catalogue = changes_allowed(&state, request.headers())?;
+    let shape = r#"{"upstream": NAME, "id": ID, "url": URL, "weight": 1, "metadata": {}}"#;
+    let registration: Registration = json_body(&state.settings, request, MAX_REGISTRATION_BYTES, shape).await?;
     let (upstream, id) = (registration.upstream.clone(), registration.id.clone());
     let changed = catalogue.reconfigure(|config| registration::register(config, registration)).await;
     respond(changed, "registered", &upstream, Some(&id))

@@ -9,7 +9,6 @@ use std::{collections::HashMap, sync::Arc};
 
 use axum::{
     Json, Router,
-    body::Body,
     extract::{Path, Request, State},
     http::StatusCode,
     response::{IntoResponse, Response},
@@ -19,7 +18,10 @@ use rmcp::model::{CallToolRequestParams, JsonObject, ResourceContents};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use super::{AppState, manage::Refusal};
+use super::{
+    AppState,
+    manage::{Refusal, json_body},
+};
 use crate::{
     access_log::RequestRecord,
     progress::Progress,
@@ -129,23 +131,6 @@ fn finish(record: &RequestRecord, outcome: Result<Response, Refusal>) -> Respons
     response
 }
 
-/// The JSON body of `request`, at most the settings' body size, within their body time limit.
-async fn body<T: serde::de::DeserializeOwned>(state: &AppState, request: Request, shape: &str) -> Result<T, Refusal> {
-    let limit = state.settings.max_body_bytes;
-    let read = tokio::time::timeout(
-        state.settings.body_read_timeout,
-        axum::body::to_bytes(Body::new(request.into_body()), limit),
-    );
-    let bytes = match read.await {
-        Ok(Ok(bytes)) => bytes,
-        Ok(Err(_)) => {
-            return Err(Refusal(StatusCode::PAYLOAD_TOO_LARGE, format!("the body is larger than {limit} bytes")));
-        }
-        Err(_) => return Err(Refusal(StatusCode::REQUEST_TIMEOUT, "the body was not sent in time".to_owned())),
-    };
-    serde_json::from_slice(&bytes).map_err(|error| Refusal(StatusCode::BAD_REQUEST, format!("{error}; send {shape}")))
-}
-
 fn internal(error: impl std::fmt::Display) -> Refusal {
     Refusal(StatusCode::BAD_GATEWAY, error.to_string())
 }
@@ -174,7 +159,8 @@ async fn tools_call(
         Err(refused) => return *refused,
     };
     let outcome = async {
-        let asked: ToolCall = body(&state, request, r#"{"name": TOOL, "arguments": {...}}"#).await?;
+        let shape = r#"{"name": TOOL, "arguments": {...}}"#;
+        let asked: ToolCall = json_body(&state.settings, request, state.settings.max_body_bytes, shape).await?;
         call.record.set_tool(&asked.name);
         let registry = &state.core.registry;
         let Some(exposed) = registry.exposed_tool(&call.upstream, &asked.name).await else {
@@ -258,7 +244,8 @@ async fn resources_read(
         Err(refused) => return *refused,
     };
     let outcome = async {
-        let asked: ResourceRead = body(&state, request, r#"{"uri": URI}"#).await?;
+        let limit = state.settings.max_body_bytes;
+        let asked: ResourceRead = json_body(&state.settings, request, limit, r#"{"uri": URI}"#).await?;
         let exposed = names::resource_uri(&call.upstream, &asked.uri);
         match state.core.registry.read_resource(&exposed, call.context()).await {
             Some(Ok(mut result)) => {
