@@ -94,7 +94,7 @@ def test_hostile_lambda_event(function, case: Case):
             assert body["error"]["code"] == case.code, (case.id, body)
             assert fields["error_code"] == case.code, (case.id, fields)
         assert case.reason in (fields.get("reason") or ""), (case.id, fields)
-        assert fields.get("caller_arn") or case.payload["kind"] != "rest-v1", (case.id, fields)
+        assert fields.get("principal") or case.payload["kind"] != "rest-v1", (case.id, fields)
     assert running.alive(), f"the function died on {case.id}"
     assert snapshot(root) == before_state, f"{case.id} changed the data root"
 

@@ -35,8 +35,13 @@ pub struct Fields {
     pub rpc_id: Option<String>,
     /// The Lambda (or API Gateway) request id.
     pub request_id: Option<String>,
-    /// The IAM caller from the API Gateway request context.
-    pub caller_arn: Option<String>,
+    /// Who the caller is: the IAM caller from the API Gateway request context on Lambda, the
+    /// principal `[auth]` verified in `serve`.
+    pub principal: Option<Arc<str>>,
+    /// How the principal was authenticated (`iam`, `jwt`, `api_key`, `basic`).
+    pub auth: Option<&'static str>,
+    /// A JWT caller's claims (not logged; for authorization rules).
+    pub claims: Option<Arc<serde_json::Map<String, serde_json::Value>>>,
     /// The client's address (the TCP peer in `serve`, API Gateway's `sourceIp` on Lambda).
     pub client_ip: Option<IpAddr>,
     /// The HTTP status returned.
@@ -65,7 +70,9 @@ impl RequestRecord {
         let fields = Fields {
             http_method: parent.http_method,
             request_id: parent.request_id,
-            caller_arn: parent.caller_arn,
+            principal: parent.principal,
+            auth: parent.auth,
+            claims: parent.claims,
             client_ip: parent.client_ip,
             batch: true,
             ..Fields::default()
@@ -88,7 +95,8 @@ impl RequestRecord {
     pub fn caller(&self) -> Caller {
         let fields = self.fields.lock().ok();
         Caller {
-            principal: fields.as_ref().and_then(|fields| fields.caller_arn.as_deref().map(Into::into)),
+            principal: fields.as_ref().and_then(|fields| fields.principal.clone()),
+            claims: fields.as_ref().and_then(|fields| fields.claims.clone()),
             client_ip: fields.and_then(|fields| fields.client_ip),
         }
     }
@@ -138,7 +146,8 @@ impl RequestRecord {
             protocol_version = fields.protocol_version.as_deref(),
             rpc_id = fields.rpc_id.as_deref(),
             request_id = fields.request_id.as_deref(),
-            caller_arn = fields.caller_arn.as_deref(),
+            principal = fields.principal.as_deref(),
+            auth = fields.auth,
             client_ip = fields.client_ip.map(tracing::field::display),
             status = fields.status,
             error_code = fields.error_code,
@@ -171,7 +180,7 @@ mod tests {
         let deadline = Instant::now() + std::time::Duration::from_secs(30);
         let request = RequestRecord::start("POST").with_deadline(Some(deadline));
         request.update(|fields| {
-            fields.caller_arn = Some("arn:aws:iam::1:user/a".to_owned());
+            fields.principal = Some("arn:aws:iam::1:user/a".into());
             fields.request_id = Some("req-1".to_owned());
             fields.method = Some("batch".to_owned());
         });
@@ -179,7 +188,7 @@ mod tests {
         element.set_tool("file");
         assert_eq!(element.deadline(), Some(deadline));
         let fields = element.fields();
-        assert_eq!(fields.caller_arn.as_deref(), Some("arn:aws:iam::1:user/a"));
+        assert_eq!(fields.principal.as_deref(), Some("arn:aws:iam::1:user/a"));
         assert_eq!(fields.request_id.as_deref(), Some("req-1"));
         assert!(fields.batch && fields.method.is_none());
         assert_eq!(request.fields().tool, None, "the element's fields are its own");

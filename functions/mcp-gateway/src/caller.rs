@@ -1,14 +1,20 @@
-//! Who is calling, as the transport saw it: what `strategy = "hash"` keeps a caller on one
-//! upstream instance by. Filled in by the transport (the IAM principal from API Gateway's request
-//! context on Lambda, the peer address in `serve`); empty on stdio.
+//! Who is calling, as the transport saw it: what authorization rules and rate limits judge, and
+//! what `strategy = "hash"` keeps a caller on one upstream instance by. Filled in by the
+//! transport (the IAM principal from API Gateway's request context on Lambda; in `serve` the
+//! principal `[auth]` verified and the peer address); empty on stdio.
 
 use std::{net::IpAddr, sync::Arc};
+
+use serde_json::{Map, Value};
 
 /// The caller of one request.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Caller {
-    /// The authenticated identity (the IAM caller's ARN on Lambda), when there is one.
+    /// The authenticated identity (the IAM caller's ARN, a token's subject, `key:<name>`,
+    /// `user:<name>`), when there is one.
     pub principal: Option<Arc<str>>,
+    /// A JWT caller's claims.
+    pub claims: Option<Arc<Map<String, Value>>>,
     /// The client's address.
     pub client_ip: Option<IpAddr>,
 }

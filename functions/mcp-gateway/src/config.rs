@@ -65,6 +65,12 @@ pub struct Cli {
     #[arg(long, env = "MCP_CATALOGUE_SNAPSHOT", global = true)]
     pub catalogue_snapshot: Option<String>,
 
+    /// Who may call what, and how often: a TOML file with `[auth]` (credentials `serve` accepts),
+    /// `[authorization]` rules and `[[limit]]`s (see examples/access.toml); a local path or
+    /// `s3://bucket/key`.
+    #[arg(long, env = "MCP_ACCESS", global = true)]
+    pub access: Option<String>,
+
     /// Offer no built-in tools (file, search, db, dataset_metadata): a pure federation gateway.
     #[arg(long, env = "MCP_NO_BUILTIN_TOOLS", global = true, action = ArgAction::SetTrue,
           value_parser = BoolishValueParser::new())]
@@ -148,6 +154,23 @@ pub enum Command {
         #[command(subcommand)]
         action: UpstreamsAction,
     },
+    /// Check the access file, or hash a secret for it (read from stdin, one line).
+    Access {
+        /// What to do.
+        #[command(subcommand)]
+        action: AccessAction,
+    },
+}
+
+/// `mcp-gateway access ...`
+#[derive(Debug, Clone, Copy, Subcommand)]
+pub enum AccessAction {
+    /// Validate the access file (`--access` required) and print what it sets.
+    Check,
+    /// Print the SHA-256 of an API key read from stdin, for `[[auth.api_key]] sha256`.
+    HashKey,
+    /// Print an Argon2id hash of a password read from stdin, for `[[auth.basic]] password_hash`.
+    HashPassword,
 }
 
 /// `mcp-gateway upstreams ...`
@@ -178,6 +201,10 @@ pub struct ServeArgs {
     /// carry as `Authorization: Bearer`; without it they are refused. At least 16 characters.
     #[arg(long, env = "MCP_ADMIN_TOKEN", hide_env_values = true, value_parser = parse_admin_token)]
     pub admin_token: Option<crate::transport::http::Management>,
+    /// Serve a non-loopback address without `[auth]` in the access file (anyone who can reach
+    /// the port may call every tool). Without it, `serve` refuses to start that way.
+    #[arg(long, env = "MCP_INSECURE_NO_AUTH", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
+    pub insecure_no_auth: bool,
     /// Seconds between checks of a local upstreams file for changes (a valid new file replaces the
     /// fleet; SIGHUP reloads at once); 0 turns the check off (1 to 3600, or 0).
     #[arg(long, env = "MCP_UPSTREAMS_RELOAD", default_value_t = 2,

@@ -17,6 +17,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod access;
 pub mod access_log;
 pub mod caller;
 pub mod config;
@@ -28,6 +29,7 @@ pub mod registry;
 #[cfg(feature = "data")]
 pub mod search_index;
 pub mod server;
+pub mod settings_file;
 pub mod storage;
 pub mod tools;
 pub mod transport;

@@ -4,6 +4,7 @@
 use std::{io::Write as _, process::ExitCode, sync::Arc};
 
 use mcp_gateway::{
+    access,
     config::{self, Cli, Command},
     server::{Core, Gateway},
     transport,
@@ -60,9 +61,21 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    let invalid = |message: String| anyhow::Error::new(config::InvalidSetting(message));
+    let access = match &cli.access {
+        Some(source) => Some(access::load(source).await.map_err(|error| invalid(error.to_string()))?),
+        None => None,
+    };
+    if let Some(Command::Access { action }) = cli.subcommand() {
+        return access_command(access.as_ref(), *action);
+    }
     #[cfg(feature = "data")]
     mcp_gateway::datasets::configure_cache(cli.cache_settings());
-    let core = Arc::new(build_core(&cli).await?);
+    let mut core = build_core(&cli).await?;
+    if let Some(access) = &access {
+        core.policy = access::Policy::new(access);
+    }
+    let core = Arc::new(core);
     let Some(command) = cli.subcommand() else { anyhow::bail!("no subcommand") };
     match command {
         Command::Serve(args) => {
@@ -70,6 +83,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let mut settings = args.http.settings(transport::http::AllowedHosts::loopback())?;
             if let Some(token) = &args.admin_token {
                 settings.management = token.clone();
+            }
+            match access.and_then(|access| access.auth) {
+                Some(auth) => {
+                    let authenticator = access::authn::Authenticator::new(auth)
+                        .map_err(|error| anyhow::anyhow!("cannot make the HTTP client for JWT keys: {error}"))?;
+                    settings.auth = Some(Arc::new(authenticator));
+                }
+                None if !args.addr.ip().is_loopback() && !args.insecure_no_auth => {
+                    return Err(invalid(format!(
+                        "serve would listen on {}, which is not a loopback address, with no authentication: add \
+                         [auth] to the access file (--access / MCP_ACCESS), or pass --insecure-no-auth \
+                         (MCP_INSECURE_NO_AUTH=true) to let anyone who reaches the port call every tool",
+                        args.addr
+                    )));
+                }
+                None => {}
             }
             let shutdown = settings.shutdown.clone();
             if let (Some(source), Some(catalogue)) = (&cli.upstreams, core.registry.upstreams()) {
@@ -119,12 +148,67 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             upstreams_command(catalogue, *action).await?;
         }
+        Command::Access { .. } => {}
         Command::Lambda(args) => {
+            if access.as_ref().is_some_and(|access| access.auth.is_some()) {
+                tracing::info!(
+                    "the access file's [auth] is not used on Lambda: API Gateway's AWS_IAM check authenticates \
+                     callers (the rules and limits apply to the IAM principal)"
+                );
+            }
             preload_index(&core);
             let mut settings = args.http.settings(transport::http::AllowedHosts::Any)?;
             settings.management = transport::http::Management::ReadOnly;
             let router = transport::http::router(core, settings);
             transport::lambda::run(router, args.response_mode).await.map_err(|error| anyhow::anyhow!(error))?;
+        }
+    }
+    Ok(())
+}
+
+/// `mcp-gateway access check|hash-key|hash-password`.
+fn access_command(access: Option<&access::AccessConfig>, action: config::AccessAction) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    let secret = || -> anyhow::Result<String> {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        let secret = line.trim_end_matches(['\r', '\n']).to_owned();
+        anyhow::ensure!(!secret.is_empty(), "give the secret on stdin (one line)");
+        Ok(secret)
+    };
+    match action {
+        config::AccessAction::HashKey => writeln!(stdout, "{}", access::authn::hash_key(&secret()?))?,
+        config::AccessAction::HashPassword => writeln!(stdout, "{}", access::authn::hash_password(&secret()?)?)?,
+        config::AccessAction::Check => {
+            let Some(access) = access else {
+                return Err(anyhow::Error::new(config::InvalidSetting(
+                    "`access check` needs an access file: --access PATH or MCP_ACCESS".to_owned(),
+                )));
+            };
+            let auth = access.auth.as_ref();
+            writeln!(
+                stdout,
+                "auth: {} API keys, {} users, JWT {}",
+                auth.map_or(0, |auth| auth.api_keys.len()),
+                auth.map_or(0, |auth| auth.users.len()),
+                match auth.and_then(|auth| auth.jwt.as_ref()) {
+                    Some(jwt) => format!("from {}", jwt.issuers.join(", ")),
+                    None => "off".to_owned(),
+                }
+            )?;
+            writeln!(
+                stdout,
+                "authorization: {} rules, default {:?}",
+                access.rules.rules.len(),
+                access.rules.default
+            )?;
+            for limit in &access.limits {
+                writeln!(
+                    stdout,
+                    "limit `{}`: {:?}, {} per {:?}, burst {}",
+                    limit.name, limit.scope, limit.rate, limit.per, limit.burst
+                )?;
+            }
         }
     }
     Ok(())

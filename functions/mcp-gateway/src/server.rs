@@ -20,6 +20,7 @@ use rmcp::{
 };
 
 use crate::{
+    access::Target,
     access_log::RequestRecord,
     progress::Progress,
     registry::{CallContext, Registry},
@@ -51,6 +52,8 @@ pub struct Core {
     pub search_index: crate::tools::Index,
     /// Whether the built-in tools (and the data root's resources and prompt) are offered.
     pub builtin: bool,
+    /// Who may call what, and how often (the access file; open without one).
+    pub policy: crate::access::Policy,
 }
 
 impl Core {
@@ -65,6 +68,7 @@ impl Core {
             #[cfg(feature = "data")]
             search_index,
             builtin: true,
+            policy: crate::access::Policy::default(),
         }
     }
 
@@ -85,6 +89,7 @@ impl Core {
                 search_index: Self::new_index(&limits),
                 storage,
                 builtin: false,
+                policy: crate::access::Policy::default(),
             }
         };
         if let Some(config) = upstreams {
@@ -128,6 +133,16 @@ fn scope(context: &RequestContext<RoleServer>) -> Option<&str> {
 /// Whether the exposed resource URI (or template) `uri` is one of `upstream`'s.
 fn of_upstream(uri: &str, upstream: &str) -> bool {
     crate::upstream::names::parse_resource_uri(uri).is_some_and(|(owner, _)| owner == upstream)
+}
+
+/// Who sent the request (from the HTTP transport's record; anonymous on stdio).
+fn caller_of(context: &RequestContext<RoleServer>) -> crate::caller::Caller {
+    RequestRecord::from_extensions(&context.extensions).map(|record| record.caller()).unwrap_or_default()
+}
+
+/// The protocol error for a call the authorization rules refuse.
+fn denied(denied: &crate::access::Denied) -> McpError {
+    McpError::invalid_params(denied.to_string(), None)
 }
 
 /// The protocol error for a tool name that is not offered.
@@ -282,14 +297,32 @@ impl ServerHandler for Gateway {
         _request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        let definitions = match scope(&context) {
+        let mut definitions = match scope(&context) {
             Some(upstream) => self.core.registry.tools_of(upstream).await,
             None => self.core.registry.definitions().await,
         }
         .map_err(|error| McpError::internal_error(error.to_string(), None))?;
+        let rules = &self.core.policy.rules;
+        let mut cache_scope = CacheScope::Public;
+        if !rules.is_open() {
+            // What a caller sees depends on who they are: private to them.
+            cache_scope = CacheScope::Private;
+            let caller = caller_of(&context);
+            let mut allowed = Vec::with_capacity(definitions.len());
+            for tool in definitions {
+                let exposed = match scope(&context) {
+                    Some(upstream) => self.core.registry.exposed_tool(upstream, &tool.name).await,
+                    None => Some(tool.name.to_string()),
+                };
+                if exposed.is_some_and(|exposed| rules.allows(&caller, Target::Tool(&exposed))) {
+                    allowed.push(tool);
+                }
+            }
+            definitions = allowed;
+        }
         let mut result = ListToolsResult::with_all_items(definitions);
         result.ttl_ms = Some(self.list_ttl_ms(TOOLS_TTL_MS));
-        result.cache_scope = Some(CacheScope::Public);
+        result.cache_scope = Some(cache_scope);
         Ok(result)
     }
 
@@ -353,6 +386,7 @@ impl ServerHandler for Gateway {
             record.set_tool(&name);
         }
         let call_context = call_context(&context, record.as_ref());
+        self.core.policy.rules.check(&call_context.caller, Target::Tool(&request.name)).map_err(|why| denied(&why))?;
         let started = std::time::Instant::now();
         let Some(answer) = self.core.registry.call(request, call_context).await else {
             return Err(unknown_tool(&name));
@@ -391,6 +425,13 @@ impl ServerHandler for Gateway {
                 upstream_resources
             }
             None => self.dataset_resources().await?.into_iter().chain(upstream_resources).collect(),
+        };
+        let rules = &self.core.policy.rules;
+        let resources = if rules.is_open() {
+            resources
+        } else {
+            let caller = caller_of(&context);
+            resources.into_iter().filter(|resource| rules.allows(&caller, Target::Resource(&resource.uri))).collect()
         };
         let mut result = ListResourcesResult::with_all_items(resources);
         result.ttl_ms = Some(self.list_ttl_ms(RESOURCES_TTL_MS));
@@ -441,6 +482,7 @@ impl ServerHandler for Gateway {
         }
         let record = RequestRecord::from_extensions(&context.extensions);
         let call_context = call_context(&context, record.as_ref());
+        self.core.policy.rules.check(&call_context.caller, Target::Resource(&request.uri)).map_err(|why| denied(&why))?;
         if let Some(answer) = self.core.registry.read_resource(&request.uri, call_context.clone()).await {
             return answer.map(|result| {
                 ReadResourceResponse::Complete(
@@ -498,9 +540,27 @@ impl ServerHandler for Gateway {
         }
         .map_err(|error| McpError::internal_error(error.to_string(), None))?;
         let own = (self.core.builtin && scope(&context).is_none()).then(explore_prompt);
-        let mut result = ListPromptsResult::with_all_items(own.into_iter().chain(upstream).collect());
+        let mut prompts: Vec<Prompt> = own.into_iter().chain(upstream).collect();
+        let rules = &self.core.policy.rules;
+        let mut cache_scope = CacheScope::Public;
+        if !rules.is_open() {
+            cache_scope = CacheScope::Private;
+            let caller = caller_of(&context);
+            let mut allowed = Vec::with_capacity(prompts.len());
+            for prompt in prompts {
+                let exposed = match scope(&context) {
+                    Some(upstream) => self.core.registry.exposed_prompt(upstream, &prompt.name).await,
+                    None => Some(prompt.name.clone()),
+                };
+                if exposed.is_some_and(|exposed| rules.allows(&caller, Target::Prompt(&exposed))) {
+                    allowed.push(prompt);
+                }
+            }
+            prompts = allowed;
+        }
+        let mut result = ListPromptsResult::with_all_items(prompts);
         result.ttl_ms = Some(self.list_ttl_ms(TOOLS_TTL_MS));
-        result.cache_scope = Some(CacheScope::Public);
+        result.cache_scope = Some(cache_scope);
         Ok(result)
     }
 
@@ -514,6 +574,7 @@ impl ServerHandler for Gateway {
             let unknown = || McpError::invalid_params(format!("unknown prompt `{}`", request.name), None);
             request.name = exposed.ok_or_else(unknown)?;
         }
+        self.core.policy.rules.check(&caller_of(&context), Target::Prompt(&request.name)).map_err(|why| denied(&why))?;
         if request.name != EXPLORE_PROMPT || !self.core.builtin || scope(&context).is_some() {
             let record = RequestRecord::from_extensions(&context.extensions);
             let call_context = call_context(&context, record.as_ref());

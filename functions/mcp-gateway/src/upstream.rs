@@ -24,42 +24,13 @@ pub mod status;
 
 use std::sync::Arc;
 
-use crate::storage::{ObjectPath, S3Root};
-
 pub use catalogue::Catalogue;
+pub use crate::settings_file::read_text;
 pub use config::{ConfigError, UpstreamsConfig};
-
-/// The largest upstreams file read.
-const MAX_FILE_BYTES: u64 = 1 << 20;
 
 /// Reads and validates the upstreams file at `source`: a local path or `s3://bucket/key`.
 pub async fn load(source: &str) -> Result<UpstreamsConfig, ConfigError> {
     config::parse(source, &read_text(source).await?)
-}
-
-/// The text of a small file (at most 1 MiB): a local path or `s3://bucket/key`.
-pub async fn read_text(source: &str) -> Result<String, ConfigError> {
-    let unreadable = |message: String| ConfigError { source_name: source.to_owned(), line: None, message };
-    let text = if let Some(rest) = source.strip_prefix("s3://") {
-        let (bucket, key) =
-            rest.split_once('/').ok_or_else(|| unreadable("names no object; use s3://bucket/key".into()))?;
-        let (folder, file) = key.rsplit_once('/').unwrap_or(("", key));
-        let root = S3Root::connect(&format!("s3://{bucket}/{folder}")).await.map_err(unreadable)?;
-        let path = ObjectPath::parse(file).map_err(|error| unreadable(error.to_string()))?;
-        let entry = root.stat(&path).await.map_err(|error| unreadable(error.to_string()))?;
-        if entry.size > MAX_FILE_BYTES {
-            return Err(unreadable(format!("is {} bytes; the limit is {MAX_FILE_BYTES}", entry.size)));
-        }
-        let bytes = root.read_range(&path, 0, entry.size).await.map_err(|error| unreadable(error.to_string()))?;
-        String::from_utf8(bytes).map_err(|_| unreadable("is not UTF-8 text".into()))?
-    } else {
-        let metadata = std::fs::metadata(source).map_err(|error| unreadable(format!("cannot be read: {error}")))?;
-        if metadata.len() > MAX_FILE_BYTES {
-            return Err(unreadable(format!("is {} bytes; the limit is {MAX_FILE_BYTES}", metadata.len())));
-        }
-        std::fs::read_to_string(source).map_err(|error| unreadable(format!("cannot be read: {error}")))?
-    };
-    Ok(text)
 }
 
 /// Reloads the upstreams file at `source` while the process runs (`serve`): at once on SIGHUP,

@@ -147,6 +147,6 @@ async fn rest_event_log_fields_carry_the_iam_caller() {
         .collect();
     assert_eq!(access.len(), 1, "one access-log line for the request: {logs:?}");
     let fields = &access[0]["fields"];
-    assert_eq!(fields["caller_arn"], "arn:aws:iam::123456789012:user/alice", "{fields}");
+    assert_eq!(fields["principal"], "arn:aws:iam::123456789012:user/alice", "{fields}");
     assert_eq!(fields["tool"], "file", "{fields}");
 }

@@ -2,12 +2,14 @@
 //!
 //! `/mcp` (and `/mcp/`, and both under an API Gateway stage prefix) is the Streamable HTTP MCP
 //! endpoint, and `/mcp/{upstream}` the endpoint of one upstream alone; `/health` reports
-//! liveness; `/gateway/...` is the management API over the upstreams ([`manage`]), and
+//! liveness; with `[auth]` ([`auth`]), every other route needs credentials and
+//! `/.well-known/oauth-protected-resource` tells MCP clients where to get a token; `/gateway/...` is the management API over the upstreams ([`manage`]), and
 //! `/mcp/{upstream}/tools/list` etc. are REST routes to one upstream ([`rest`]); `/openapi.json`
 //! and `/docs` describe them all ([`openapi`]). [`guard`] answers malformed and hostile requests itself
 //! with the right HTTP status and JSON-RPC code; valid messages go to rmcp's stateless
 //! Streamable HTTP service, which speaks every revision from 2024-11-05 to 2026-07-28.
 
+mod auth;
 mod guard;
 pub mod manage;
 pub mod openapi;
@@ -67,6 +69,9 @@ pub struct HttpSettings {
     pub shutdown: CancellationToken,
     /// Who may change the upstreams through the management API.
     pub management: Management,
+    /// How callers authenticate (`serve` with `[auth]`); `None`: nobody is asked (Lambda, where
+    /// API Gateway's IAM check is the door, and local use).
+    pub auth: Option<Arc<crate::access::authn::Authenticator>>,
 }
 
 impl HttpSettings {
@@ -81,6 +86,7 @@ impl HttpSettings {
             session_key: SessionKey::random()?,
             shutdown: CancellationToken::new(),
             management: Management::Locked,
+            auth: None,
         })
     }
 }
@@ -131,6 +137,8 @@ pub fn router(core: Arc<Core>, settings: HttpSettings) -> Router {
         .merge(manage::routes())
         .merge(rest::routes())
         .merge(openapi::routes())
+        .merge(auth::routes())
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::authenticate))
         .with_state(state)
 }
 

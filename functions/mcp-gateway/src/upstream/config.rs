@@ -8,20 +8,11 @@ use http::{HeaderName, HeaderValue};
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::settings_file::Lines;
+pub use crate::settings_file::{ConfigError, parse_duration};
+
 /// The most characters of an upstream name.
 pub const MAX_NAME_CHARS: usize = 32;
-
-/// A problem with the upstreams file, with where it is.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{source_name}{}: {message}", .line.map(|line| format!(" line {line}")).unwrap_or_default())]
-pub struct ConfigError {
-    /// The file (path or `s3://` URL).
-    pub source_name: String,
-    /// The 1-based line of the problem, when known.
-    pub line: Option<usize>,
-    /// What is wrong and what is allowed.
-    pub message: String,
-}
 
 /// The whole file, validated.
 #[derive(Debug, Clone)]
@@ -770,43 +761,6 @@ fn duration(lines: &Lines<'_>, raw: Option<&Spanned<String>>, default: Duration)
     parse_duration(raw.get_ref()).ok_or_else(|| {
         lines.at(raw, format!("`{}` is not a duration; write e.g. 500ms, 30s or 2m (at most 1h)", raw.get_ref()))
     })
-}
-
-/// `500ms`, `30s`, `2m`, `1h`: a positive duration of at most an hour.
-pub fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit())?;
-    let (number, unit) = text.split_at(split);
-    let number: u64 = number.parse().ok()?;
-    let duration = match unit {
-        "ms" => Duration::from_millis(number),
-        "s" => Duration::from_secs(number),
-        "m" => Duration::from_secs(number.checked_mul(60)?),
-        "h" => Duration::from_secs(number.checked_mul(3600)?),
-        _ => return None,
-    };
-    (!duration.is_zero() && duration <= Duration::from_secs(3600)).then_some(duration)
-}
-
-/// Byte offsets to line numbers in one file.
-struct Lines<'a> {
-    source_name: &'a str,
-    text: &'a str,
-}
-
-impl<'a> Lines<'a> {
-    fn new(source_name: &'a str, text: &'a str) -> Self {
-        Self { source_name, text }
-    }
-
-    fn error(&self, offset: Option<usize>, message: String) -> ConfigError {
-        let line = offset.map(|offset| self.text[..offset.min(self.text.len())].matches('\n').count() + 1);
-        ConfigError { source_name: self.source_name.to_owned(), line, message }
-    }
-
-    fn at<T>(&self, value: &Spanned<T>, message: String) -> ConfigError {
-        self.error(Some(value.span().start), message)
-    }
 }
 
 impl fmt::Display for FailureMode {

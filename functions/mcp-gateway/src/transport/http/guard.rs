@@ -3,7 +3,7 @@
 //!
 //! Checks run in the order a client can fix them: Host/Origin (403), HTTP method (405),
 //! `Accept` (406), `Content-Type` (415), body size (413), JSON (-32700), JSON-RPC shape (-32600),
-//! params (-32602), session (404). Every refusal carries a JSON-RPC error body and is logged
+//! params (-32602), session (404), rate limits (429 with `Retry-After`). Every refusal carries a JSON-RPC error body and is logged
 //! with its reason.
 
 use std::{sync::Arc, time::Instant};
@@ -35,11 +35,24 @@ struct Refusal {
     code: ErrorCode,
     message: String,
     id: Value,
+    /// Seconds for `Retry-After` (a rate limit).
+    retry_after: Option<u64>,
 }
 
 impl Refusal {
     fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), id: Value::Null }
+        Self { status, code, message: message.into(), id: Value::Null, retry_after: None }
+    }
+
+    /// A request a rate limit refused: 429 with `Retry-After`.
+    fn limited(limited: &crate::access::Limited, id: Value) -> Self {
+        Self {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            code: ErrorCode::INVALID_REQUEST,
+            message: limited.to_string(),
+            id,
+            retry_after: Some(limited.retry_after_secs()),
+        }
     }
 
     fn with_id(mut self, id: Value) -> Self {
@@ -49,7 +62,13 @@ impl Refusal {
 
     /// A message the shared JSON-RPC check refused: 400 with its code.
     fn bad_request(rejected: message::Rejected) -> Self {
-        Self { status: StatusCode::BAD_REQUEST, code: rejected.code, message: rejected.message, id: rejected.id }
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            code: rejected.code,
+            message: rejected.message,
+            id: rejected.id,
+            retry_after: None,
+        }
     }
 
     fn into_response(self, record: &RequestRecord) -> Response {
@@ -65,6 +84,9 @@ impl Refusal {
         let mut response = json_response(self.status, body.to_string().into());
         if self.status == StatusCode::METHOD_NOT_ALLOWED {
             response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
+        }
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }
@@ -185,6 +207,9 @@ async fn single(
     });
     if envelope.is_legacy {
         check_session(state, &parts.headers, &envelope)?;
+    }
+    if !envelope.id.is_null() {
+        check_limits(state, &parts, &value, &envelope, record).await?;
     }
     let is_initialize = envelope.method.as_deref() == Some("initialize");
     // Made before the call, so that initialize fails whole when no session id can be made.
@@ -321,6 +346,31 @@ impl Envelope {
             .to_owned();
         Ok(Self { method, id: checked.id, protocol_version, is_legacy })
     }
+}
+
+/// Takes a token from each rate limit that applies to this request (a `tools/call` counts
+/// against the limits of its tool, by exposed name), or refuses it with 429.
+async fn check_limits(
+    state: &AppState,
+    parts: &http::request::Parts,
+    value: &Value,
+    envelope: &Envelope,
+    record: &RequestRecord,
+) -> Result<(), Refusal> {
+    let limits = &state.core.policy.limits;
+    if limits.is_empty() {
+        return Ok(());
+    }
+    let mut tool = None;
+    if envelope.method.as_deref() == Some("tools/call")
+        && let Some(name) = value.pointer("/params/name").and_then(Value::as_str)
+    {
+        tool = Some(match parts.extensions.get::<crate::server::UpstreamScope>() {
+            Some(scope) => state.core.registry.exposed_tool(&scope.0, name).await.unwrap_or_else(|| name.to_owned()),
+            None => name.to_owned(),
+        });
+    }
+    limits.admit(&record.caller(), tool.as_deref()).map_err(|limited| Refusal::limited(&limited, envelope.id.clone()))
 }
 
 /// Legacy requests that carry a session id must carry one we issued.
@@ -530,13 +580,21 @@ fn accepted() -> Response {
     response
 }
 
-/// Adds who is calling to the record: the TCP peer in `serve` ([`super::PeerAddr`]); on Lambda,
-/// API Gateway's request id, IAM caller and source address.
+/// Adds who is calling to the record: in `serve` the TCP peer ([`super::PeerAddr`]) and the
+/// principal `[auth]` verified; on Lambda, API Gateway's request id, IAM caller and source
+/// address.
 pub(super) fn record_identity(request: &Request, record: &RequestRecord) {
     use lambda_http::request::RequestContext;
     if let Some(super::PeerAddr(peer)) = request.extensions().get::<super::PeerAddr>() {
         let ip = peer.ip();
         record.update(|fields| fields.client_ip = Some(ip));
+    }
+    if let Some(identity) = request.extensions().get::<crate::access::authn::Identity>() {
+        record.update(|fields| {
+            fields.principal = Some(identity.principal.clone());
+            fields.auth = Some(identity.kind.as_str());
+            fields.claims.clone_from(&identity.claims);
+        });
     }
     let Some(context) = request.extensions().get::<RequestContext>() else {
         return;
@@ -562,7 +620,10 @@ pub(super) fn record_identity(request: &Request, record: &RequestRecord) {
         request.extensions().get::<lambda_http::Context>().map(|context| context.request_id.clone());
     record.update(|fields| {
         fields.request_id = lambda_request_id.or(request_id);
-        fields.caller_arn = caller;
+        if let Some(caller) = caller {
+            fields.principal = Some(caller.into());
+            fields.auth = Some(crate::access::authn::AuthKind::Iam.as_str());
+        }
         fields.client_ip = fields.client_ip.or(client_ip);
     });
 }

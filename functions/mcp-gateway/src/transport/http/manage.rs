@@ -3,7 +3,7 @@
 //! `DELETE /gateway/deregister/{upstream}[/{instance}]` (`serve` only, with the admin token).
 //!
 //! **Invariant:** a change is refused unless the request carries the admin token
-//! (`Authorization: Bearer`, compared in constant time); without a configured token every change
+//! (`X-Admin-Token`, or `Authorization: Bearer`; compared in constant time); without a configured token every change
 //! is refused, and on Lambda every change is refused with what to do instead. Every route checks
 //! `Host` and `Origin` like `/mcp`.
 
@@ -28,6 +28,9 @@ use crate::upstream::{
     pool::InstanceReport,
     registration::{self, ChangeError, Registration},
 };
+
+/// The header that may carry the admin token (when `Authorization` carries the caller's own).
+const ADMIN_TOKEN_HEADER: &str = "x-admin-token";
 
 /// The largest `POST /gateway/register` body.
 const MAX_REGISTRATION_BYTES: usize = 64 * 1024;
@@ -90,16 +93,24 @@ impl Management {
             }
             Self::Token(expected) => expected,
         };
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .unwrap_or_default();
+        // `X-Admin-Token` when `Authorization` carries the caller's own credential (`[auth]`).
+        let given = match headers.get(ADMIN_TOKEN_HEADER) {
+            Some(value) => value.to_str().unwrap_or_default(),
+            None => headers
+                .get(header::AUTHORIZATION)
+                .and_then(|value| value.to_str().ok())
+                .and_then(|value| value.strip_prefix("Bearer "))
+                .unwrap_or_default(),
+        };
         let given: [u8; 32] = Sha256::digest(given.as_bytes()).into();
         if bool::from(given.ct_eq(expected)) {
             Ok(())
         } else {
-            Err((StatusCode::UNAUTHORIZED, "a change needs `Authorization: Bearer <MCP_ADMIN_TOKEN>`".to_owned()))
+            Err((
+                StatusCode::UNAUTHORIZED,
+                "a change needs `Authorization: Bearer <MCP_ADMIN_TOKEN>` (or `X-Admin-Token: <MCP_ADMIN_TOKEN>`)"
+                    .to_owned(),
+            ))
         }
     }
 }
@@ -411,5 +422,33 @@ fn respond(
         Err(problem @ ChangeError::NotFound(_)) => Err(error(StatusCode::NOT_FOUND, problem.to_string())),
         Err(problem @ ChangeError::Invalid(_)) => Err(error(StatusCode::UNPROCESSABLE_ENTITY, problem.to_string())),
         Err(problem @ ChangeError::Refused(_)) => Err(error(StatusCode::CONFLICT, problem.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http::HeaderValue;
+
+    use super::*;
+
+    #[test]
+    fn the_admin_token_comes_as_a_bearer_token_or_in_its_own_header() {
+        let management = Management::token("admin-token-0123456789").unwrap_or_else(|error| panic!("{error}"));
+        let headers = |name: &'static str, value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(name, HeaderValue::from_str(value).unwrap_or_else(|error| panic!("{error}")));
+            headers
+        };
+        assert!(management.allows(&headers("authorization", "Bearer admin-token-0123456789")).is_ok());
+        // With `[auth]`, `Authorization` carries the caller's own credential.
+        let both = {
+            let mut both = headers("x-admin-token", "admin-token-0123456789");
+            both.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer some-api-key"));
+            both
+        };
+        assert!(management.allows(&both).is_ok());
+        let wrong = management.allows(&headers("x-admin-token", "admin-token-012345678")).err();
+        assert_eq!(wrong.map(|(status, _)| status), Some(StatusCode::UNAUTHORIZED));
+        assert!(Management::Locked.allows(&both).is_err());
     }
 }

@@ -23,6 +23,7 @@ use super::{
     manage::{Refusal, json_body},
 };
 use crate::{
+    access::Target,
     access_log::RequestRecord,
     progress::Progress,
     registry::CallContext,
@@ -145,7 +146,20 @@ async fn tools_list(
         Err(refused) => return *refused,
     };
     let listed = state.core.registry.tools_of(&call.upstream).await;
-    let outcome = listed.map(|tools| Json(serde_json::json!({ "tools": tools })).into_response()).map_err(internal);
+    let outcome = match listed {
+        Ok(tools) => {
+            let (rules, caller) = (&state.core.policy.rules, call.record.caller());
+            let mut allowed = Vec::with_capacity(tools.len());
+            for tool in tools {
+                let exposed = state.core.registry.exposed_tool(&call.upstream, &tool.name).await;
+                if rules.is_open() || exposed.is_some_and(|exposed| rules.allows(&caller, Target::Tool(&exposed))) {
+                    allowed.push(tool);
+                }
+            }
+            Ok(Json(serde_json::json!({ "tools": allowed })).into_response())
+        }
+        Err(error) => Err(internal(error)),
+    };
     call.answer(outcome)
 }
 
@@ -169,6 +183,10 @@ async fn tools_call(
                 format!("upstream `{}` has no tool `{}`; GET tools/list shows them", call.upstream, asked.name),
             ));
         };
+        let caller = call.record.caller();
+        let policy = &state.core.policy;
+        policy.rules.check(&caller, Target::Tool(&exposed)).map_err(|why| Refusal(StatusCode::FORBIDDEN, why.to_string()))?;
+        policy.limits.admit(&caller, Some(&exposed)).map_err(|limited| Refusal(StatusCode::TOO_MANY_REQUESTS, limited.to_string()))?;
         let mut params = CallToolRequestParams::new(exposed);
         params.arguments = asked.arguments;
         match registry.call(params, call.context()).await {
@@ -215,8 +233,10 @@ async fn resources_list(
     let outcome = state.core.registry.resources().await.map_err(internal).map(|(resources, templates)| {
         let own =
             |uri: &str| names::parse_resource_uri(uri).filter(|(owner, _)| *owner == call.upstream).map(|(_, uri)| uri);
+        let (rules, caller) = (&state.core.policy.rules, call.record.caller());
         let resources: Vec<_> = resources
             .into_iter()
+            .filter(|resource| rules.allows(&caller, Target::Resource(&resource.uri)))
             .filter_map(|mut resource| {
                 resource.uri = own(&resource.uri)?;
                 Some(resource)
@@ -247,6 +267,8 @@ async fn resources_read(
         let limit = state.settings.max_body_bytes;
         let asked: ResourceRead = json_body(&state.settings, request, limit, r#"{"uri": URI}"#).await?;
         let exposed = names::resource_uri(&call.upstream, &asked.uri);
+        let rules = &state.core.policy.rules;
+        rules.check(&call.record.caller(), Target::Resource(&exposed)).map_err(|why| Refusal(StatusCode::FORBIDDEN, why.to_string()))?;
         match state.core.registry.read_resource(&exposed, call.context()).await {
             Some(Ok(mut result)) => {
                 for contents in &mut result.contents {

@@ -1,0 +1,379 @@
+"""Who may call what (issue 18): `serve` with `[auth]` (API keys, HTTP Basic, JWTs with keys from
+a JWKS URL), authorization rules per tool and resource, rate limits, and the same rules on Lambda
+with the IAM principal from the event. Real MCP clients (the Python SDK) and plain HTTP."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import httpx2
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+from mcp.client.client import Client
+from mcp.client.streamable_http import streamable_http_client
+
+from conftest import DATA, ROOT, Server, free_port, gateway_bin
+
+ISSUER = "https://issuer.test/"
+AUDIENCE = "mcp-gateway"
+CI_KEY = "ci-key-0123456789abcdef"
+INTERN_KEY = "intern-key-0123456789abcdef"
+PASSWORD = "correct horse battery staple"
+META = {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}
+HEADERS = {"accept": "application/json, text/event-stream", "mcp-protocol-version": "2026-07-28"}
+
+
+def cli(*args: str, stdin: str = "") -> str:
+    done = subprocess.run([gateway_bin(), *args], input=stdin, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+class Issuer:
+    """An OAuth issuer's JWKS endpoint on 127.0.0.1: RSA keys it can rotate, and a count of fetches."""
+
+    def __init__(self) -> None:
+        self.keys: dict[str, rsa.RSAPrivateKey] = {}
+        self.fetches = 0
+        issuer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                issuer.fetches += 1
+                body = json.dumps(issuer.jwks()).encode()
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.http.server_address[1]}/jwks.json"
+        threading.Thread(target=self.http.serve_forever, daemon=True).start()
+        self.add_key("k1")
+
+    def add_key(self, kid: str) -> None:
+        self.keys[kid] = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+    def jwks(self) -> dict:
+        keys = []
+        for kid, key in self.keys.items():
+            jwk = jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key(), as_dict=True)
+            keys.append({**jwk, "kid": kid, "alg": "RS256", "use": "sig"})
+        return {"keys": keys}
+
+    def token(self, sub: str = "alice@example.com", kid: str = "k1", key: rsa.RSAPrivateKey | None = None,
+              **claims) -> str:
+        now = int(time.time())
+        body = {"iss": ISSUER, "aud": AUDIENCE, "sub": sub, "iat": now, "exp": now + 300, **claims}
+        body = {name: value for name, value in body.items() if value is not None}
+        return jwt.encode(body, key or self.keys[kid], algorithm="RS256", headers={"kid": kid})
+
+    def close(self) -> None:
+        self.http.shutdown()
+
+
+def access_file(tmp: Path, issuer: Issuer, extra: str = "") -> Path:
+    password_hash = cli("access", "hash-password", stdin=PASSWORD + "\n")
+    path = tmp / "access.toml"
+    path.write_text(f"""
+[auth]
+[[auth.api_key]]
+name = "ci"
+sha256 = "{cli("access", "hash-key", stdin=CI_KEY)}"
+[[auth.api_key]]
+name = "intern"
+sha256 = "{cli("access", "hash-key", stdin=INTERN_KEY)}"
+[[auth.basic]]
+user = "alice"
+password_hash = "{password_hash}"
+[auth.jwt]
+issuer = "{ISSUER}"
+audience = "{AUDIENCE}"
+jwks_url = "{issuer.url}"
+scopes = ["mcp:tools"]
+
+[authorization]
+default = "allow"
+[[authorization.rule]]
+effect = "deny"
+principals = ["key:intern"]
+tools = ["file_write"]
+resources = ["gateway://data/sales/*"]
+[[authorization.rule]]
+effect = "deny"
+claims = {{ groups = "contractors" }}
+tools = ["file*"]
+{extra}""")
+    return path
+
+
+@pytest.fixture(scope="module")
+def issuer():
+    issuer = Issuer()
+    yield issuer
+    issuer.close()
+
+
+@pytest.fixture(scope="module")
+def gateway(issuer, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("access")
+    server = Server(tmp, "--access", str(access_file(tmp, issuer)), "--allow-write")
+    yield server
+    server.stop()
+
+
+def client(url: str, headers: dict[str, str], mode: str = "2026-07-28") -> Client:
+    return Client(streamable_http_client(url, http_client=httpx2.AsyncClient(headers=headers, timeout=30)), mode=mode)
+
+
+def basic(user: str, password: str) -> dict[str, str]:
+    return {"authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+def post(url: str, headers: dict[str, str], method: str = "tools/list", params: dict | None = None) -> httpx.Response:
+    body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": {**(params or {}), "_meta": META}}
+    extra = {"mcp-method": method, **({"mcp-name": params["name"]} if params and "name" in params else {})}
+    return httpx.post(url, json=body, headers={**HEADERS, **extra, **headers}, timeout=30)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("mode", ["2026-07-28", "legacy"])
+async def test_each_kind_of_credential_reaches_the_tools_and_names_its_principal_in_the_log(gateway, issuer, mode):
+    credentials = {
+        "key:ci": {"x-api-key": CI_KEY},
+        "key:ci (bearer)": {"authorization": f"Bearer {CI_KEY}"},
+        "user:alice": basic("alice", PASSWORD),
+        "alice@example.com": {"authorization": f"Bearer {issuer.token()}"},
+    }
+    for principal, headers in credentials.items():
+        async with client(gateway.url, headers, mode) as session:
+            names = {tool.name for tool in (await session.list_tools()).tools}
+            assert {"file", "file_write"} <= names, (principal, names)
+            read = await session.call_tool("file", {"action": "read", "path": "sales/regions.csv"})
+            assert read.is_error is False, (principal, read.content)
+    calls = [fields for fields in gateway.request_logs() if fields.get("tool") == "file"]
+    seen = {(fields.get("principal"), fields.get("auth")) for fields in calls}
+    assert {("key:ci", "api_key"), ("user:alice", "basic"), ("alice@example.com", "jwt")} <= seen, seen
+
+
+def test_missing_and_bad_credentials_get_401_with_the_challenge_that_says_why(gateway, issuer):
+    other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    now = int(time.time())
+    cases = {
+        "missing": ({}, "this gateway needs credentials"),
+        "unknown API key": ({"x-api-key": "not-a-key-0123456789"}, "unknown API key"),
+        "wrong password": (basic("alice", PASSWORD + "!"), "wrong user name or password"),
+        "unknown user": (basic("mallory", PASSWORD), "wrong user name or password"),
+        "expired": ({"authorization": f"Bearer {issuer.token(exp=now - 3600, iat=now - 7200)}"}, "expired"),
+        "wrong audience": ({"authorization": f"Bearer {issuer.token(aud='another-service')}"}, "another audience"),
+        "wrong issuer": ({"authorization": f"Bearer {issuer.token(iss='https://evil.test/')}"}, "does not trust"),
+        "wrong signature": ({"authorization": f"Bearer {issuer.token(key=other_key)}"}, "signature does not verify"),
+        "no audience": ({"authorization": f"Bearer {issuer.token(aud=None)}"}, "no `aud` claim"),
+        "unsigned": ({"authorization": "Bearer " + jwt.encode({"iss": ISSUER, "aud": AUDIENCE, "sub": "x",
+                                                               "exp": now + 60}, None, algorithm="none")},
+                     "not a JWT"),
+        "shared secret": ({"authorization": "Bearer " + jwt.encode({"iss": ISSUER, "aud": AUDIENCE, "sub": "x",
+                                                                    "exp": now + 60}, "secret" * 8, algorithm="HS256",
+                                                                   headers={"kid": "k1"})},
+                          "tokens signed with HS256 are not accepted"),
+    }
+    for name, (headers, why) in cases.items():
+        response = post(gateway.url, headers)
+        assert response.status_code == 401, (name, response.status_code, response.text)
+        error = response.json()["error"]
+        assert error["code"] == -32600 and why in error["message"], (name, error)
+        challenges = response.headers.get_list("www-authenticate")
+        port = gateway.port
+        bearer = next(challenge for challenge in challenges if challenge.startswith("Bearer "))
+        assert f'resource_metadata="http://127.0.0.1:{port}/.well-known/oauth-protected-resource"' in bearer
+        if headers.get("authorization", "").startswith("Bearer "):
+            assert 'error="invalid_token"' in bearer and "error_description=" in bearer, (name, bearer)
+        assert any(challenge.startswith("Basic realm=") for challenge in challenges), challenges
+
+    # The management API and the REST routes are behind the same door; health and metadata are not.
+    base = f"http://127.0.0.1:{gateway.port}"
+    assert httpx.get(f"{base}/openapi.json").status_code == 401
+    assert httpx.get(f"{base}/openapi.json", headers={"x-api-key": CI_KEY}).status_code == 200
+    assert httpx.get(f"{base}/health").status_code == 200
+    for path in ["/.well-known/oauth-protected-resource", "/.well-known/oauth-protected-resource/mcp"]:
+        metadata = httpx.get(base + path).json()
+        assert metadata["resource"] == f"{base}/mcp" and metadata["authorization_servers"] == [ISSUER], metadata
+        assert metadata["bearer_methods_supported"] == ["header"] and metadata["scopes_supported"] == ["mcp:tools"]
+
+    refused = [fields for fields in gateway.request_logs() if fields.get("status") == 401]
+    assert len(refused) >= len(cases) and all(fields.get("reason") for fields in refused)
+
+
+@pytest.mark.anyio
+async def test_rules_hide_denied_tools_and_refuse_calls_to_them_per_principal_and_claim(gateway, issuer):
+    async with client(gateway.url, {"x-api-key": INTERN_KEY}) as session:
+        names = {tool.name for tool in (await session.list_tools()).tools}
+        assert "file" in names and "file_write" not in names, names
+        with pytest.raises(Exception) as refused:
+            await session.call_tool("file_write", {"action": "delete", "path": "nothing.txt"})
+        assert "tool `file_write` is not allowed for `key:intern`: denied by rule 1" in str(refused.value)
+        resources = {resource.uri for resource in (await session.list_resources()).resources}
+        assert resources and not any(uri.startswith("gateway://data/sales/") for uri in resources), resources
+        with pytest.raises(Exception) as refused:
+            await session.read_resource("gateway://data/sales/regions.csv")
+        assert "is not allowed for `key:intern`" in str(refused.value)
+    async with client(gateway.url, {"x-api-key": CI_KEY}) as session:
+        resources = {resource.uri for resource in (await session.list_resources()).resources}
+        assert any(uri.startswith("gateway://data/sales/") for uri in resources), resources
+
+    contractor = issuer.token(sub="carol@example.com", groups=["staff", "contractors"])
+    async with client(gateway.url, {"authorization": f"Bearer {contractor}"}) as session:
+        names = {tool.name for tool in (await session.list_tools()).tools}
+        assert not {"file", "file_write"} & names and names, names
+        with pytest.raises(Exception) as refused:
+            await session.call_tool("file", {"action": "list", "path": ""})
+        assert "`carol@example.com`: denied by rule 2" in str(refused.value)
+    staff = issuer.token(sub="dave@example.com", groups=["staff"])
+    async with client(gateway.url, {"authorization": f"Bearer {staff}"}) as session:
+        assert (await session.call_tool("file", {"action": "list", "path": ""})).is_error is False
+
+
+def test_rate_limits_answer_429_with_retry_after_per_principal_and_tool(issuer, tmp_path):
+    limits = """
+[[limit]]
+name = "file-per-caller"
+scope = "principal"
+tools = ["file"]
+rate = 3
+per = "1h"
+[[limit]]
+name = "everything"
+scope = "global"
+rate = 12
+per = "1h"
+"""
+    server = Server(tmp_path, "--access", str(access_file(tmp_path, issuer, limits)))
+    try:
+        call = {"name": "file", "arguments": {"action": "list", "path": ""}}
+        for _ in range(3):
+            assert post(server.url, {"x-api-key": CI_KEY}, "tools/call", call).status_code == 200
+        limited = post(server.url, {"x-api-key": CI_KEY}, "tools/call", call)
+        assert limited.status_code == 429, limited.text
+        # 3 per hour: the next token comes 20 minutes after the bucket was full.
+        assert 1190 <= int(limited.headers["retry-after"]) <= 1200, limited.headers
+        error = limited.json()["error"]
+        assert error["code"] == -32600 and "rate limit `file-per-caller` exceeded (3 per 3600s)" in error["message"]
+        # Another caller has a bucket of its own; other methods do not count against `file`.
+        assert post(server.url, {"x-api-key": INTERN_KEY}, "tools/call", call).status_code == 200
+        assert post(server.url, {"x-api-key": CI_KEY}).status_code == 200
+        # The global limit: 12 requests in all (3 + 1 refused, which took nothing, + 1 + 1 so far).
+        answers = [post(server.url, {"x-api-key": INTERN_KEY}).status_code for _ in range(8)]
+        assert answers == [200] * 7 + [429], answers
+        logged = [fields for fields in server.request_logs() if fields.get("status") == 429]
+        assert len(logged) == 2 and {fields["principal"] for fields in logged} == {"key:ci", "key:intern"}
+    finally:
+        server.stop()
+
+
+def test_serve_will_not_listen_beyond_loopback_without_auth(tmp_path):
+    port = free_port()
+    done = subprocess.run([gateway_bin(), "--data-root", str(DATA), "serve", "--addr", f"0.0.0.0:{port}"],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2, done
+    assert "not a loopback address, with no authentication" in done.stderr and "--insecure-no-auth" in done.stderr
+    server = subprocess.Popen([gateway_bin(), "--data-root", str(DATA), "serve", "--addr", f"0.0.0.0:{port}",
+                               "--insecure-no-auth"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                assert httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200
+                break
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        else:
+            pytest.fail("serve --insecure-no-auth did not start")
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_the_access_file_is_checked_whole_and_mistakes_name_their_line(tmp_path, issuer):
+    good = access_file(tmp_path, issuer)
+    assert "auth: 2 API keys, 1 users, JWT from https://issuer.test/" in cli("--access", str(good), "access", "check")
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[limit]]\nscope = "principal"\nrate = 0\n')
+    for args in (["access", "check"], ["serve"]):
+        done = subprocess.run([gateway_bin(), "--access", str(bad), *args], capture_output=True, text=True, timeout=30)
+        assert done.returncode == 2 and f"{bad} line 3: `rate` must be 1 to" in done.stderr, done
+
+
+def test_rules_apply_to_the_iam_principal_on_lambda(tmp_path):
+    """On Lambda API Gateway's IAM check authenticates; the rules judge the ARN from the event."""
+    from lambda_runtime import LambdaFunction
+    access = tmp_path / "access.toml"
+    access.write_text("""
+[authorization]
+[[authorization.rule]]
+effect = "deny"
+principals = ["arn:aws:iam::123456789012:role/analyst-*"]
+tools = ["file"]
+""")
+    template = json.loads((ROOT / "events" / "rest-v1" / "tools-call-file.json").read_text())
+    function = LambdaFunction(gateway_bin(), tmp_path, str(DATA), MCP_ACCESS=str(access))
+    try:
+        def invoke(arn: str, method: str) -> dict:
+            event = json.loads(json.dumps(template))
+            event["requestContext"]["identity"]["userArn"] = arn
+            body = json.loads(event["body"])
+            if method == "tools/list":
+                body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": META}}
+                for headers in (event["headers"], event["multiValueHeaders"]):
+                    headers.pop("mcp-name", None)
+                    headers["mcp-method"] = ["tools/list"] if isinstance(headers["mcp-method"], list) else "tools/list"
+            event["body"] = json.dumps(body)
+            kind, answer = function.invoke(event)
+            assert kind == "response", (kind, answer)
+            return json.loads(answer["body"])
+
+        analyst, admin = "arn:aws:iam::123456789012:role/analyst-eu", "arn:aws:iam::123456789012:role/admin"
+        assert "file" not in {tool["name"] for tool in invoke(analyst, "tools/list")["result"]["tools"]}
+        assert "file" in {tool["name"] for tool in invoke(admin, "tools/list")["result"]["tools"]}
+        refused = invoke(analyst, "tools/call")
+        assert f"tool `file` is not allowed for `{analyst}`: denied by rule 1" in refused["error"]["message"], refused
+        assert invoke(admin, "tools/call")["result"]["isError"] is False
+    finally:
+        function.stop()
+
+
+def test_a_rotated_signing_key_is_fetched_on_first_sight_and_a_retired_one_refused(gateway, issuer):
+    """Last of the module's JWT tests: it retires the key the others sign with."""
+    assert post(gateway.url, {"authorization": f"Bearer {issuer.token()}"}).status_code == 200
+    time.sleep(5.2)  # the gateway fetches the key set at most once per 5 s
+    before = issuer.fetches
+    issuer.add_key("k2")
+    rotated = issuer.token(kid="k2", sub="bob@example.com")
+    assert post(gateway.url, {"authorization": f"Bearer {rotated}"}).status_code == 200
+    assert issuer.fetches == before + 1, "an unknown kid fetches the key set once"
+    made_up = [post(gateway.url, {"authorization": f"Bearer {issuer.token(kid=f'x{n}', key=issuer.keys['k2'])}"})
+               for n in range(5)]
+    assert all(r.status_code == 401 and "which the issuer does not list" in r.text for r in made_up), made_up[0].text
+    assert issuer.fetches == before + 1, "made-up kids within 5 s of a fetch fetch nothing"
+    # The issuer retires k1: cached keys serve until the next fetch (an unknown kid, or 10 minutes).
+    retired = issuer.token()  # signed by k1
+    del issuer.keys["k1"]
+    assert post(gateway.url, {"authorization": f"Bearer {retired}"}).status_code == 200
+    time.sleep(5.2)
+    newer = post(gateway.url, {"authorization": f"Bearer {issuer.token(kid='k3', key=issuer.keys['k2'])}"})
+    assert newer.status_code == 401 and issuer.fetches == before + 2, newer.text[:300]
+    refused = post(gateway.url, {"authorization": f"Bearer {retired}"})
+    assert refused.status_code == 401, refused.text[:300]
+    assert "names key `k1`, which the issuer does not list" in refused.text, refused.text[:300]
+    assert post(gateway.url, {"authorization": f"Bearer {rotated}"}).status_code == 200
