@@ -377,3 +377,60 @@ def test_a_rotated_signing_key_is_fetched_on_first_sight_and_a_retired_one_refus
     assert refused.status_code == 401, refused.text[:300]
     assert "names key `k1`, which the issuer does not list" in refused.text, refused.text[:300]
     assert post(gateway.url, {"authorization": f"Bearer {rotated}"}).status_code == 200
+
+
+def test_metrics_count_requests_refusals_and_limits_in_prometheus_text(issuer, tmp_path):
+    from prometheus_client.parser import text_string_to_metric_families
+    limits = '[[limit]]\nname = "tiny"\nscope = "principal"\nrate = 2\nper = "1h"\n'
+    server = Server(tmp_path, "--access", str(access_file(tmp_path, issuer, limits)))
+    try:
+        base = f"http://127.0.0.1:{server.port}"
+        assert httpx.get(f"{base}/live").status_code == 200
+        ready = httpx.get(f"{base}/ready")
+        assert ready.status_code == 200 and ready.json()["status"] == "ready" and ready.json()["tools"] >= 1
+        assert httpx.get(f"{base}/metrics").status_code == 401, "metrics are behind the door"
+        call = {"name": "file", "arguments": {"action": "list", "path": ""}}
+        assert post(server.url, {"x-api-key": CI_KEY}, "tools/call", call).status_code == 200
+        assert post(server.url, {"x-api-key": CI_KEY}).status_code == 200
+        assert post(server.url, {"x-api-key": CI_KEY}).status_code == 429
+        assert post(server.url, {"x-api-key": "wrong-key-0123456789"}).status_code == 401
+        scraped = httpx.get(f"{base}/metrics", headers={"x-api-key": INTERN_KEY})
+        assert scraped.status_code == 200 and scraped.headers["content-type"].startswith("text/plain; version=0.0.4")
+        families = {family.name: family for family in text_string_to_metric_families(scraped.text)}
+
+        def value(family: str, sample: str, **labels) -> float:
+            found = [s.value for s in families[family].samples if s.name == sample
+                     and all(s.labels.get(k) == v for k, v in labels.items())]
+            assert len(found) == 1, (family, sample, labels, families[family].samples)
+            return found[0]
+
+        assert value("mcp_gateway_requests", "mcp_gateway_requests_total",
+                     method="tools/call", tool="file", status="200", outcome="ok") == 1
+        assert value("mcp_gateway_requests", "mcp_gateway_requests_total",
+                     method="tools/list", status="429", outcome="error") == 1
+        assert value("mcp_gateway_request_duration_seconds", "mcp_gateway_request_duration_seconds_count",
+                     method="tools/call", tool="file") == 1
+        assert value("mcp_gateway_rate_limited", "mcp_gateway_rate_limited_total", limit="tiny") == 1
+        assert value("mcp_gateway_auth_refused", "mcp_gateway_auth_refused_total") >= 2
+        assert value("mcp_gateway_requests_in_flight", "mcp_gateway_requests_in_flight") == 0
+    finally:
+        server.stop()
+
+
+def test_lambda_writes_an_embedded_metric_format_line_per_request(tmp_path):
+    from lambda_runtime import LambdaFunction
+    template = json.loads((ROOT / "events" / "rest-v1" / "tools-call-file.json").read_text())
+    function = LambdaFunction(gateway_bin(), tmp_path, str(DATA))
+    try:
+        for _ in range(2):
+            kind, answer = function.invoke(template)
+            assert kind == "response" and answer["statusCode"] == 200, answer
+        emf = [line for line in function.log_lines() if "_aws" in line]
+        assert len(emf) == 2, emf
+        directive = emf[0]["_aws"]["CloudWatchMetrics"][0]
+        assert directive["Namespace"] == "mcp-gateway" and ["method", "tool"] in directive["Dimensions"]
+        assert {metric["Name"] for metric in directive["Metrics"]} >= {"Requests", "Errors", "Latency"}
+        assert emf[0]["method"] == "tools/call" and emf[0]["tool"] == "file" and emf[0]["Requests"] == 1
+        assert emf[0]["Errors"] == 0 and emf[0]["Latency"] > 0
+    finally:
+        function.stop()

@@ -1,6 +1,8 @@
 //! AWS SigV4 for MCP over HTTP, shared by `mcp-sigv4-proxy`, `mcp-compare` and the gateway's
 //! upstream client: where an endpoint is and what to sign it for (`endpoint`), the AWS credential
-//! chain with caching and role assumption (`credentials`), and signing one request (`sign`).
+//! chain with caching and role assumption (`credentials`), signing one request (`sign`), and the
+//! presigned STS `GetCallerIdentity` tokens that carry IAM identity to a gateway without API
+//! Gateway (`sts_token`).
 //!
 //! ```
 //! use mcp_sigv4::endpoint::Endpoint;
@@ -13,3 +15,4 @@
 pub mod credentials;
 pub mod endpoint;
 pub mod sign;
+pub mod sts_token;

@@ -1,4 +1,5 @@
-//! One structured log line per HTTP request (CloudWatch on Lambda, stderr elsewhere).
+//! One structured log line per HTTP request (CloudWatch on Lambda, stderr elsewhere), counted in
+//! the [metrics](crate::metrics) as it is written.
 //!
 //! The transport creates a [`RequestRecord`] per request and puts it in the request's extensions;
 //! the MCP handler adds what only it knows (the tool and whether it failed); the transport writes
@@ -18,6 +19,8 @@ pub struct RequestRecord {
     started: Instant,
     deadline: Option<Instant>,
     fields: Arc<Mutex<Fields>>,
+    /// Counts the request as under way in the metrics until the last clone is dropped.
+    _in_flight: Arc<crate::metrics::InFlight>,
 }
 
 /// The fields of the log line.
@@ -60,7 +63,12 @@ impl RequestRecord {
     /// Starts the record of a request.
     pub fn start(http_method: &str) -> Self {
         let fields = Fields { http_method: http_method.to_owned(), ..Fields::default() };
-        Self { started: Instant::now(), deadline: None, fields: Arc::new(Mutex::new(fields)) }
+        Self {
+            started: Instant::now(),
+            deadline: None,
+            fields: Arc::new(Mutex::new(fields)),
+            _in_flight: Arc::new(crate::metrics::global().start()),
+        }
     }
 
     /// The record of one message of a JSON-RPC batch carried by this request: its own fields and
@@ -77,7 +85,12 @@ impl RequestRecord {
             batch: true,
             ..Fields::default()
         };
-        Self { started: Instant::now(), deadline: self.deadline, fields: Arc::new(Mutex::new(fields)) }
+        Self {
+            started: Instant::now(),
+            deadline: self.deadline,
+            fields: Arc::new(Mutex::new(fields)),
+            _in_flight: Arc::new(crate::metrics::global().start()),
+        }
     }
 
     /// Sets when the request must be answered by (on Lambda: the invocation's deadline).
@@ -136,8 +149,16 @@ impl RequestRecord {
     /// Writes the log line.
     pub fn emit(&self) {
         let fields = self.fields();
-        let latency_ms = self.started.elapsed().as_secs_f64() * 1000.0;
+        let latency = self.started.elapsed();
+        let latency_ms = latency.as_secs_f64() * 1000.0;
         let outcome = outcome(&fields);
+        crate::metrics::record(&crate::metrics::Observation {
+            method: fields.method.as_deref(),
+            tool: fields.tool.as_deref(),
+            status: fields.status,
+            outcome,
+            latency,
+        });
         tracing::info!(
             target: "mcp_gateway::request",
             http_method = %fields.http_method,

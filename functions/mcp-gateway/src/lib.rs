@@ -24,6 +24,7 @@ pub mod config;
 #[cfg(feature = "data")]
 pub mod datasets;
 pub mod heap_limit;
+pub mod metrics;
 pub mod progress;
 pub mod registry;
 #[cfg(feature = "data")]

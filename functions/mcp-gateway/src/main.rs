@@ -157,6 +157,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 );
             }
             preload_index(&core);
+            mcp_gateway::metrics::enable_emf();
             let mut settings = args.http.settings(transport::http::AllowedHosts::Any)?;
             settings.management = transport::http::Management::ReadOnly;
             let router = transport::http::router(core, settings);

@@ -134,12 +134,73 @@ pub fn router(core: Arc<Core>, settings: HttpSettings) -> Router {
         .route("/{stage}/mcp/{upstream}", axum::routing::any(guard::upstream_endpoint))
         .route("/health", get(health))
         .route("/{stage}/health", get(health))
+        .route("/live", get(health))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
         .merge(manage::routes())
         .merge(rest::routes())
         .merge(openapi::routes())
         .merge(auth::routes())
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::authenticate))
         .with_state(state)
+}
+
+/// Ready when the tool list answers (the catalogue of upstreams loaded, the built-in tools there),
+/// within 2 s; 503 otherwise.
+async fn ready(State(state): State<Arc<AppState>>) -> axum::response::Response {
+    let listed = tokio::time::timeout(std::time::Duration::from_secs(2), state.core.registry.definitions()).await;
+    let (status, body) = match listed {
+        Ok(Ok(tools)) => (http::StatusCode::OK, serde_json::json!({"status": "ready", "tools": tools.len()})),
+        Ok(Err(error)) => (
+            http::StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({"status": "not ready", "reason": error.to_string()}),
+        ),
+        Err(_) => (
+            http::StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({"status": "not ready", "reason": "the tool list did not answer within 2 s"}),
+        ),
+    };
+    (status, Json(body)).into_response()
+}
+
+/// Prometheus text: the request metrics of this process and each upstream instance's numbers.
+async fn metrics(State(state): State<Arc<AppState>>) -> axum::response::Response {
+    use std::fmt::Write as _;
+    let mut upstreams = String::new();
+    if let Some(catalogue) = state.core.registry.upstreams() {
+        let families = [
+            ("mcp_gateway_upstream_requests_total", "counter", "Calls sent to an upstream instance."),
+            ("mcp_gateway_upstream_errors_total", "counter", "Calls to an upstream instance that failed or timed out."),
+            ("mcp_gateway_upstream_in_flight", "gauge", "Calls to an upstream instance under way."),
+            ("mcp_gateway_upstream_breaker_open", "gauge", "1 when the instance's circuit breaker is open, 0.5 half-open."),
+        ];
+        let fleet = catalogue.upstreams();
+        for (name, kind, help) in families {
+            let _ = writeln!(upstreams, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for upstream in fleet.iter() {
+                for instance in upstream.instances() {
+                    let value = match name {
+                        "mcp_gateway_upstream_requests_total" => instance.requests as f64,
+                        "mcp_gateway_upstream_errors_total" => instance.errors as f64,
+                        "mcp_gateway_upstream_in_flight" => f64::from(instance.in_flight),
+                        _ => match instance.breaker.as_str() {
+                            "open" => 1.0,
+                            "half_open" => 0.5,
+                            _ => 0.0,
+                        },
+                    };
+                    let _ = writeln!(
+                        upstreams,
+                        "{name}{{upstream=\"{}\",instance=\"{}\"}} {value}",
+                        crate::metrics::escape(upstream.name()),
+                        crate::metrics::escape(&instance.id)
+                    );
+                }
+            }
+        }
+    }
+    let text = crate::metrics::global().render(&upstreams);
+    ([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
 }
 
 async fn health(State(_state): State<Arc<AppState>>) -> impl IntoResponse {

@@ -39,13 +39,13 @@ async fn metadata(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Res
     }
 }
 
-/// Routes anyone may call: liveness and where to get a token.
+/// Routes anyone may call: liveness, readiness and where to get a token.
 /// `/health` is open also under an API Gateway stage (`/{stage}/health`), but `/mcp/health` is
 /// the endpoint of an upstream named `health` and `/gateway/health` the management API's.
 fn is_open(path: &str) -> bool {
     let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
     path.starts_with(METADATA_PATH)
-        || matches!(segments.as_slice(), ["", "health"])
+        || matches!(segments.as_slice(), ["", "health" | "live" | "ready"])
         || matches!(segments.as_slice(), ["", stage, "health"] if !matches!(*stage, "mcp" | "gateway"))
 }
 
@@ -86,10 +86,10 @@ pub(super) async fn authenticate(State(state): State<Arc<AppState>>, mut request
             response.headers_mut().append(header::WWW_AUTHENTICATE, challenge);
         }
     }
+    crate::metrics::global().auth_refused();
     record.update(|fields| {
-        fields.method = Some(request.uri().path().to_owned());
         fields.status = status.as_u16();
-        fields.reason = Some(message);
+        fields.reason = Some(format!("{} {}: {message}", request.method(), request.uri().path()));
     });
     record.emit();
     response
@@ -116,10 +116,10 @@ mod tests {
 
     #[test]
     fn only_health_and_metadata_are_open() {
-        for open in ["/health", "/prod/health", "/.well-known/oauth-protected-resource", "/.well-known/oauth-protected-resource/mcp"] {
+        for open in ["/health", "/live", "/ready", "/prod/health", "/.well-known/oauth-protected-resource", "/.well-known/oauth-protected-resource/mcp"] {
             assert!(is_open(open), "{open}");
         }
-        for closed in ["/mcp", "/mcp/health", "/gateway/health", "/a/b/health", "/openapi.json", "/mcp/github/health"] {
+        for closed in ["/mcp", "/metrics", "/mcp/health", "/gateway/health", "/a/b/health", "/openapi.json", "/mcp/github/health"] {
             assert!(!is_open(closed), "{closed}");
         }
     }

@@ -186,7 +186,10 @@ async fn tools_call(
         let caller = call.record.caller();
         let policy = &state.core.policy;
         policy.rules.check(&caller, Target::Tool(&exposed)).map_err(|why| Refusal(StatusCode::FORBIDDEN, why.to_string()))?;
-        policy.limits.admit(&caller, Some(&exposed)).map_err(|limited| Refusal(StatusCode::TOO_MANY_REQUESTS, limited.to_string()))?;
+        policy.limits.admit(&caller, Some(&exposed)).map_err(|limited| {
+            crate::metrics::global().rate_limited(&limited.limit);
+            Refusal(StatusCode::TOO_MANY_REQUESTS, limited.to_string())
+        })?;
         let mut params = CallToolRequestParams::new(exposed);
         params.arguments = asked.arguments;
         match registry.call(params, call.context()).await {
