@@ -42,7 +42,27 @@ pub struct Options {
     pub max_message_bytes: usize,
     /// The largest answer, and the largest single event of an event stream (`--max-answer-bytes`).
     pub max_answer_bytes: u64,
+    /// How requests prove the caller's IAM identity.
+    pub auth: Auth,
 }
+
+/// How requests prove the caller's IAM identity (`--auth`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Auth {
+    /// Each request signed with SigV4 (API Gateway with AWS_IAM, Lambda Function URLs).
+    SigV4,
+    /// A presigned STS `GetCallerIdentity` token as `Authorization: Bearer` (`mcp-gateway serve`
+    /// with `[auth.iam]`), bound to `gateway_id`, presigned for `sts_endpoint`.
+    Sts {
+        /// The gateway the token is for (its `[auth.iam] gateway_id`).
+        gateway_id: String,
+        /// The STS endpoint the token is presigned for (`https://sts.<region>.amazonaws.com/`).
+        sts_endpoint: String,
+    },
+}
+
+/// How long an STS token is reused (it is valid for 15 minutes).
+const STS_TOKEN_REUSE: Duration = Duration::from_secs(600);
 
 /// Session state for the revisions that have `initialize` (before 2026-07-28).
 #[derive(Debug, Default)]
@@ -68,6 +88,8 @@ pub struct Proxy {
     init_gate: tokio::sync::RwLock<()>,
     hints: Mutex<HashMap<String, ToolHints>>,
     out: mpsc::Sender<Out>,
+    /// The STS token in use (`--auth sts`): made when, and with which access key.
+    sts_token: Mutex<Option<(String, std::time::Instant, String)>>,
 }
 
 /// The outcome of sending one message.
@@ -107,6 +129,7 @@ impl Proxy {
             init_gate: tokio::sync::RwLock::new(()),
             hints: Mutex::new(HashMap::new()),
             out,
+            sts_token: Mutex::new(None),
         })
     }
 
@@ -224,8 +247,13 @@ impl Proxy {
     /// One signed POST, up to the response headers.
     async fn attempt(&self, body: &Bytes, headers: HeaderMap) -> Result<reqwest::Response, HttpFailure> {
         let credentials = self.credentials.get().await.map_err(|error| HttpFailure::Credentials(error.message))?;
-        let request = sign::signed_post(&self.endpoint, headers, body.clone(), &credentials)
-            .map_err(|error| HttpFailure::Signing(error.to_string()))?;
+        let request = match &self.options.auth {
+            Auth::SigV4 => sign::signed_post(&self.endpoint, headers, body.clone(), &credentials),
+            Auth::Sts { gateway_id, sts_endpoint } => {
+                self.with_sts_token(headers, body.clone(), &credentials, gateway_id, sts_endpoint).await
+            }
+        }
+        .map_err(|error| HttpFailure::Signing(error.to_string()))?;
         let request = reqwest::Request::try_from(request).map_err(|error| HttpFailure::Signing(error.to_string()))?;
         let response = tokio::time::timeout(self.options.timeout, self.http.execute(request))
             .await
@@ -255,6 +283,47 @@ impl Proxy {
             return Err(HttpFailure::JsonRpc(error));
         }
         Err(HttpFailure::Status { status, body, retry_after })
+    }
+
+    /// An unsigned POST carrying the STS token (made anew every 10 minutes, or when the
+    /// credentials change).
+    async fn with_sts_token(
+        &self,
+        headers: HeaderMap,
+        body: Bytes,
+        credentials: &aws_credential_types::Credentials,
+        gateway_id: &str,
+        sts_endpoint: &str,
+    ) -> Result<http::Request<Bytes>, sign::SignError> {
+        let token = {
+            let mut cached = self.sts_token.lock().await;
+            match cached.as_ref() {
+                Some((token, made, key)) if made.elapsed() < STS_TOKEN_REUSE && key == credentials.access_key_id() => {
+                    token.clone()
+                }
+                _ => {
+                    let token = mcp_sigv4::sts_token::make_token(
+                        credentials,
+                        &self.endpoint.region,
+                        sts_endpoint,
+                        gateway_id,
+                        std::time::SystemTime::now(),
+                    )?;
+                    tracing::debug!(gateway_id, sts_endpoint, "made an STS identity token");
+                    *cached = Some((token.clone(), std::time::Instant::now(), credentials.access_key_id().to_owned()));
+                    token
+                }
+            }
+        };
+        let mut request = http::Request::builder().method("POST").uri(&self.endpoint.url);
+        if let Some(target) = request.headers_mut() {
+            *target = headers;
+        }
+        let mut request = request.body(body).map_err(|error| sign::SignError::Request(error.to_string()))?;
+        let value = HeaderValue::try_from(format!("Bearer {token}"))
+            .map_err(|error| sign::SignError::Request(error.to_string()))?;
+        request.headers_mut().insert(http::header::AUTHORIZATION, value);
+        Ok(request)
     }
 
     /// Reads the answer and writes it to stdout, complete lines only.

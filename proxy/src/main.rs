@@ -10,7 +10,7 @@ use mcp_sigv4_proxy::{
     doctor,
     endpoint::Endpoint,
     filter::ToolFilter,
-    forward::{Options, Proxy},
+    forward::{Auth, Options, Proxy},
     process::{self, Out},
 };
 use mcp_wire::line::{Line, LineReader};
@@ -70,6 +70,19 @@ struct Common {
     /// suffixes). Answers over 256 KiB wait in a temporary file until complete.
     #[arg(long, default_value = "256M", value_parser = parse_answer_bytes, global = true)]
     max_answer_bytes: u64,
+    /// How requests prove the caller's IAM identity: `sigv4` (sign each request: API Gateway with
+    /// AWS_IAM) or `sts` (send a presigned STS GetCallerIdentity token: `mcp-gateway serve` with
+    /// `[auth.iam]`, e.g. on EC2).
+    #[arg(long, env = "MCP_PROXY_AUTH", default_value = "sigv4", value_parser = ["sigv4", "sts"], global = true)]
+    auth: String,
+    /// `--auth sts`: the gateway's id the token is bound to (its `[auth.iam] gateway_id`);
+    /// default: the endpoint's host (and port).
+    #[arg(long, env = "MCP_GATEWAY_ID", global = true)]
+    gateway_id: Option<String>,
+    /// `--auth sts`: the STS endpoint the token is presigned for (default:
+    /// `https://sts.<region>.amazonaws.com/`).
+    #[arg(long, env = "MCP_STS_ENDPOINT", global = true)]
+    sts_endpoint: Option<String>,
     /// Log filter for stderr (`info`, `debug`, ...).
     #[arg(long, env = "MCP_PROXY_LOG", default_value = "warn", global = true)]
     log_level: String,
@@ -133,6 +146,19 @@ async fn run(common: &Common, endpoint: Endpoint, credentials: CredentialSource)
             .context("invalid --allow-tools/--deny-tools glob")?,
         max_message_bytes,
         max_answer_bytes: common.max_answer_bytes,
+        auth: match common.auth.as_str() {
+            "sts" => {
+                let sts_endpoint = match &common.sts_endpoint {
+                    Some(url) => format!("{}/", url.trim_end_matches('/')),
+                    None => mcp_sigv4::sts_token::regional_endpoint(&endpoint.region),
+                };
+                Auth::Sts {
+                    gateway_id: common.gateway_id.clone().unwrap_or_else(|| endpoint.authority()),
+                    sts_endpoint,
+                }
+            }
+            _ => Auth::SigV4,
+        },
     };
     tracing::info!(%endpoint, "forwarding stdio to the endpoint");
     let (out, lines) = mpsc::channel::<Out>(1024);

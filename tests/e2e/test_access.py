@@ -434,3 +434,65 @@ def test_lambda_writes_an_embedded_metric_format_line_per_request(tmp_path):
         assert emf[0]["Errors"] == 0 and emf[0]["Latency"] > 0
     finally:
         function.stop()
+
+
+@pytest.mark.anyio
+async def test_iam_callers_reach_serve_through_the_proxy_with_sts_tokens_bound_to_the_gateway(tmp_path):
+    """`[auth.iam]`: mcp-sigv4-proxy --auth sts sends a presigned GetCallerIdentity URL; the
+    gateway asks STS (the SigV4-verifying stand-in, an implementation independent of ours) who
+    signed it. A token bound to another gateway, or signed with a key STS does not know, fails
+    STS's own signature check."""
+    from mcp import StdioServerParameters
+
+    from aws_standin import ACCESS_KEY, OTHER_KEY, OTHER_SECRET, SECRET, StandIn, aws_env, binary
+    sts = StandIn(tmp_path, "http://127.0.0.1:9/mcp", {
+        ACCESS_KEY: {"secret": SECRET, "user": "alice"}, OTHER_KEY: {"secret": OTHER_SECRET, "user": "bob"}})
+    access = tmp_path / "access.toml"
+    access.write_text(f"""
+[auth.iam]
+gateway_id = "gateway-a"
+accounts = ["123456789012"]
+sts_endpoints = ["{sts.base}"]
+[authorization]
+[[authorization.rule]]
+effect = "deny"
+principals = ["arn:aws:iam::123456789012:user/bob"]
+tools = ["file"]
+""")
+    server = Server(tmp_path, "--access", str(access))
+
+    def proxy(gateway_id: str, key: str = ACCESS_KEY, secret: str = SECRET) -> StdioServerParameters:
+        return StdioServerParameters(
+            command=binary("MCP_PROXY_BIN", "mcp-sigv4-proxy"),
+            args=["--endpoint", server.url, "--region", "us-east-1", "--auth", "sts", "--gateway-id", gateway_id,
+                  "--sts-endpoint", sts.base],
+            env=aws_env(tmp_path, key=key, secret=secret))
+
+    try:
+        before = sts.verified()
+        async with Client(proxy("gateway-a"), mode="2026-07-28") as session:
+            assert "file" in {tool.name for tool in (await session.list_tools()).tools}
+            for _ in range(3):
+                read = await session.call_tool("file", {"action": "read", "path": "sales/regions.csv"})
+                assert read.is_error is False, read.content
+        assert sts.verified() - before == 1, "one STS call for the token, then its cached answer"
+        fields = [f for f in server.request_logs() if f.get("tool") == "file"]
+        assert fields and {(f["principal"], f["auth"]) for f in fields} == {("arn:aws:iam::123456789012:user/alice", "iam")}
+
+        async with Client(proxy("gateway-a", OTHER_KEY, OTHER_SECRET), mode="2026-07-28") as session:
+            assert "file" not in {tool.name for tool in (await session.list_tools()).tools}, "bob's rule holds"
+
+        with pytest.raises(Exception) as replayed:
+            async with Client(proxy("gateway-b"), mode="2026-07-28") as session:
+                await session.list_tools()
+        refused = [f for f in server.request_logs() if f.get("status") == 401]
+        assert refused and "STS refused the token" in refused[-1]["reason"], refused
+        assert "--gateway-id must be `gateway-a`" in refused[-1]["reason"]
+
+        with pytest.raises(Exception):
+            async with Client(proxy("gateway-a", "AKIAUNKNOWNKEY000000", SECRET), mode="2026-07-28") as session:
+                await session.list_tools()
+        assert "STS refused the token" in [f for f in server.request_logs() if f.get("status") == 401][-1]["reason"]
+    finally:
+        server.stop()
+        sts.stop()

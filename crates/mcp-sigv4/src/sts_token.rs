@@ -60,8 +60,11 @@ pub fn make_token(
         .map_err(|error| SignError::Sign(error.to_string()))?;
     let (instructions, _signature) =
         sign(signable, &params).map_err(|error| SignError::Sign(error.to_string()))?.into_parts();
-    let mut request =
-        http::Request::builder().method("GET").uri(&url).body(()).map_err(|error| SignError::Request(error.to_string()))?;
+    let mut request = http::Request::builder()
+        .method("GET")
+        .uri(&url)
+        .body(())
+        .map_err(|error| SignError::Request(error.to_string()))?;
     instructions.apply_to_request_http1x(&mut request);
     let presigned = request.uri().to_string();
     Ok(format!("{TOKEN_PREFIX}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(presigned)))
@@ -117,7 +120,8 @@ pub fn check_token(
             return Err(TokenShapeError(format!("the STS token repeats `{name}`")));
         }
     }
-    let expected = [("Action", "GetCallerIdentity"), ("Version", "2011-06-15"), ("X-Amz-Algorithm", "AWS4-HMAC-SHA256")];
+    let expected =
+        [("Action", "GetCallerIdentity"), ("Version", "2011-06-15"), ("X-Amz-Algorithm", "AWS4-HMAC-SHA256")];
     for (name, value) in expected {
         if seen.get(name) != Some(&value) {
             return Err(TokenShapeError(format!("the STS token must have {name}={value}")));
@@ -139,14 +143,19 @@ pub fn check_token(
     }
     let signed = seen.get("X-Amz-SignedHeaders").copied().unwrap_or_default();
     if !signed.split("%3B").flat_map(|part| part.split(';')).any(|header| header == GATEWAY_ID_HEADER) {
-        return Err(TokenShapeError(format!("the STS token does not sign `{GATEWAY_ID_HEADER}`: it is not bound to a gateway")));
+        return Err(TokenShapeError(format!(
+            "the STS token does not sign `{GATEWAY_ID_HEADER}`: it is not bound to a gateway"
+        )));
     }
     let expires_in = seen
         .get("X-Amz-Expires")
         .and_then(|value| value.parse::<u64>().ok())
         .filter(|seconds| (1..=TOKEN_LIFETIME.as_secs()).contains(seconds))
         .ok_or_else(|| refuse("the STS token must expire within 900 s (X-Amz-Expires)"))?;
-    let signed_at = seen.get("X-Amz-Date").and_then(|date| parse_amz_date(date)).ok_or_else(|| refuse("the STS token has no valid X-Amz-Date"))?;
+    let signed_at = seen
+        .get("X-Amz-Date")
+        .and_then(|date| parse_amz_date(date))
+        .ok_or_else(|| refuse("the STS token has no valid X-Amz-Date"))?;
     if signed_at > now + Duration::from_secs(300) {
         return Err(refuse("the STS token was signed in the future (check the client's clock)"));
     }
@@ -202,20 +211,40 @@ mod tests {
         let late = now + TOKEN_LIFETIME + Duration::from_secs(1);
         assert_eq!(check_token(&token, late, sts).err().map(|error| error.0), Some("the STS token has expired".into()));
         let other = check_token(&token, now, |_| false).err().map(|error| error.0);
-        assert_eq!(other, Some("`https://sts.us-east-1.amazonaws.com` is not an STS endpoint this gateway trusts".into()));
+        assert_eq!(
+            other,
+            Some("`https://sts.us-east-1.amazonaws.com` is not an STS endpoint this gateway trusts".into())
+        );
     }
 
     #[test]
     fn only_a_bound_get_caller_identity_url_passes() {
         let now = SystemTime::now();
-        let encode = |url: &str| format!("{TOKEN_PREFIX}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(url));
+        let encode =
+            |url: &str| format!("{TOKEN_PREFIX}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(url));
         let date = "20261205T124700Z";
         let base = "https://sts.us-east-1.amazonaws.com/?Version=2011-06-15&X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Expires=900";
         let cases = [
-            (format!("{base}&Action=AssumeRole&X-Amz-Date={date}&X-Amz-SignedHeaders=host%3Bx-mcp-gateway-id"), "Action=GetCallerIdentity"),
-            (format!("{base}&Action=GetCallerIdentity&X-Amz-Date={date}&X-Amz-SignedHeaders=host"), "not bound to a gateway"),
-            (format!("{base}&Action=GetCallerIdentity&X-Amz-Date={date}&X-Amz-SignedHeaders=host%3Bx-mcp-gateway-id&RoleArn=x"), "unexpected parameter `RoleArn`"),
-            (format!("{base}&Action=GetCallerIdentity&Action=GetCallerIdentity&X-Amz-Date={date}&X-Amz-SignedHeaders=x-mcp-gateway-id"), "repeats `Action`"),
+            (
+                format!("{base}&Action=AssumeRole&X-Amz-Date={date}&X-Amz-SignedHeaders=host%3Bx-mcp-gateway-id"),
+                "Action=GetCallerIdentity",
+            ),
+            (
+                format!("{base}&Action=GetCallerIdentity&X-Amz-Date={date}&X-Amz-SignedHeaders=host"),
+                "not bound to a gateway",
+            ),
+            (
+                format!(
+                    "{base}&Action=GetCallerIdentity&X-Amz-Date={date}&X-Amz-SignedHeaders=host%3Bx-mcp-gateway-id&RoleArn=x"
+                ),
+                "unexpected parameter `RoleArn`",
+            ),
+            (
+                format!(
+                    "{base}&Action=GetCallerIdentity&Action=GetCallerIdentity&X-Amz-Date={date}&X-Amz-SignedHeaders=x-mcp-gateway-id"
+                ),
+                "repeats `Action`",
+            ),
         ];
         for (url, why) in cases {
             let error = check_token(&encode(&url), now, sts).err().map(|error| error.0).unwrap_or_default();

@@ -197,12 +197,7 @@ fn access_command(access: Option<&access::AccessConfig>, action: config::AccessA
                     None => "off".to_owned(),
                 }
             )?;
-            writeln!(
-                stdout,
-                "authorization: {} rules, default {:?}",
-                access.rules.rules.len(),
-                access.rules.default
-            )?;
+            writeln!(stdout, "authorization: {} rules, default {:?}", access.rules.rules.len(), access.rules.default)?;
             for limit in &access.limits {
                 writeln!(
                     stdout,

@@ -174,7 +174,9 @@ impl Metrics {
             series.sort_by(|a, b| a.0.cmp(&b.0));
             series
         };
-        out.push_str("# HELP mcp_gateway_requests_total Requests answered, by JSON-RPC method, tool, HTTP status and outcome.\n");
+        out.push_str(
+            "# HELP mcp_gateway_requests_total Requests answered, by JSON-RPC method, tool, HTTP status and outcome.\n",
+        );
         out.push_str("# TYPE mcp_gateway_requests_total counter\n");
         for (key, histogram) in &series {
             let _ = writeln!(out, "mcp_gateway_requests_total{{{}}} {}", labels(key), histogram.count);
@@ -186,8 +188,10 @@ impl Metrics {
             let mut cumulative = 0;
             for (bound, count) in BUCKETS.iter().zip(histogram.buckets) {
                 cumulative += count;
-                let _ =
-                    writeln!(out, "mcp_gateway_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {cumulative}");
+                let _ = writeln!(
+                    out,
+                    "mcp_gateway_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {cumulative}"
+                );
             }
             let _ = writeln!(
                 out,
@@ -322,7 +326,10 @@ mod tests {
             serde_json::from_str(&emf_line(&observation, 1_700_000_000_000)).unwrap_or_else(|error| panic!("{error}"));
         let directive = &line["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(directive["Dimensions"], serde_json::json!([["method"], ["method", "tool"]]));
-        assert_eq!((line["Requests"].as_u64(), line["Errors"].as_u64(), line["RateLimited"].as_u64()), (Some(1), Some(1), Some(1)));
+        assert_eq!(
+            (line["Requests"].as_u64(), line["Errors"].as_u64(), line["RateLimited"].as_u64()),
+            (Some(1), Some(1), Some(1))
+        );
         assert_eq!(line["tool"], "file");
         assert!((line["Latency"].as_f64().unwrap_or_default() - 12.0).abs() < 1e-9);
     }

@@ -482,7 +482,11 @@ impl ServerHandler for Gateway {
         }
         let record = RequestRecord::from_extensions(&context.extensions);
         let call_context = call_context(&context, record.as_ref());
-        self.core.policy.rules.check(&call_context.caller, Target::Resource(&request.uri)).map_err(|why| denied(&why))?;
+        self.core
+            .policy
+            .rules
+            .check(&call_context.caller, Target::Resource(&request.uri))
+            .map_err(|why| denied(&why))?;
         if let Some(answer) = self.core.registry.read_resource(&request.uri, call_context.clone()).await {
             return answer.map(|result| {
                 ReadResourceResponse::Complete(
@@ -574,7 +578,11 @@ impl ServerHandler for Gateway {
             let unknown = || McpError::invalid_params(format!("unknown prompt `{}`", request.name), None);
             request.name = exposed.ok_or_else(unknown)?;
         }
-        self.core.policy.rules.check(&caller_of(&context), Target::Prompt(&request.name)).map_err(|why| denied(&why))?;
+        self.core
+            .policy
+            .rules
+            .check(&caller_of(&context), Target::Prompt(&request.name))
+            .map_err(|why| denied(&why))?;
         if request.name != EXPLORE_PROMPT || !self.core.builtin || scope(&context).is_some() {
             let record = RequestRecord::from_extensions(&context.extensions);
             let call_context = call_context(&context, record.as_ref());

@@ -83,4 +83,3 @@ impl<'a> Lines<'a> {
         self.error(Some(value.span().start), message)
     }
 }
-

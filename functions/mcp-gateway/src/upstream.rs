@@ -24,8 +24,8 @@ pub mod status;
 
 use std::sync::Arc;
 
-pub use catalogue::Catalogue;
 pub use crate::settings_file::read_text;
+pub use catalogue::Catalogue;
 pub use config::{ConfigError, UpstreamsConfig};
 
 /// Reads and validates the upstreams file at `source`: a local path or `s3://bucket/key`.

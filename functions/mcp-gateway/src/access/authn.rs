@@ -1,6 +1,6 @@
 //! Authentication in `serve`: who the caller is, from the request's credentials: an API key
-//! (`X-API-Key`, or `Authorization: Bearer` when it is not a JWT), HTTP Basic, or a JWT bearer
-//! token. On Lambda, API Gateway's AWS_IAM check does this and the transport reads the IAM ARN
+//! (`X-API-Key`, or `Authorization: Bearer` when it is not a JWT), HTTP Basic, a JWT bearer
+//! token, or an STS identity token (`aws-sts.…`, AWS IAM through [`super::iam`]). On Lambda, API Gateway's AWS_IAM check does this and the transport reads the IAM ARN
 //! from the event instead.
 //!
 //! **Invariants:** secrets are never kept: API keys as their SHA-256, passwords as Argon2 hashes.
@@ -21,6 +21,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::{
     config::AuthConfig,
+    iam::IamVerifier,
     jwt::{TokenError, Verifier},
 };
 
@@ -36,7 +37,7 @@ pub const API_KEY_HEADER: &str = "x-api-key";
 /// How a caller proved who they are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthKind {
-    /// AWS IAM (API Gateway's SigV4 check on Lambda).
+    /// AWS IAM: API Gateway's SigV4 check on Lambda, an STS identity token in `serve`.
     Iam,
     /// A JWT bearer token.
     Jwt,
@@ -96,6 +97,7 @@ pub struct Authenticator {
     remembered: Mutex<HashMap<[u8; 32], Arc<str>>>,
     password_checks: tokio::sync::Semaphore,
     jwt: Option<Verifier>,
+    iam: Option<IamVerifier>,
 }
 
 impl Authenticator {
@@ -107,6 +109,7 @@ impl Authenticator {
             remembered: Mutex::new(HashMap::new()),
             password_checks: tokio::sync::Semaphore::new(MAX_PASSWORD_CHECKS),
             jwt: config.jwt.map(Verifier::new).transpose()?,
+            iam: config.iam.map(IamVerifier::new).transpose()?,
         })
     }
 
@@ -128,6 +131,17 @@ impl Authenticator {
         let (scheme, credential) = authorization.trim().split_once(' ').unwrap_or((authorization, ""));
         let credential = credential.trim();
         if scheme.eq_ignore_ascii_case("bearer") {
+            if let Some(iam) = &self.iam
+                && credential.starts_with(mcp_sigv4::sts_token::TOKEN_PREFIX)
+            {
+                return match iam.verify(credential).await {
+                    Ok((principal, claims)) => {
+                        Ok(Identity { principal, kind: AuthKind::Iam, claims: Some(Arc::new(claims)) })
+                    }
+                    Err(TokenError::Invalid(message)) => Err(AuthError::Invalid { message, bearer: true }),
+                    Err(TokenError::KeysUnavailable(message)) => Err(AuthError::Unavailable(message)),
+                };
+            }
             match &self.jwt {
                 Some(jwt) if credential.matches('.').count() == 2 => match jwt.verify(credential).await {
                     Ok((principal, claims)) => {
@@ -160,6 +174,9 @@ impl Authenticator {
         }
         if !self.users.is_empty() {
             kinds.push("a user and password as `Authorization: Basic`");
+        }
+        if self.iam.is_some() {
+            kinds.push("AWS IAM credentials through `mcp-sigv4-proxy --auth sts`");
         }
         format!("send {}", kinds.join(", or "))
     }
@@ -229,7 +246,7 @@ impl Authenticator {
         let mut challenges = Vec::new();
         if self.jwt.is_some() {
             challenges.push(format!("Bearer resource_metadata=\"{base}{METADATA_PATH}\"{bearer_error}"));
-        } else if !self.api_keys.is_empty() {
+        } else if !self.api_keys.is_empty() || self.iam.is_some() {
             challenges.push(format!("Bearer realm=\"mcp-gateway\"{bearer_error}"));
         }
         if !self.users.is_empty() {
@@ -281,14 +298,23 @@ mod tests {
     use crate::access::config::parse;
 
     fn authenticator(text: &str) -> Authenticator {
-        Authenticator::new(parse("access.toml", text).unwrap_or_else(|error| panic!("{error:?}")).auth.unwrap_or_else(|| panic!("no [auth]"))).unwrap_or_else(|error| panic!("{error:?}"))
+        Authenticator::new(
+            parse("access.toml", text)
+                .unwrap_or_else(|error| panic!("{error:?}"))
+                .auth
+                .unwrap_or_else(|| panic!("no [auth]")),
+        )
+        .unwrap_or_else(|error| panic!("{error:?}"))
     }
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         pairs
             .iter()
             .map(|(name, value)| {
-                (header::HeaderName::from_bytes(name.as_bytes()).unwrap_or_else(|error| panic!("{error:?}")), HeaderValue::from_str(value).unwrap_or_else(|error| panic!("{error:?}")))
+                (
+                    header::HeaderName::from_bytes(name.as_bytes()).unwrap_or_else(|error| panic!("{error:?}")),
+                    HeaderValue::from_str(value).unwrap_or_else(|error| panic!("{error:?}")),
+                )
             })
             .collect()
     }
@@ -300,11 +326,21 @@ mod tests {
             "[auth]\n[[auth.api_key]]\nname = \"ci\"\nsha256 = \"{}\"\n[[auth.basic]]\nuser = \"alice\"\npassword_hash = \"{password_hash}\"\n",
             hash_key("k-123")
         ));
-        let by_header = authenticator.authenticate(&headers(&[("x-api-key", "k-123")])).await.unwrap_or_else(|error| panic!("{error:?}"));
+        let by_header = authenticator
+            .authenticate(&headers(&[("x-api-key", "k-123")]))
+            .await
+            .unwrap_or_else(|error| panic!("{error:?}"));
         assert_eq!((&*by_header.principal, by_header.kind), ("key:ci", AuthKind::ApiKey));
-        let by_bearer = authenticator.authenticate(&headers(&[("authorization", "Bearer k-123")])).await.unwrap_or_else(|error| panic!("{error:?}"));
+        let by_bearer = authenticator
+            .authenticate(&headers(&[("authorization", "Bearer k-123")]))
+            .await
+            .unwrap_or_else(|error| panic!("{error:?}"));
         assert_eq!(&*by_bearer.principal, "key:ci");
-        let wrong = authenticator.authenticate(&headers(&[("x-api-key", "k-124")])).await.err().unwrap_or_else(|| panic!("accepted"));
+        let wrong = authenticator
+            .authenticate(&headers(&[("x-api-key", "k-124")]))
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("accepted"));
         assert_eq!(wrong.to_string(), "unknown API key");
 
         let basic = |user_password: &str| {
@@ -312,10 +348,14 @@ mod tests {
             headers(&[("authorization", &format!("Basic {encoded}"))])
         };
         for _ in 0..2 {
-            let alice = authenticator.authenticate(&basic("alice:correct horse")).await.unwrap_or_else(|error| panic!("{error:?}"));
+            let alice = authenticator
+                .authenticate(&basic("alice:correct horse"))
+                .await
+                .unwrap_or_else(|error| panic!("{error:?}"));
             assert_eq!((&*alice.principal, alice.kind), ("user:alice", AuthKind::Basic));
         }
-        let wrong = authenticator.authenticate(&basic("alice:correct horsE")).await.err().unwrap_or_else(|| panic!("accepted"));
+        let wrong =
+            authenticator.authenticate(&basic("alice:correct horsE")).await.err().unwrap_or_else(|| panic!("accepted"));
         assert_eq!(wrong.to_string(), "wrong user name or password");
         assert!(authenticator.authenticate(&basic("bob:correct horse")).await.is_err());
 

@@ -35,6 +35,21 @@ pub struct AuthConfig {
     pub users: Vec<(String, String)>,
     /// JWT bearer tokens.
     pub jwt: Option<JwtConfig>,
+    /// AWS IAM through presigned STS `GetCallerIdentity` tokens (`mcp-sigv4-proxy --auth sts`).
+    pub iam: Option<IamConfig>,
+}
+
+/// `[auth.iam]`.
+#[derive(Debug, Clone)]
+pub struct IamConfig {
+    /// The id tokens must be bound to (the proxy's `--gateway-id`, by default its endpoint's
+    /// host and port).
+    pub gateway_id: String,
+    /// The AWS accounts whose callers are accepted; empty: any.
+    pub accounts: Vec<String>,
+    /// STS endpoints trusted besides `https://sts.amazonaws.com` and
+    /// `https://sts.<region>.amazonaws.com` (`scheme://host[:port]`, e.g. a VPC endpoint).
+    pub sts_endpoints: Vec<String>,
 }
 
 /// `[auth.jwt]`.
@@ -161,6 +176,17 @@ struct RawAuth {
     #[serde(default)]
     basic: Vec<Spanned<RawUser>>,
     jwt: Option<Spanned<RawJwt>>,
+    iam: Option<Spanned<RawIam>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIam {
+    gateway_id: Spanned<String>,
+    #[serde(default)]
+    accounts: Vec<Spanned<String>>,
+    #[serde(default)]
+    sts_endpoints: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -321,13 +347,48 @@ fn auth_config(lines: &Lines<'_>, raw: Spanned<RawAuth>) -> Result<AuthConfig, C
         users.push((name, hash));
     }
     let jwt = raw.jwt.map(|jwt| jwt_config(lines, jwt)).transpose()?;
-    if api_keys.is_empty() && users.is_empty() && jwt.is_none() {
+    let iam = raw.iam.map(|iam| iam_config(lines, iam.into_inner())).transpose()?;
+    if api_keys.is_empty() && users.is_empty() && jwt.is_none() && iam.is_none() {
         return Err(lines.error(
             Some(start),
-            "[auth] accepts no credential: add [[auth.api_key]], [[auth.basic]] or [auth.jwt]".to_owned(),
+            "[auth] accepts no credential: add [[auth.api_key]], [[auth.basic]], [auth.jwt] or [auth.iam]".to_owned(),
         ));
     }
-    Ok(AuthConfig { api_keys, users, jwt })
+    Ok(AuthConfig { api_keys, users, jwt, iam })
+}
+
+fn iam_config(lines: &Lines<'_>, raw: RawIam) -> Result<IamConfig, ConfigError> {
+    let gateway_id = raw.gateway_id.get_ref().clone();
+    if gateway_id.is_empty() || gateway_id.len() > 255 || !gateway_id.bytes().all(|byte| byte.is_ascii_graphic()) {
+        return Err(lines.at(
+            &raw.gateway_id,
+            "`gateway_id` must be 1 to 255 visible ASCII characters (e.g. the gateway's host name)".to_owned(),
+        ));
+    }
+    let mut accounts = Vec::new();
+    for account in raw.accounts {
+        if account.get_ref().len() != 12 || !account.get_ref().bytes().all(|byte| byte.is_ascii_digit()) {
+            return Err(lines.at(&account, format!("`{}` is not a 12-digit AWS account id", account.get_ref())));
+        }
+        accounts.push(account.into_inner());
+    }
+    let mut sts_endpoints = Vec::new();
+    for endpoint in raw.sts_endpoints {
+        check_key_url(endpoint.get_ref()).map_err(|message| lines.at(&endpoint, message))?;
+        let uri: http::Uri = endpoint.get_ref().parse().map_err(|_| lines.at(&endpoint, "not a URL".to_owned()))?;
+        match (uri.scheme_str(), uri.authority()) {
+            (Some(scheme), Some(authority)) if matches!(uri.path(), "" | "/") => {
+                sts_endpoints.push(format!("{scheme}://{authority}"));
+            }
+            _ => {
+                return Err(lines.at(
+                    &endpoint,
+                    format!("`{}` must be an endpoint's root, e.g. https://sts.example.com", endpoint.get_ref()),
+                ));
+            }
+        }
+    }
+    Ok(IamConfig { gateway_id, accounts, sts_endpoints })
 }
 
 const NAME_RULE: &str = "1 to 64 characters of a-z, A-Z, 0-9, `.`, `_`, `@` or `-`";
@@ -381,7 +442,9 @@ fn jwt_config(lines: &Lines<'_>, raw: Spanned<RawJwt>) -> Result<JwtConfig, Conf
                 ) {
                     return Err(lines.at(
                         names,
-                        format!("`{name}` is a shared-secret algorithm; use an asymmetric one (RS256, ES256, EdDSA, ...)"),
+                        format!(
+                            "`{name}` is a shared-secret algorithm; use an asymmetric one (RS256, ES256, EdDSA, ...)"
+                        ),
                     ));
                 }
                 algorithms.push(algorithm);
@@ -405,7 +468,9 @@ fn jwt_config(lines: &Lines<'_>, raw: Spanned<RawJwt>) -> Result<JwtConfig, Conf
             KeySource::File(set)
         }
         _ => {
-            return Err(lines.error(Some(start), "[auth.jwt] needs exactly one of `jwks_url` or `jwks_file`".to_owned()));
+            return Err(
+                lines.error(Some(start), "[auth.jwt] needs exactly one of `jwks_url` or `jwks_file`".to_owned())
+            );
         }
     };
     let leeway = match &raw.leeway {
@@ -488,9 +553,8 @@ fn limit_config(lines: &Lines<'_>, number: usize, raw: RawLimit) -> Result<Limit
     let burst = raw.burst.as_ref().map(|burst| count(burst, "burst")).transpose()?.unwrap_or(rate);
     let per = match &raw.per {
         None => Duration::from_secs(1),
-        Some(text) => parse_duration(text.get_ref()).ok_or_else(|| {
-            lines.at(text, format!("`{}` is not a duration (e.g. 1s, 1m or 1h)", text.get_ref()))
-        })?,
+        Some(text) => parse_duration(text.get_ref())
+            .ok_or_else(|| lines.at(text, format!("`{}` is not a duration (e.g. 1s, 1m or 1h)", text.get_ref())))?,
     };
     let scope_name = match raw.scope {
         LimitScope::Global => "global",
@@ -580,9 +644,7 @@ per = "1m"
         assert!(rate.contains("line 3: `rate` must be 1 to"), "{rate}");
         let scope = error("[[limit]]\nscope = \"everyone\"\nrate = 1\n");
         assert!(scope.contains("line 2") && scope.contains("everyone"), "{scope}");
-        let url = error(
-            "[auth.jwt]\nissuer = \"i\"\naudience = \"a\"\njwks_url = \"http://example.com/jwks\"\n",
-        );
+        let url = error("[auth.jwt]\nissuer = \"i\"\naudience = \"a\"\njwks_url = \"http://example.com/jwks\"\n");
         assert!(url.contains("line 4") && url.contains("must be an https:// URL"), "{url}");
         let hs = error(
             "[auth.jwt]\nissuer = \"i\"\naudience = \"a\"\nalgorithms = [\"HS256\"]\njwks_url = \"https://i/jwks\"\n",

@@ -155,7 +155,8 @@ mod tests {
 
     #[test]
     fn a_bucket_lets_its_burst_through_then_refuses_with_the_wait() {
-        let limits = limits("[[limit]]\nname = \"per-caller\"\nscope = \"principal\"\nrate = 1\nper = \"1h\"\nburst = 3\n");
+        let limits =
+            limits("[[limit]]\nname = \"per-caller\"\nscope = \"principal\"\nrate = 1\nper = \"1h\"\nburst = 3\n");
         let alice = principal("alice");
         for _ in 0..3 {
             limits.admit(&alice, None).unwrap_or_else(|error| panic!("{error:?}"));

@@ -112,10 +112,9 @@ fn matches(rule: &RuleConfig, caller: &Caller, target: Target<'_>) -> bool {
         let value = caller.claims.as_ref().and_then(|claims| claims.get(claim));
         match value {
             Some(Value::String(value)) => accepted.iter().any(|accepted| accepted == value),
-            Some(Value::Array(values)) => values
-                .iter()
-                .filter_map(Value::as_str)
-                .any(|value| accepted.iter().any(|accepted| accepted == value)),
+            Some(Value::Array(values)) => {
+                values.iter().filter_map(Value::as_str).any(|value| accepted.iter().any(|accepted| accepted == value))
+            }
             Some(Value::Bool(value)) => accepted.iter().any(|accepted| *accepted == value.to_string()),
             Some(Value::Number(value)) => accepted.iter().any(|accepted| *accepted == value.to_string()),
             _ => false,
@@ -159,7 +158,11 @@ tools = ["file_write", "github__*"]
         let analyst = caller(Some("arn:aws:iam::123456789012:role/analyst-eu"), Value::Null);
         let admin = caller(Some("arn:aws:iam::123456789012:role/admin"), Value::Null);
         assert!(rules.allows(&analyst, Target::Tool("file")));
-        let denied = rules.check(&analyst, Target::Tool("github__search")).err().unwrap_or_else(|| panic!("accepted")).to_string();
+        let denied = rules
+            .check(&analyst, Target::Tool("github__search"))
+            .err()
+            .unwrap_or_else(|| panic!("accepted"))
+            .to_string();
         assert_eq!(
             denied,
             "tool `github__search` is not allowed for `arn:aws:iam::123456789012:role/analyst-eu`: denied by rule 2"
@@ -189,7 +192,8 @@ resources = ["gateway://data/public/*"]
         assert!(rules.allows(&analyst, Target::Resource("gateway://data/public/a.csv")));
         assert!(!rules.allows(&analyst, Target::Resource("gateway://data/private/a.csv")));
         assert!(!rules.allows(&analyst, Target::Tool("file")));
-        let refused = rules.check(&stranger, Target::Tool("db")).err().unwrap_or_else(|| panic!("accepted")).to_string();
+        let refused =
+            rules.check(&stranger, Target::Tool("db")).err().unwrap_or_else(|| panic!("accepted")).to_string();
         assert!(refused.ends_with("no rule allows it and the default is deny"), "{refused}");
         assert!(!rules.allows(&anonymous, Target::Tool("db")));
     }

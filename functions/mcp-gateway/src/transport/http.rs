@@ -172,7 +172,11 @@ async fn metrics(State(state): State<Arc<AppState>>) -> axum::response::Response
             ("mcp_gateway_upstream_requests_total", "counter", "Calls sent to an upstream instance."),
             ("mcp_gateway_upstream_errors_total", "counter", "Calls to an upstream instance that failed or timed out."),
             ("mcp_gateway_upstream_in_flight", "gauge", "Calls to an upstream instance under way."),
-            ("mcp_gateway_upstream_breaker_open", "gauge", "1 when the instance's circuit breaker is open, 0.5 half-open."),
+            (
+                "mcp_gateway_upstream_breaker_open",
+                "gauge",
+                "1 when the instance's circuit breaker is open, 0.5 half-open.",
+            ),
         ];
         let fleet = catalogue.upstreams();
         for (name, kind, help) in families {

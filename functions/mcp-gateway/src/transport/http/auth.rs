@@ -34,8 +34,9 @@ async fn metadata(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Res
     let metadata = state.settings.auth.as_ref().and_then(|auth| auth.resource_metadata(&base_url(&headers)));
     match metadata {
         Some(metadata) => Json(metadata).into_response(),
-        None => (StatusCode::NOT_FOUND, Json(json!({"error": "this gateway does not accept OAuth tokens"})))
-            .into_response(),
+        None => {
+            (StatusCode::NOT_FOUND, Json(json!({"error": "this gateway does not accept OAuth tokens"}))).into_response()
+        }
     }
 }
 
@@ -116,10 +117,19 @@ mod tests {
 
     #[test]
     fn only_health_and_metadata_are_open() {
-        for open in ["/health", "/live", "/ready", "/prod/health", "/.well-known/oauth-protected-resource", "/.well-known/oauth-protected-resource/mcp"] {
+        for open in [
+            "/health",
+            "/live",
+            "/ready",
+            "/prod/health",
+            "/.well-known/oauth-protected-resource",
+            "/.well-known/oauth-protected-resource/mcp",
+        ] {
             assert!(is_open(open), "{open}");
         }
-        for closed in ["/mcp", "/metrics", "/mcp/health", "/gateway/health", "/a/b/health", "/openapi.json", "/mcp/github/health"] {
+        for closed in
+            ["/mcp", "/metrics", "/mcp/health", "/gateway/health", "/a/b/health", "/openapi.json", "/mcp/github/health"]
+        {
             assert!(!is_open(closed), "{closed}");
         }
     }

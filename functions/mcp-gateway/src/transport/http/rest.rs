@@ -185,7 +185,10 @@ async fn tools_call(
         };
         let caller = call.record.caller();
         let policy = &state.core.policy;
-        policy.rules.check(&caller, Target::Tool(&exposed)).map_err(|why| Refusal(StatusCode::FORBIDDEN, why.to_string()))?;
+        policy
+            .rules
+            .check(&caller, Target::Tool(&exposed))
+            .map_err(|why| Refusal(StatusCode::FORBIDDEN, why.to_string()))?;
         policy.limits.admit(&caller, Some(&exposed)).map_err(|limited| {
             crate::metrics::global().rate_limited(&limited.limit);
             Refusal(StatusCode::TOO_MANY_REQUESTS, limited.to_string())
@@ -271,7 +274,9 @@ async fn resources_read(
         let asked: ResourceRead = json_body(&state.settings, request, limit, r#"{"uri": URI}"#).await?;
         let exposed = names::resource_uri(&call.upstream, &asked.uri);
         let rules = &state.core.policy.rules;
-        rules.check(&call.record.caller(), Target::Resource(&exposed)).map_err(|why| Refusal(StatusCode::FORBIDDEN, why.to_string()))?;
+        rules
+            .check(&call.record.caller(), Target::Resource(&exposed))
+            .map_err(|why| Refusal(StatusCode::FORBIDDEN, why.to_string()))?;
         match state.core.registry.read_resource(&exposed, call.context()).await {
             Some(Ok(mut result)) => {
                 for contents in &mut result.contents {
