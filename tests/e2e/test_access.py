@@ -496,3 +496,48 @@ tools = ["file"]
     finally:
         server.stop()
         sts.stop()
+
+
+@pytest.mark.anyio
+async def test_the_result_cache_reuses_hinted_reads_and_configured_tools_per_principal_never_errors(tmp_path):
+    import sys
+    upstreams = tmp_path / "upstreams.toml"
+    upstreams.write_text(f'[[upstream]]\nname = "counting"\ntransport = "stdio"\ncommand = "{sys.executable}"\n'
+                         f'args = ["{ROOT / "tests/e2e/upstreams/py_counting_server.py"}"]\n')
+    access = tmp_path / "access.toml"
+    access.write_text(f"""
+[auth]
+[[auth.api_key]]
+name = "ci"
+sha256 = "{cli("access", "hash-key", stdin=CI_KEY)}"
+[[auth.api_key]]
+name = "intern"
+sha256 = "{cli("access", "hash-key", stdin=INTERN_KEY)}"
+[cache]
+[[cache.tool]]
+tools = ["counting__count", "counting__boom"]
+ttl = "1m"
+""")
+    server = Server(tmp_path, "--upstreams", str(upstreams), "--access", str(access))
+    try:
+        async with client(server.url, {"x-api-key": CI_KEY}) as ci, client(server.url, {"x-api-key": INTERN_KEY}) as intern:
+            first = [(await ci.call_tool("counting__count", {})).content[0].text for _ in range(3)]
+            assert first == ["1", "1", "1"], first
+            assert (await intern.call_tool("counting__count", {})).content[0].text == "2", "private: a result per principal"
+            booms = [await ci.call_tool("counting__boom", {}) for _ in range(2)]
+            assert all(result.is_error for result in booms), booms
+            reads = [(await session.read_resource("gateway-upstream://counting/counter://reads")).contents[0].text
+                     for session in (ci, ci, intern)]
+            assert reads == ["1", "1", "1"], "a public read with ttlMs is reused, for anyone"
+            counted = await ci.call_tool("counting__counts", {})
+            counts = counted.structured_content or json.loads(counted.content[0].text)
+            assert counts == {"count": 2, "boom": 2, "reads": 1}, counts
+        from prometheus_client.parser import text_string_to_metric_families
+        text = httpx.get(f"http://127.0.0.1:{server.port}/metrics", headers={"x-api-key": CI_KEY}).text
+        lookups = {(s.labels["kind"], s.labels["outcome"]): s.value for family in text_string_to_metric_families(text)
+                   if family.name == "mcp_gateway_cache_lookups" for s in family.samples}
+        assert lookups[("tool", "hit")] == 2 and lookups[("tool", "miss")] == 4, lookups
+        # The Python client honours ttlMs itself: ci's second read never left it; intern's hit the gateway's cache.
+        assert lookups[("resource", "hit")] == 1 and lookups[("resource", "miss")] == 1, lookups
+    finally:
+        server.stop()

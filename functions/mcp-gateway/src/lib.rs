@@ -27,6 +27,7 @@ pub mod heap_limit;
 pub mod metrics;
 pub mod progress;
 pub mod registry;
+pub mod result_cache;
 #[cfg(feature = "data")]
 pub mod search_index;
 pub mod server;

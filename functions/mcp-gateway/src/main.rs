@@ -74,6 +74,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let mut core = build_core(&cli).await?;
     if let Some(access) = &access {
         core.policy = access::Policy::new(access);
+        core.cache = mcp_gateway::result_cache::ResultCache::new(access.cache.clone());
     }
     let core = Arc::new(core);
     let Some(command) = cli.subcommand() else { anyhow::bail!("no subcommand") };

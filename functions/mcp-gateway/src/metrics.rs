@@ -83,6 +83,8 @@ pub struct Metrics {
     in_flight: AtomicI64,
     rate_limited: Mutex<BTreeMap<String, u64>>,
     auth_refused: AtomicU64,
+    /// Result cache lookups: (tool hits, tool misses, resource hits, resource misses).
+    cache: [AtomicU64; 4],
 }
 
 /// Whether each request also writes an EMF line (on Lambda).
@@ -160,6 +162,12 @@ impl Metrics {
         *map.entry(limit.to_owned()).or_default() += 1;
     }
 
+    /// Counts a result cache lookup of `kind` (`tool` or `resource`).
+    pub fn cache(&self, kind: &str, hit: bool) {
+        let index = usize::from(kind == "resource") * 2 + usize::from(!hit);
+        self.cache[index].fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Counts a request refused for missing or bad credentials.
     pub fn auth_refused(&self) {
         self.auth_refused.fetch_add(1, Ordering::Relaxed);
@@ -212,6 +220,14 @@ impl Metrics {
         out.push_str("# HELP mcp_gateway_auth_refused_total Requests refused for missing or bad credentials.\n");
         out.push_str("# TYPE mcp_gateway_auth_refused_total counter\n");
         let _ = writeln!(out, "mcp_gateway_auth_refused_total {}", self.auth_refused.load(Ordering::Relaxed));
+        out.push_str("# HELP mcp_gateway_cache_lookups_total Result cache lookups, by kind and outcome.\n");
+        out.push_str("# TYPE mcp_gateway_cache_lookups_total counter\n");
+        for (index, (kind, outcome)) in
+            [("tool", "hit"), ("tool", "miss"), ("resource", "hit"), ("resource", "miss")].into_iter().enumerate()
+        {
+            let count = self.cache[index].load(Ordering::Relaxed);
+            let _ = writeln!(out, "mcp_gateway_cache_lookups_total{{kind=\"{kind}\",outcome=\"{outcome}\"}} {count}");
+        }
         out.push_str(extra);
         out
     }

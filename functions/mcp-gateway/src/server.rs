@@ -54,6 +54,8 @@ pub struct Core {
     pub builtin: bool,
     /// Who may call what, and how often (the access file; open without one).
     pub policy: crate::access::Policy,
+    /// Results that may be reused (upstream resource reads by their hints, configured tools).
+    pub cache: crate::result_cache::ResultCache,
 }
 
 impl Core {
@@ -69,6 +71,7 @@ impl Core {
             search_index,
             builtin: true,
             policy: crate::access::Policy::default(),
+            cache: crate::result_cache::ResultCache::default(),
         }
     }
 
@@ -90,6 +93,7 @@ impl Core {
                 storage,
                 builtin: false,
                 policy: crate::access::Policy::default(),
+                cache: crate::result_cache::ResultCache::default(),
             }
         };
         if let Some(config) = upstreams {
@@ -387,11 +391,24 @@ impl ServerHandler for Gateway {
         }
         let call_context = call_context(&context, record.as_ref());
         self.core.policy.rules.check(&call_context.caller, Target::Tool(&request.name)).map_err(|why| denied(&why))?;
+        let cache = &self.core.cache;
+        let cached_as = cache.tool_caching(&request.name).map(|_| {
+            let arguments = serde_json::to_string(&request.arguments).unwrap_or_default();
+            (request.name.to_string(), arguments, call_context.caller.principal.clone())
+        });
+        if let Some((tool, arguments, principal)) = &cached_as
+            && let Some(result) = cache.tool(tool, arguments, principal.as_ref())
+        {
+            return Ok(CallToolResponse::Complete(result));
+        }
         let started = std::time::Instant::now();
         let Some(answer) = self.core.registry.call(request, call_context).await else {
             return Err(unknown_tool(&name));
         };
         let response = answer?;
+        if let (Some((tool, arguments, principal)), CallToolResponse::Complete(result)) = (&cached_as, &response) {
+            cache.put_tool(tool, arguments, principal.as_ref(), result);
+        }
         let (is_error, reason) = match &response {
             CallToolResponse::Complete(result) if result.is_error == Some(true) => (true, Some(first_text(result))),
             _ => (false, None),
@@ -487,7 +504,15 @@ impl ServerHandler for Gateway {
             .rules
             .check(&call_context.caller, Target::Resource(&request.uri))
             .map_err(|why| denied(&why))?;
+        let principal = call_context.caller.principal.clone();
+        if let Some(result) = self.core.cache.resource(&request.uri, principal.as_ref()) {
+            let result = result.with_ttl_ms(RESOURCES_TTL_MS).with_cache_scope(CacheScope::Private);
+            return Ok(ReadResourceResponse::Complete(result));
+        }
         if let Some(answer) = self.core.registry.read_resource(&request.uri, call_context.clone()).await {
+            if let Ok(result) = &answer {
+                self.core.cache.put_resource(&request.uri, principal.as_ref(), result);
+            }
             return answer.map(|result| {
                 ReadResourceResponse::Complete(
                     result.with_ttl_ms(RESOURCES_TTL_MS).with_cache_scope(CacheScope::Private),

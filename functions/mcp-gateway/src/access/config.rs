@@ -24,6 +24,8 @@ pub struct AccessConfig {
     pub rules: RulesConfig,
     /// Rate limits, in file order.
     pub limits: Vec<LimitConfig>,
+    /// The result cache.
+    pub cache: crate::result_cache::CacheConfig,
 }
 
 /// `[auth]`: the credentials `serve` accepts (any of them; at least one kind).
@@ -166,6 +168,25 @@ struct RawFile {
     authorization: Option<RawAuthorization>,
     #[serde(default)]
     limit: Vec<Spanned<RawLimit>>,
+    cache: Option<RawCache>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCache {
+    max_entries: Option<Spanned<i64>>,
+    max_mib: Option<Spanned<i64>>,
+    resources: Option<bool>,
+    #[serde(default)]
+    tool: Vec<Spanned<RawToolCaching>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawToolCaching {
+    tools: Vec<Spanned<String>>,
+    ttl: Spanned<String>,
+    scope: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -300,7 +321,41 @@ pub fn parse(source_name: &str, text: &str) -> Result<AccessConfig, ConfigError>
         }
         limits.push(limit);
     }
-    Ok(AccessConfig { auth, rules, limits })
+    let cache = raw.cache.map(|cache| cache_config(&lines, cache)).transpose()?.unwrap_or_default();
+    Ok(AccessConfig { auth, rules, limits, cache })
+}
+
+fn cache_config(lines: &Lines<'_>, raw: RawCache) -> Result<crate::result_cache::CacheConfig, ConfigError> {
+    use crate::result_cache::{CacheConfig, ToolCaching};
+    let defaults = CacheConfig::default();
+    let bounded = |value: Option<&Spanned<i64>>, max: i64, what: &str| match value {
+        None => Ok(None),
+        Some(value) => Some(*value.get_ref())
+            .filter(|count| (0..=max).contains(count))
+            .and_then(|count| usize::try_from(count).ok())
+            .map(Some)
+            .ok_or_else(|| lines.at(value, format!("`{what}` must be 0 to {max}"))),
+    };
+    let max_entries = bounded(raw.max_entries.as_ref(), 1_000_000, "max_entries")?.unwrap_or(defaults.max_entries);
+    let max_bytes = bounded(raw.max_mib.as_ref(), 4_096, "max_mib")?.map_or(defaults.max_bytes, |mib| mib << 20);
+    let mut tools = Vec::new();
+    for rule in raw.tool {
+        let start = rule.span().start;
+        let rule = rule.into_inner();
+        let ttl = parse_duration(rule.ttl.get_ref()).ok_or_else(|| {
+            lines.at(&rule.ttl, format!("`{}` is not a duration (e.g. 30s, at most 1h)", rule.ttl.get_ref()))
+        })?;
+        let scope = match rule.scope.as_deref() {
+            None | Some("private") => rmcp::model::CacheScope::Private,
+            Some("public") => rmcp::model::CacheScope::Public,
+            Some(other) => {
+                return Err(lines.error(Some(start), format!("cache scope `{other}`: use `private` or `public`")));
+            }
+        };
+        let tools_globs = globs(lines, Some(rule.tools))?.unwrap_or_default();
+        tools.push(ToolCaching { tools: tools_globs, ttl, scope });
+    }
+    Ok(CacheConfig { max_entries, max_bytes, resources: raw.resources.unwrap_or(defaults.resources), tools })
 }
 
 fn auth_config(lines: &Lines<'_>, raw: Spanned<RawAuth>) -> Result<AuthConfig, ConfigError> {
