@@ -155,7 +155,7 @@ impl ResultCache {
         if !self.config.resources || ttl == 0 || !complete {
             return;
         }
-        let scope = result.cache_scope.clone().unwrap_or(CacheScope::Private);
+        let scope = result.cache_scope.unwrap_or(CacheScope::Private);
         let key = Key { kind: "resource", what: uri.to_owned(), principal: owner(&scope, principal) };
         self.put(key, Cached::Resource(result.clone()), Duration::from_millis(ttl.min(86_400_000)));
     }
