@@ -9,6 +9,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use mcp_wire::{
     line::Line,
     sse::{EventReader, SseError},
+    trace::TraceContext,
 };
 use serde_json::{Value, json};
 use tokio::sync::{Mutex, mpsc};
@@ -665,6 +666,10 @@ impl Proxy {
                 }
             }
         }
+        // W3C Trace Context: the client's, or a new trace for this message.
+        let trace = message.traceparent().and_then(TraceContext::parse).unwrap_or_else(TraceContext::new_root);
+        insert(&mut headers, "traceparent", &trace.to_string());
+        tracing::debug!(trace_id = %trace.trace_id_hex(), method = message.method.as_deref(), "forwarding");
         for (name, value) in &self.options.headers {
             headers.insert(name.clone(), value.clone());
         }

@@ -41,6 +41,11 @@ impl Message {
         self.body.get("params")?.get("_meta")?.get(MODERN_VERSION_KEY)?.as_str()
     }
 
+    /// The client's W3C trace context (`params._meta.traceparent`), when it sent one.
+    pub fn traceparent(&self) -> Option<&str> {
+        self.body.get("params")?.get("_meta")?.get("traceparent")?.as_str()
+    }
+
     /// `params.name` or `params.uri`, mirrored into `Mcp-Name`.
     pub fn name(&self) -> Option<&str> {
         let params = self.body.get("params")?;

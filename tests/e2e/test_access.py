@@ -541,3 +541,44 @@ ttl = "1m"
         assert lookups[("resource", "hit")] == 1 and lookups[("resource", "miss")] == 1, lookups
     finally:
         server.stop()
+
+
+@pytest.mark.anyio
+async def test_a_trace_runs_from_the_proxy_through_the_gateway_to_the_upstream(tmp_path):
+    """W3C Trace Context: the proxy starts a trace per message (or continues the client's
+    `_meta.traceparent`), the gateway logs its span of it and passes it on to the upstream as
+    `_meta.traceparent`."""
+    import sys
+
+    from mcp import StdioServerParameters
+
+    from aws_standin import ACCESS_KEY, SECRET, StandIn, aws_env, binary
+    upstreams = tmp_path / "upstreams.toml"
+    upstreams.write_text(f'[[upstream]]\nname = "counting"\ntransport = "stdio"\ncommand = "{sys.executable}"\n'
+                         f'args = ["{ROOT / "tests/e2e/upstreams/py_counting_server.py"}"]\n')
+    server = Server(tmp_path, "--upstreams", str(upstreams))
+    stand_in = StandIn(tmp_path, server.url, {ACCESS_KEY: {"secret": SECRET}})
+    try:
+        params = StdioServerParameters(command=binary("MCP_PROXY_BIN", "mcp-sigv4-proxy"),
+                                       args=["--endpoint", stand_in.url], env=aws_env(tmp_path))
+        async with Client(params, mode="2026-07-28") as session:
+            result = await session.call_tool("counting__meta", {})
+            assert not result.is_error, result.content
+            seen = json.loads(result.content[0].text)
+        upstream_trace = seen.get("traceparent", "")
+        assert len(upstream_trace.split("-")) == 4, seen
+        line = [f for f in server.request_logs() if f.get("tool") == "counting__meta"][-1]
+        assert upstream_trace.split("-")[1] == line["trace_id"], (seen, line)
+        assert upstream_trace.split("-")[2] == line["span_id"], "the upstream's parent is the gateway's span"
+        assert line["parent_span_id"] and line["parent_span_id"] != line["span_id"], "the proxy's span"
+
+        # A client's own trace is continued, over plain HTTP too.
+        client_trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        answer = post(server.url, {"traceparent": client_trace}, "tools/call", {"name": "counting__meta", "arguments": {}})
+        text = answer.json()["result"]["content"][0]["text"]
+        assert json.loads(text)["traceparent"].startswith("00-4bf92f3577b34da6a3ce929d0e0e4736-"), text
+        line = [f for f in server.request_logs() if f.get("tool") == "counting__meta"][-1]
+        assert (line["trace_id"], line["parent_span_id"]) == ("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7")
+    finally:
+        stand_in.stop()
+        server.stop()

@@ -5,6 +5,7 @@
 //!   most a given number of bytes, whatever the upstream sends.
 //! - [`line`]: a bounded async line reader (stdio transports): a line past the limit is
 //!   reported by its length and skipped without being held in memory.
+//! - [`trace`]: W3C `traceparent` values, parsed and made (the gateway and the proxy).
 //!
 //! The crate does no IO of its own: [`sse::EventReader`] is fed byte slices, and
 //! [`line::LineReader`] reads only from the reader it is given.
@@ -24,3 +25,4 @@
 
 pub mod line;
 pub mod sse;
+pub mod trace;

@@ -57,6 +57,10 @@ pub struct Fields {
     pub tool_error: bool,
     /// Whether this is one message of a JSON-RPC batch (the batch has a line of its own).
     pub batch: bool,
+    /// This request's span of its trace (the client's `traceparent` continued, or a new trace).
+    pub trace: Option<mcp_wire::trace::TraceContext>,
+    /// The client's span, when it sent a `traceparent`.
+    pub parent_span: Option<mcp_wire::trace::TraceContext>,
 }
 
 impl RequestRecord {
@@ -81,6 +85,8 @@ impl RequestRecord {
             principal: parent.principal,
             auth: parent.auth,
             claims: parent.claims,
+            trace: parent.trace,
+            parent_span: parent.parent_span,
             client_ip: parent.client_ip,
             batch: true,
             ..Fields::default()
@@ -112,6 +118,11 @@ impl RequestRecord {
             claims: fields.as_ref().and_then(|fields| fields.claims.clone()),
             client_ip: fields.and_then(|fields| fields.client_ip),
         }
+    }
+
+    /// This request's place in its trace, to pass on to upstreams.
+    pub fn trace(&self) -> Option<mcp_wire::trace::TraceContext> {
+        self.fields.lock().ok().and_then(|fields| fields.trace)
     }
 
     /// The record the transport put in rmcp's request extensions, if this call came over HTTP.
@@ -169,6 +180,9 @@ impl RequestRecord {
             request_id = fields.request_id.as_deref(),
             principal = fields.principal.as_deref(),
             auth = fields.auth,
+            trace_id = fields.trace.map(|trace| trace.trace_id_hex()),
+            span_id = fields.trace.map(|trace| trace.span_id_hex()),
+            parent_span_id = fields.parent_span.map(|parent| parent.span_id_hex()),
             client_ip = fields.client_ip.map(tracing::field::display),
             status = fields.status,
             error_code = fields.error_code,

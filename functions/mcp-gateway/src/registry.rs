@@ -49,6 +49,8 @@ pub struct CallContext {
     pub deadline: Option<Instant>,
     /// Who asked.
     pub caller: Caller,
+    /// The request's span, passed to upstreams as `_meta.traceparent`.
+    pub trace: Option<mcp_wire::trace::TraceContext>,
 }
 
 impl CallContext {
@@ -59,6 +61,7 @@ impl CallContext {
             progress: Progress::disabled(),
             deadline: None,
             caller: Caller::default(),
+            trace: None,
         }
     }
 }
@@ -504,7 +507,14 @@ fn forwarded_meta(meta: Option<RequestMetaObject>) -> Option<RequestMetaObject> 
 /// short by the deadline, as for a built-in tool), and what to tell the user if it runs out.
 fn upstream_options(timeout: Duration, context: CallContext) -> (CallOptions, &'static str) {
     let (limit, hint) = time_limit(timeout, context.deadline, Instant::now());
-    (CallOptions { cancel: context.cancel, progress: context.progress, timeout: limit, caller: context.caller }, hint)
+    let options = CallOptions {
+        cancel: context.cancel,
+        progress: context.progress,
+        timeout: limit,
+        caller: context.caller,
+        trace: context.trace,
+    };
+    (options, hint)
 }
 
 /// An upstream's failure as the JSON-RPC error of a request that has no `isError` result

@@ -654,6 +654,7 @@ fn call_context(context: &RequestContext<RoleServer>, record: Option<&RequestRec
         progress: Progress::new(context.meta.get_progress_token(), context.peer.clone()),
         deadline: record.and_then(RequestRecord::deadline),
         caller: record.map(RequestRecord::caller).unwrap_or_default(),
+        trace: record.and_then(RequestRecord::trace),
     }
 }
 

@@ -244,7 +244,9 @@ async fn gateway(State(state): State<Arc<AppState>>, request: Request) -> Respon
         state.cli.upstream.clone()
     };
     let mut forward = state.http.request(parts.method.clone(), upstream).body(body);
-    for name in ["content-type", "accept", "mcp-session-id", "mcp-protocol-version", "mcp-method", "mcp-name"] {
+    for name in
+        ["content-type", "accept", "mcp-session-id", "mcp-protocol-version", "mcp-method", "mcp-name", "traceparent"]
+    {
         if let Some(value) = parts.headers.get(name) {
             forward = forward.header(name, value.clone());
         }

@@ -2,14 +2,17 @@
 over stdio. Its resource reads say they may be cached for a minute by anyone (`ttlMs`,
 `cacheScope: public`); tool results carry no hints.
 
-Tools: `count` (how many times it ran), `boom` (fails, counted), `counts` (every counter).
+Tools: `count` (how many times it ran), `boom` (fails, counted), `counts` (every counter),
+`meta` (the `_meta` its request carried, as JSON: the trace tests read `traceparent` there).
 Resource: `counter://reads` (how many times it was read).
 """
 
 from __future__ import annotations
 
+import json
+
 from mcp.server.caching import CacheHint
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 
 server = MCPServer("counting", cache_hints={"resources/read": CacheHint(ttl_ms=60_000, scope="public")})
 COUNTS = {"count": 0, "boom": 0, "reads": 0}
@@ -33,6 +36,13 @@ def boom() -> str:
 def counts() -> dict:
     """Every counter."""
     return dict(COUNTS)
+
+
+@server.tool()
+def meta(ctx: Context) -> str:
+    """The `_meta` of this request, as JSON."""
+    meta = ctx.request_context.meta
+    return json.dumps(dict(meta) if meta is not None else {}, default=str)
 
 
 @server.resource("counter://reads")

@@ -232,6 +232,8 @@ pub struct CallOptions {
     pub timeout: Duration,
     /// Who asked (what `strategy = "hash"` keys on).
     pub caller: Caller,
+    /// The gateway's span of the request, sent as `_meta.traceparent` (W3C Trace Context).
+    pub trace: Option<mcp_wire::trace::TraceContext>,
 }
 
 impl Instance {
@@ -525,8 +527,12 @@ impl Instance {
 
     /// Sends one request; progress goes to `options.progress`, and a cancellation or time-out
     /// is sent to the upstream as `notifications/cancelled` with its own request id.
-    async fn request(&self, request: ClientRequest, options: CallOptions) -> Result<ServerResult, UpstreamError> {
+    async fn request(&self, mut request: ClientRequest, options: CallOptions) -> Result<ServerResult, UpstreamError> {
+        use rmcp::model::GetMeta as _;
         let started = Instant::now();
+        if let Some(trace) = options.trace {
+            request.get_meta_mut().0.insert("traceparent".to_owned(), serde_json::Value::String(trace.to_string()));
+        }
         let peer = tokio::time::timeout(options.timeout, self.peer())
             .await
             .map_err(|_| UpstreamError::Timeout { upstream: self.name().to_owned(), limit: options.timeout })??;

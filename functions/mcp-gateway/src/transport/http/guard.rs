@@ -583,11 +583,19 @@ fn accepted() -> Response {
     response
 }
 
-/// Adds who is calling to the record: in `serve` the TCP peer ([`super::PeerAddr`]) and the
-/// principal `[auth]` verified; on Lambda, API Gateway's request id, IAM caller and source
-/// address.
+/// Adds who is calling, and in which trace, to the record: in `serve` the TCP peer
+/// ([`super::PeerAddr`]) and the principal `[auth]` verified; on Lambda, API Gateway's request
+/// id, IAM caller and source address; everywhere a span of the client's `traceparent` trace (or
+/// of a new one).
 pub(super) fn record_identity(request: &Request, record: &RequestRecord) {
     use lambda_http::request::RequestContext;
+    use mcp_wire::trace::TraceContext;
+    let parent = header_str(request.headers(), "traceparent").and_then(TraceContext::parse);
+    let trace = parent.map_or_else(TraceContext::new_root, |parent| parent.child());
+    record.update(|fields| {
+        fields.trace = Some(trace);
+        fields.parent_span = parent;
+    });
     if let Some(super::PeerAddr(peer)) = request.extensions().get::<super::PeerAddr>() {
         let ip = peer.ip();
         record.update(|fields| fields.client_ip = Some(ip));

@@ -117,6 +117,7 @@ impl Call {
             progress: Progress::disabled(),
             deadline: self.record.deadline(),
             caller: self.record.caller(),
+            trace: self.record.trace(),
         }
     }
 }
