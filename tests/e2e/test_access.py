@@ -582,3 +582,116 @@ async def test_a_trace_runs_from_the_proxy_through_the_gateway_to_the_upstream(t
     finally:
         stand_in.stop()
         server.stop()
+
+
+def self_signed(tmp: Path, name: str) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (common name `name`) and its key, as PEM files."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp / f"{name}.crt", tmp / f"{name}.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+def served_name(port: int) -> str:
+    import ssl
+    pem = ssl.get_server_certificate(("127.0.0.1", port))
+    from cryptography import x509
+    return x509.load_pem_x509_certificate(pem.encode()).subject.rfc4514_string()
+
+
+@pytest.mark.anyio
+async def test_serve_speaks_tls_and_picks_up_a_renewed_certificate(tmp_path):
+    import shutil
+    first_cert, first_key = self_signed(tmp_path, "first")
+    second_cert, second_key = self_signed(tmp_path, "second")
+    cert, key = tmp_path / "live.crt", tmp_path / "live.key"
+    shutil.copy(first_cert, cert)
+    shutil.copy(first_key, key)
+    port = free_port()
+    log = open(tmp_path / "tls.log", "w")
+    proc = subprocess.Popen([gateway_bin(), "--data-root", str(DATA), "serve", "--addr", f"127.0.0.1:{port}",
+                             "--tls-cert", str(cert), "--tls-key", str(key), "--tls-reload", "1"],
+                            stdout=subprocess.DEVNULL, stderr=log)
+    try:
+        import ssl
+        trusted = ssl.create_default_context(cafile=str(first_cert))
+        url = f"https://127.0.0.1:{port}"
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                health = httpx.get(f"{url}/health", verify=trusted, timeout=1)
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline, (tmp_path / "tls.log").read_text()
+                time.sleep(0.05)
+        assert health.status_code == 200
+        assert health.headers["strict-transport-security"] == "max-age=31536000"
+        assert health.headers["x-content-type-options"] == "nosniff" and health.headers["cache-control"] == "no-store"
+        async with Client(streamable_http_client(f"{url}/mcp", http_client=httpx2.AsyncClient(verify=trusted)),
+                          mode="2026-07-28") as session:
+            assert (await session.call_tool("file", {"action": "info", "path": "sales/regions.csv"})).is_error is False
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)  # plain HTTP gets no answer
+
+        # A half-written renewal is refused, the old certificate served on; the complete one is taken.
+        key.write_text("-----BEGIN PRIVATE KEY-----\ntruncated")
+        time.sleep(2.5)
+        assert served_name(port) == "CN=first"
+        shutil.copy(second_cert, cert)
+        shutil.copy(second_key, key)
+        deadline = time.monotonic() + 10
+        while served_name(port) != "CN=second":
+            assert time.monotonic() < deadline, (tmp_path / "tls.log").read_text()
+            time.sleep(0.2)
+        logged = (tmp_path / "tls.log").read_text()
+        assert "the TLS certificate was not reloaded; the previous one is served" in logged
+        assert "reloaded the TLS certificate" in logged
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        log.close()
+
+    done = subprocess.run([gateway_bin(), "--data-root", str(DATA), "serve", "--addr", f"127.0.0.1:{free_port()}",
+                           "--tls-cert", str(first_cert), "--tls-key", str(second_key)],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2 and "do not make a usable key pair" in done.stderr, done.stderr
+
+
+def test_cors_answers_listed_origins_only_and_preflights_need_no_credentials(issuer, tmp_path):
+    server = Server(tmp_path, "--access", str(access_file(tmp_path, issuer)), env={"MCP_ALLOWED_ORIGINS": "https://app.example.com"})
+    try:
+        preflight = httpx.options(server.url, headers={
+            "origin": "https://app.example.com", "access-control-request-method": "POST",
+            "access-control-request-headers": "content-type, x-api-key, mcp-protocol-version"})
+        assert preflight.status_code == 204, preflight.text
+        assert preflight.headers["access-control-allow-origin"] == "https://app.example.com"
+        allowed = {h.strip() for h in preflight.headers["access-control-allow-headers"].split(",")}
+        assert {"content-type", "x-api-key", "mcp-protocol-version", "authorization"} <= allowed
+        answer = post(server.url, {"x-api-key": CI_KEY, "origin": "https://app.example.com"})
+        assert answer.status_code == 200 and answer.headers["access-control-allow-origin"] == "https://app.example.com"
+        assert "mcp-session-id" in answer.headers["access-control-expose-headers"]
+        assert answer.headers["content-security-policy"] == "default-src 'none'; frame-ancestors 'none'"
+        assert answer.headers["x-frame-options"] == "DENY" and "strict-transport-security" not in answer.headers
+
+        evil = httpx.options(server.url, headers={"origin": "https://evil.example", "access-control-request-method": "POST"})
+        assert evil.status_code == 401 and "access-control-allow-origin" not in evil.headers
+        refused = post(server.url, {"x-api-key": CI_KEY, "origin": "https://evil.example"})
+        assert refused.status_code == 403 and "access-control-allow-origin" not in refused.headers
+    finally:
+        server.stop()

@@ -201,6 +201,16 @@ pub struct ServeArgs {
     /// carry as `Authorization: Bearer`; without it they are refused. At least 16 characters.
     #[arg(long, env = "MCP_ADMIN_TOKEN", hide_env_values = true, value_parser = parse_admin_token)]
     pub admin_token: Option<crate::transport::http::Management>,
+    /// PEM certificate chain to serve HTTPS with (with `--tls-key`); read again when it changes.
+    #[arg(long, env = "MCP_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `--tls-cert`.
+    #[arg(long, env = "MCP_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Seconds between checks of the TLS files for a renewed certificate (1 to 3600).
+    #[arg(long, env = "MCP_TLS_RELOAD", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    pub tls_reload: u64,
     /// Serve a non-loopback address without `[auth]` in the access file (anyone who can reach
     /// the port may call every tool). Without it, `serve` refuses to start that way.
     #[arg(long, env = "MCP_INSECURE_NO_AUTH", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]

@@ -82,6 +82,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => {
             preload_index(&core);
             let mut settings = args.http.settings(transport::http::AllowedHosts::loopback())?;
+            settings.tls = args.tls_cert.is_some();
             if let Some(token) = &args.admin_token {
                 settings.management = token.clone();
             }
@@ -114,7 +115,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 header_read_timeout: std::time::Duration::from_secs(args.header_timeout),
                 ..Default::default()
             };
-            transport::serve::run(router, args.addr, limits, shutdown).await?;
+            let tls = match (&args.tls_cert, &args.tls_key) {
+                (Some(cert), Some(key)) => {
+                    let files = transport::tls::TlsFiles {
+                        cert: cert.clone(),
+                        key: key.clone(),
+                        reload: std::time::Duration::from_secs(args.tls_reload),
+                    };
+                    Some(transport::tls::acceptor(files).map_err(|error| {
+                        invalid(format!("--tls-cert/--tls-key (MCP_TLS_CERT/MCP_TLS_KEY): {error}"))
+                    })?)
+                }
+                _ => None,
+            };
+            transport::serve::run(router, args.addr, limits, shutdown, tls).await?;
             tracing::info!(peak_heap_bytes = mcp_gateway::heap_limit::peak_bytes(), "stopped");
         }
         // Boxed: rmcp's stdio service is a large future, kept off this function's stack frame.

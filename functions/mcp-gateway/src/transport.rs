@@ -6,3 +6,4 @@ pub mod lambda;
 mod message;
 pub mod serve;
 pub mod stdio;
+pub mod tls;

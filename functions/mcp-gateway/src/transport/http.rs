@@ -11,6 +11,7 @@
 
 mod auth;
 mod guard;
+mod headers;
 pub mod manage;
 pub mod openapi;
 pub mod rest;
@@ -72,6 +73,8 @@ pub struct HttpSettings {
     /// How callers authenticate (`serve` with `[auth]`); `None`: nobody is asked (Lambda, where
     /// API Gateway's IAM check is the door, and local use).
     pub auth: Option<Arc<crate::access::authn::Authenticator>>,
+    /// Whether `serve` speaks TLS (answers then carry `Strict-Transport-Security`).
+    pub tls: bool,
 }
 
 impl HttpSettings {
@@ -87,6 +90,7 @@ impl HttpSettings {
             shutdown: CancellationToken::new(),
             management: Management::Locked,
             auth: None,
+            tls: false,
         })
     }
 }
@@ -142,6 +146,7 @@ pub fn router(core: Arc<Core>, settings: HttpSettings) -> Router {
         .merge(openapi::routes())
         .merge(auth::routes())
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::authenticate))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), headers::cors_and_security))
         .with_state(state)
 }
 

@@ -41,13 +41,21 @@ impl Default for Limits {
     }
 }
 
-/// Serves `router` on `addr` until SIGTERM/Ctrl-C (or `shutdown`), then drains open requests.
-pub async fn run(router: Router, addr: SocketAddr, limits: Limits, shutdown: CancellationToken) -> std::io::Result<()> {
+/// Serves `router` on `addr` (over TLS with `tls`) until SIGTERM/Ctrl-C (or `shutdown`), then
+/// drains open requests.
+pub async fn run(
+    router: Router,
+    addr: SocketAddr,
+    limits: Limits,
+    shutdown: CancellationToken,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|error| std::io::Error::new(error.kind(), format!("cannot listen on {addr}: {error}")))?;
     let local = listener.local_addr()?;
-    tracing::info!(addr = %local, url = %format!("http://{local}/mcp"), "serving MCP over Streamable HTTP");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(addr = %local, url = %format!("{scheme}://{local}/mcp"), "serving MCP over Streamable HTTP");
     let signal = shutdown.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
@@ -93,9 +101,29 @@ pub async fn run(router: Router, addr: SocketAddr, limits: Limits, shutdown: Can
                 request
             },
         ));
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        let watcher = graceful.watcher();
+        let http = http.clone();
+        let tls = tls.clone();
+        let handshake_limit = limits.header_read_timeout;
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
+            let served = match tls {
+                None => watcher.watch(http.serve_connection(TokioIo::new(stream), service)).await,
+                Some(tls) => match tokio::time::timeout(handshake_limit, tls.accept(stream)).await {
+                    Ok(Ok(stream)) => watcher.watch(http.serve_connection(TokioIo::new(stream), service)).await,
+                    Ok(Err(error)) => {
+                        tracing::info!(target: "mcp_gateway::connection", %remote, reason = %error, "TLS handshake failed");
+                        drop(slot);
+                        return;
+                    }
+                    Err(_) => {
+                        let reason = format!("no TLS handshake within {} s", handshake_limit.as_secs());
+                        tracing::info!(target: "mcp_gateway::connection", %remote, %reason, "TLS handshake failed");
+                        drop(slot);
+                        return;
+                    }
+                },
+            };
+            if let Err(error) = served {
                 // Refused before any request reached the router: malformed or oversized heads
                 // (hyper answers those with 400/431), header timeouts, resets.
                 tracing::info!(

@@ -397,6 +397,11 @@ fn check_session(state: &AppState, headers: &HeaderMap, envelope: &Envelope) -> 
     }
 }
 
+/// Whether `origin` is on the `--allowed-origin` list (cross-origin browser clients: CORS).
+pub(super) fn origin_listed(settings: &super::HttpSettings, origin: &str) -> bool {
+    settings.allowed_origins.iter().any(|allowed| allowed.trim_end_matches('/').eq_ignore_ascii_case(origin))
+}
+
 fn check_host_and_origin(settings: &super::HttpSettings, headers: &HeaderMap) -> Result<(), Refusal> {
     let host = header_str(headers, "host").unwrap_or_default();
     if let AllowedHosts::Only(allowed) = &settings.allowed_hosts
@@ -414,9 +419,7 @@ fn check_host_and_origin(settings: &super::HttpSettings, headers: &HeaderMap) ->
     let origin = origin.to_str().unwrap_or_default();
     let origin_authority = origin.split_once("://").map(|(_, rest)| rest.trim_end_matches('/'));
     let same_origin = origin_authority.is_some_and(|authority| authority.eq_ignore_ascii_case(host));
-    let listed =
-        settings.allowed_origins.iter().any(|allowed| allowed.trim_end_matches('/').eq_ignore_ascii_case(origin));
-    if same_origin || listed {
+    if same_origin || origin_listed(settings, origin) {
         Ok(())
     } else {
         Err(Refusal::new(
