@@ -161,7 +161,7 @@ proxy: ## Build mcp-sigv4-proxy, the SigV4-signing stdio proxy for deployed endp
 bench-tools: tools ## Install the benchmark peers (FastMCP, TypeScript SDK, mcp-proxy-for-aws, rank-bm25) into .tools/
 	bash benches/peers/install.sh
 
-BENCH_SCRIPTS := server proxy data federation fleet delta
+BENCH_SCRIPTS := server proxy data federation fleet access delta
 
 bench: bench-tools ## All benchmarks vs the peers on release builds (< 20 min); writes benches/results/REPORT.md
 	# The bench first: it links the in-process bench and the mcp-gateway binary side by side, and

@@ -1,5 +1,5 @@
 """Assembles benches/results/REPORT.md from the JSON results of server.py, proxy.py, data.py,
-federation.py, fleet.py, delta.py and size.py (`make bench-size`).
+federation.py, fleet.py, access.py, delta.py and size.py (`make bench-size`).
 
 Every row shows ours, the peer's figure and the ratio (how many times better ours is), and the goal
 with met / **missed**; a missed goal keeps its row, with the note that says why.
@@ -16,8 +16,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = Path(os.environ.get("BENCH_OUT", ROOT / "benches" / "results"))
-BENCHES = ["server", "proxy", "data", "federation", "fleet", "delta", "size"]
-SECTIONS = ["Cold start", "Warm cost", "Throughput", "Latency", "Proxy", "Data", "Delta Lake", "Federation", "Fleet", "Memory and size",
+BENCHES = ["server", "proxy", "data", "federation", "fleet", "access", "delta", "size"]
+SECTIONS = ["Cold start", "Warm cost", "Throughput", "Latency", "Proxy", "Data", "Delta Lake", "Federation", "Fleet", "Access", "Memory and size",
             "Binary size by crate"]
 
 

@@ -144,9 +144,7 @@ impl Authenticator {
             }
             match &self.jwt {
                 Some(jwt) if credential.matches('.').count() == 2 => match jwt.verify(credential).await {
-                    Ok((principal, claims)) => {
-                        Ok(Identity { principal, kind: AuthKind::Jwt, claims: Some(Arc::new(claims)) })
-                    }
+                    Ok((principal, claims)) => Ok(Identity { principal, kind: AuthKind::Jwt, claims: Some(claims) }),
                     Err(TokenError::Invalid(message)) => Err(AuthError::Invalid { message, bearer: true }),
                     Err(error @ TokenError::KeysUnavailable(_)) => Err(AuthError::Unavailable(error.to_string())),
                 },

@@ -5,7 +5,9 @@
 //! key set, or missing `exp`, `iss` or `aud` is refused. Keys fetched from a URL are kept for
 //! [`KEYS_MAX_AGE`] and fetched again at once for a token naming an unknown `kid` (a rotation),
 //! at most once per [`REFETCH_INTERVAL`], so tokens with made-up `kid`s cannot make the gateway
-//! hammer the issuer.
+//! hammer the issuer. A token that verified is remembered (under its SHA-256, at most
+//! [`MAX_REMEMBERED`]) until its `exp`, and forgotten whenever the key set changes, so a client
+//! reusing its token pays for the signature check once.
 
 use std::{
     sync::{Arc, RwLock},
@@ -29,6 +31,11 @@ pub const REFETCH_INTERVAL: Duration = Duration::from_secs(5);
 const MAX_JWKS_BYTES: usize = 1 << 20;
 /// How long a fetch of the key set may take.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// Verified tokens remembered.
+pub const MAX_REMEMBERED: usize = 10_000;
+
+/// A verified token's principal and claims.
+pub type Verified = (Arc<str>, Arc<Map<String, Value>>);
 
 /// Why a token was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -49,6 +56,8 @@ pub struct Verifier {
     /// from any algorithm of the validation, so each token is checked against its own.
     validations: Vec<(jsonwebtoken::Algorithm, Validation)>,
     keys: Keys,
+    /// SHA-256 of a verified token → who it names, and its `exp` (seconds since the epoch).
+    remembered: std::sync::Mutex<std::collections::HashMap<[u8; 32], (Verified, u64)>>,
 }
 
 #[derive(Debug)]
@@ -91,7 +100,7 @@ impl Verifier {
                 fetching: tokio::sync::Mutex::new(()),
             },
         };
-        Ok(Self { config, validations, keys })
+        Ok(Self { config, validations, keys, remembered: std::sync::Mutex::new(std::collections::HashMap::new()) })
     }
 
     /// The configuration (for the protected-resource metadata).
@@ -99,8 +108,29 @@ impl Verifier {
         &self.config
     }
 
-    /// The token's claims and principal when it is valid.
-    pub async fn verify(&self, token: &str) -> Result<(Arc<str>, Map<String, Value>), TokenError> {
+    /// The token's principal and claims when it is valid.
+    pub async fn verify(&self, token: &str) -> Result<Verified, TokenError> {
+        use sha2::Digest as _;
+        let hash: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+        let now = jsonwebtoken::get_current_timestamp();
+        let remembered = self.remembered.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&hash).cloned();
+        if let Some((verified, exp)) = remembered
+            && now < exp
+        {
+            return Ok(verified);
+        }
+        let verified = self.check(token).await?;
+        let exp = verified.1.get("exp").and_then(Value::as_u64).unwrap_or(0);
+        let mut remembered = self.remembered.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if remembered.len() >= MAX_REMEMBERED {
+            remembered.clear();
+        }
+        remembered.insert(hash, (verified.clone(), exp));
+        Ok(verified)
+    }
+
+    /// Checks a token: signature, algorithm, claims.
+    async fn check(&self, token: &str) -> Result<Verified, TokenError> {
         let invalid = |message: &str| TokenError::Invalid(message.to_owned());
         let header = decode_header(token).map_err(|_| {
             invalid("the bearer token is not a JWT this gateway can check (malformed, or an algorithm such as `none`)")
@@ -127,7 +157,7 @@ impl Verifier {
             Some(Value::String(principal)) if !principal.is_empty() && principal.len() <= 512 => principal.as_str(),
             _ => return Err(TokenError::Invalid(format!("the token has no `{claim}` claim naming the caller"))),
         };
-        Ok((principal.into(), data.claims))
+        Ok((principal.into(), Arc::new(data.claims)))
     }
 
     /// The key `kid` names (or the only key, for a token without `kid`).
@@ -166,6 +196,11 @@ impl Verifier {
         match fetched {
             Ok(set) => {
                 tracing::info!(url = %url, keys = set.keys.len(), "fetched the JWT issuer's keys");
+                let changed = state.set.as_ref().is_none_or(|(old, _)| **old != set);
+                if changed {
+                    // Tokens of a retired key must not outlive it here.
+                    self.remembered.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+                }
                 let set = Arc::new(set);
                 state.set = Some((set.clone(), Instant::now()));
                 find(&set, kid).ok_or_else(unknown)
