@@ -498,26 +498,20 @@ tools = ["file"]
         sts.stop()
 
 
-@pytest.mark.anyio
-async def test_the_result_cache_reuses_hinted_reads_and_configured_tools_per_principal_never_errors(tmp_path):
+def counting_upstream(tmp: Path) -> Path:
+    """An upstreams file with the stdio upstream `counting` (upstreams/py_counting_server.py)."""
     import sys
-    upstreams = tmp_path / "upstreams.toml"
+    upstreams = tmp / "upstreams.toml"
     upstreams.write_text(f'[[upstream]]\nname = "counting"\ntransport = "stdio"\ncommand = "{sys.executable}"\n'
                          f'args = ["{ROOT / "tests/e2e/upstreams/py_counting_server.py"}"]\n')
-    access = tmp_path / "access.toml"
-    access.write_text(f"""
-[auth]
-[[auth.api_key]]
-name = "ci"
-sha256 = "{cli("access", "hash-key", stdin=CI_KEY)}"
-[[auth.api_key]]
-name = "intern"
-sha256 = "{cli("access", "hash-key", stdin=INTERN_KEY)}"
-[cache]
-[[cache.tool]]
-tools = ["counting__count", "counting__boom"]
-ttl = "1m"
-""")
+    return upstreams
+
+
+@pytest.mark.anyio
+async def test_the_result_cache_reuses_hinted_reads_and_configured_tools_per_principal_never_errors(issuer, tmp_path):
+    upstreams = counting_upstream(tmp_path)
+    cache = '[cache]\n[[cache.tool]]\ntools = ["counting__count", "counting__boom"]\nttl = "1m"\n'
+    access = access_file(tmp_path, issuer, cache)
     server = Server(tmp_path, "--upstreams", str(upstreams), "--access", str(access))
     try:
         async with client(server.url, {"x-api-key": CI_KEY}) as ci, client(server.url, {"x-api-key": INTERN_KEY}) as intern:
@@ -548,14 +542,10 @@ async def test_a_trace_runs_from_the_proxy_through_the_gateway_to_the_upstream(t
     """W3C Trace Context: the proxy starts a trace per message (or continues the client's
     `_meta.traceparent`), the gateway logs its span of it and passes it on to the upstream as
     `_meta.traceparent`."""
-    import sys
-
     from mcp import StdioServerParameters
 
     from aws_standin import ACCESS_KEY, SECRET, StandIn, aws_env, binary
-    upstreams = tmp_path / "upstreams.toml"
-    upstreams.write_text(f'[[upstream]]\nname = "counting"\ntransport = "stdio"\ncommand = "{sys.executable}"\n'
-                         f'args = ["{ROOT / "tests/e2e/upstreams/py_counting_server.py"}"]\n')
+    upstreams = counting_upstream(tmp_path)
     server = Server(tmp_path, "--upstreams", str(upstreams))
     stand_in = StandIn(tmp_path, server.url, {ACCESS_KEY: {"secret": SECRET}})
     try:

@@ -34,8 +34,12 @@ def lambda_watch(tmp_path_factory) -> Iterator[Watch]:
         except httpx.HTTPError:
             return False
 
-    env_vars = {"DATA_ROOT": str(DATA), "RUST_LOG": "info,rmcp=warn"}
-    log = tmp_path_factory.mktemp("watch") / "watch.log"
+    tmp = tmp_path_factory.mktemp("watch")
+    # An access file: nobody may call `search` (the other tests do not use it).
+    access = tmp / "access.toml"
+    access.write_text('[authorization]\n[[authorization.rule]]\neffect = "deny"\ntools = ["search"]\n')
+    env_vars = {"DATA_ROOT": str(DATA), "RUST_LOG": "info,rmcp=warn", "MCP_ACCESS": str(access)}
+    log = tmp / "watch.log"
     with cargo_lambda_watch(env_vars, log, healthy) as port:
         yield Watch(f"http://127.0.0.1:{port}/lambda-url/mcp-gateway/mcp", log)
 
@@ -81,3 +85,17 @@ async def test_python_client_through_the_lambda_runtime(lambda_watch, mode):
 @pytest.mark.parametrize("flavor", list(FLAVORS))
 def test_typescript_client_through_the_lambda_runtime(lambda_watch, node_bin, flavor):
     check_ts_result(flavor, run_ts_client(node_bin, flavor, lambda_watch.url))
+
+
+@pytest.mark.anyio
+async def test_access_rules_hold_through_the_lambda_runtime(lambda_watch):
+    """The access file's rules on Lambda: the denied tool is absent from the list and refused."""
+    async def attempt() -> None:
+        async with Client(lambda_watch.url, mode="2026-07-28") as client:
+            names = {tool.name for tool in (await client.list_tools()).tools}
+            assert "file" in names and "search" not in names, names
+            with pytest.raises(Exception) as refused:
+                await client.call_tool("search", {"query": "regions"})
+            assert "tool `search` is not allowed for anonymous callers: denied by rule 1" in str(refused.value)
+
+    await with_one_retry_past_the_emulator(lambda_watch, attempt)

@@ -84,7 +84,12 @@ fn main() -> anyhow::Result<()> {
         ("jwt + rules + limits", true, Some(("authorization", bearer.as_str()))),
     ];
     let requests = [
-        ("tools-list", "tools/list", None, format!(r#"{{"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {{{META}}}}}"#)),
+        (
+            "tools-list",
+            "tools/list",
+            None,
+            format!(r#"{{"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {{{META}}}}}"#),
+        ),
         (
             "tools-call-file-info",
             "tools/call",

@@ -154,6 +154,13 @@ fn unknown_tool(name: &str) -> McpError {
     McpError::invalid_params(format!("unknown tool `{name}`; tools/list shows the available tools"), None)
 }
 
+/// What [`Gateway::visible`] filters.
+#[derive(Debug, Clone, Copy)]
+enum Listed {
+    Tool,
+    Prompt,
+}
+
 /// The MCP handler: a clone per request over one shared [`Core`].
 #[derive(Debug, Clone)]
 pub struct Gateway {
@@ -173,6 +180,40 @@ impl Gateway {
             Some(catalogue) => own.min(u64::try_from(catalogue.fresh_for().as_millis()).unwrap_or(u64::MAX)),
             None => own,
         }
+    }
+
+    /// The tools or prompts of a list the caller may see (by exposed name; `name` gives an item's
+    /// name as listed, which a per-upstream endpoint lists unprefixed), and the list's cache
+    /// scope: private when rules decide what a caller sees.
+    async fn visible<T>(
+        &self,
+        context: &RequestContext<RoleServer>,
+        items: Vec<T>,
+        kind: Listed,
+        name: impl Fn(&T) -> String,
+    ) -> (Vec<T>, CacheScope) {
+        let rules = &self.core.policy.rules;
+        if rules.is_open() {
+            return (items, CacheScope::Public);
+        }
+        let caller = caller_of(context);
+        let mut allowed = Vec::with_capacity(items.len());
+        for item in items {
+            let listed = name(&item);
+            let exposed = match (scope(context), kind) {
+                (Some(upstream), Listed::Tool) => self.core.registry.exposed_tool(upstream, &listed).await,
+                (Some(upstream), Listed::Prompt) => self.core.registry.exposed_prompt(upstream, &listed).await,
+                (None, _) => Some(listed),
+            };
+            let target = |exposed: &str| match kind {
+                Listed::Tool => rules.allows(&caller, Target::Tool(exposed)),
+                Listed::Prompt => rules.allows(&caller, Target::Prompt(exposed)),
+            };
+            if exposed.is_some_and(|exposed| target(&exposed)) {
+                allowed.push(item);
+            }
+        }
+        (allowed, CacheScope::Private)
     }
 
     /// The server's name and version, as sent in `serverInfo`.
@@ -301,29 +342,13 @@ impl ServerHandler for Gateway {
         _request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        let mut definitions = match scope(&context) {
+        let definitions = match scope(&context) {
             Some(upstream) => self.core.registry.tools_of(upstream).await,
             None => self.core.registry.definitions().await,
         }
         .map_err(|error| McpError::internal_error(error.to_string(), None))?;
-        let rules = &self.core.policy.rules;
-        let mut cache_scope = CacheScope::Public;
-        if !rules.is_open() {
-            // What a caller sees depends on who they are: private to them.
-            cache_scope = CacheScope::Private;
-            let caller = caller_of(&context);
-            let mut allowed = Vec::with_capacity(definitions.len());
-            for tool in definitions {
-                let exposed = match scope(&context) {
-                    Some(upstream) => self.core.registry.exposed_tool(upstream, &tool.name).await,
-                    None => Some(tool.name.to_string()),
-                };
-                if exposed.is_some_and(|exposed| rules.allows(&caller, Target::Tool(&exposed))) {
-                    allowed.push(tool);
-                }
-            }
-            definitions = allowed;
-        }
+        let (definitions, cache_scope) =
+            self.visible(&context, definitions, Listed::Tool, |tool: &Tool| tool.name.to_string()).await;
         let mut result = ListToolsResult::with_all_items(definitions);
         result.ttl_ms = Some(self.list_ttl_ms(TOOLS_TTL_MS));
         result.cache_scope = Some(cache_scope);
@@ -569,24 +594,9 @@ impl ServerHandler for Gateway {
         }
         .map_err(|error| McpError::internal_error(error.to_string(), None))?;
         let own = (self.core.builtin && scope(&context).is_none()).then(explore_prompt);
-        let mut prompts: Vec<Prompt> = own.into_iter().chain(upstream).collect();
-        let rules = &self.core.policy.rules;
-        let mut cache_scope = CacheScope::Public;
-        if !rules.is_open() {
-            cache_scope = CacheScope::Private;
-            let caller = caller_of(&context);
-            let mut allowed = Vec::with_capacity(prompts.len());
-            for prompt in prompts {
-                let exposed = match scope(&context) {
-                    Some(upstream) => self.core.registry.exposed_prompt(upstream, &prompt.name).await,
-                    None => Some(prompt.name.clone()),
-                };
-                if exposed.is_some_and(|exposed| rules.allows(&caller, Target::Prompt(&exposed))) {
-                    allowed.push(prompt);
-                }
-            }
-            prompts = allowed;
-        }
+        let prompts: Vec<Prompt> = own.into_iter().chain(upstream).collect();
+        let (prompts, cache_scope) =
+            self.visible(&context, prompts, Listed::Prompt, |prompt: &Prompt| prompt.name.clone()).await;
         let mut result = ListPromptsResult::with_all_items(prompts);
         result.ttl_ms = Some(self.list_ttl_ms(TOOLS_TTL_MS));
         result.cache_scope = Some(cache_scope);
