@@ -115,6 +115,10 @@ resources = ["gateway://data/sales/*"]
 effect = "deny"
 claims = {{ groups = "contractors" }}
 tools = ["file*"]
+[[authorization.rule]]
+effect = "deny"
+principals = ["user:*"]
+prompts = ["explore_data"]
 {extra}""")
     return path
 
@@ -240,6 +244,14 @@ async def test_rules_hide_denied_tools_and_refuse_calls_to_them_per_principal_an
         with pytest.raises(Exception) as refused:
             await session.call_tool("file", {"action": "list", "path": ""})
         assert "`carol@example.com`: denied by rule 2" in str(refused.value)
+    async with client(gateway.url, basic("alice", PASSWORD)) as session:
+        assert "explore_data" not in {prompt.name for prompt in (await session.list_prompts()).prompts}
+        with pytest.raises(Exception) as refused:
+            await session.get_prompt("explore_data", {"focus": "sales"})
+        assert "prompt `explore_data` is not allowed for `user:alice`: denied by rule 3" in str(refused.value)
+    async with client(gateway.url, {"x-api-key": CI_KEY}) as session:
+        assert "explore_data" in {prompt.name for prompt in (await session.list_prompts()).prompts}
+
     staff = issuer.token(sub="dave@example.com", groups=["staff"])
     async with client(gateway.url, {"authorization": f"Bearer {staff}"}) as session:
         assert (await session.call_tool("file", {"action": "list", "path": ""})).is_error is False
