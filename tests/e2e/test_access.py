@@ -697,3 +697,19 @@ def test_cors_answers_listed_origins_only_and_preflights_need_no_credentials(iss
         assert refused.status_code == 403 and "access-control-allow-origin" not in refused.headers
     finally:
         server.stop()
+
+
+def test_the_rest_routes_pass_the_same_rules_and_limits(issuer, tmp_path):
+    limit = '[[limit]]\nname = "count-once"\nscope = "tool"\ntools = ["counting__count"]\nrate = 1\nper = "1h"\n'
+    server = Server(tmp_path, "--upstreams", str(counting_upstream(tmp_path)),
+                    "--access", str(access_file(tmp_path, issuer, limit)))
+    try:
+        call = f"http://127.0.0.1:{server.port}/mcp/counting/tools/call"
+        assert httpx.post(call, json={"name": "count", "arguments": {}}).status_code == 401
+        first = httpx.post(call, json={"name": "count", "arguments": {}}, headers={"x-api-key": CI_KEY})
+        assert first.status_code == 200 and first.json()["content"][0]["text"] == "1", first.text
+        limited = httpx.post(call, json={"name": "count", "arguments": {}}, headers={"x-api-key": INTERN_KEY})
+        assert limited.status_code == 429 and 3500 <= int(limited.headers["retry-after"]) <= 3600, limited.headers
+        assert "rate limit `count-once` exceeded" in limited.json()["error"]
+    finally:
+        server.stop()

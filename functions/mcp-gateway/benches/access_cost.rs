@@ -17,6 +17,9 @@ use mcp_gateway::{
 };
 use tower::ServiceExt as _;
 
+/// A case: its name, whether the access file is on, and the credential header sent.
+type Case<'a> = (&'a str, bool, Option<(&'a str, &'a str)>);
+
 const API_KEY: &str = "bench-key-0123456789abcdef";
 const META: &str = r#""_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}"#;
 
@@ -78,7 +81,7 @@ fn main() -> anyhow::Result<()> {
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     let config = access::config::parse("bench", &access_file(&repo)).map_err(|error| anyhow::anyhow!("{error}"))?;
     let bearer = format!("Bearer {}", token(&repo)?);
-    let cases: [(&str, bool, Option<(&str, &str)>); 3] = [
+    let cases: [Case<'_>; 3] = [
         ("open", false, None),
         ("api key + rules + limits", true, Some(("x-api-key", API_KEY))),
         ("jwt + rules + limits", true, Some(("authorization", bearer.as_str()))),

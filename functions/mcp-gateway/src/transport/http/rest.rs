@@ -190,10 +190,14 @@ async fn tools_call(
             .rules
             .check(&caller, Target::Tool(&exposed))
             .map_err(|why| Refusal(StatusCode::FORBIDDEN, why.to_string()))?;
-        policy.limits.admit(&caller, Some(&exposed)).map_err(|limited| {
+        if let Err(limited) = policy.limits.admit(&caller, Some(&exposed)) {
             crate::metrics::global().rate_limited(&limited.limit);
-            Refusal(StatusCode::TOO_MANY_REQUESTS, limited.to_string())
-        })?;
+            call.record.update(|fields| fields.reason = Some(limited.to_string()));
+            let mut response = Refusal(StatusCode::TOO_MANY_REQUESTS, limited.to_string()).into_response();
+            let retry_after = http::HeaderValue::from(limited.retry_after_secs());
+            response.headers_mut().insert(http::header::RETRY_AFTER, retry_after);
+            return Ok(response);
+        }
         let mut params = CallToolRequestParams::new(exposed);
         params.arguments = asked.arguments;
         match registry.call(params, call.context()).await {
