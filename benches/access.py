@@ -1,7 +1,8 @@
 """Access benchmark: what authentication, authorization and rate limits cost (not a timed test).
 
 - In process (`cargo bench --bench access_cost`): the same `tools/list` and `file` info requests
-  through the gateway's router with no access file, with an API key + 3 rules + 3 rate limits,
+  through the gateway's router with no access file, with an API key + 3 rules + 3 rate limits
+  (functions/mcp-gateway/benches/fixtures/bench-access.toml, which the throughput half uses too),
   and with a JWT (RS256, verified once then remembered) + the same rules and limits; p50 and the
   p50 overhead against no access file. Goal: overhead ≤ 20 µs p50. Request metrics are counted
   in every case (they are always on).
@@ -14,15 +15,13 @@ BENCH_PROFILE=debug uses debug builds (only to check that the script runs).
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from common import PROFILE, QUICK, ROOT, TARGET, binary, free_port, row, stop, wrk, write_result
+from common import QUICK, ROOT, binary, cargo_bench, free_port, row, stop, wrk, write_result
 from federation import LATEST, start
 
 API_KEY = "bench-key-0123456789abcdef"
@@ -33,16 +32,6 @@ GOAL_US = 20.0
 
 def log(message: str) -> None:
     print(f"access.py: {message}", file=sys.stderr, flush=True)
-
-
-def in_process() -> list[dict]:
-    profile = ["--profile", "dev" if PROFILE == "debug" else "release"]
-    env = {**os.environ, "CARGO_TARGET_DIR": str(TARGET), "ITERATIONS": "300" if QUICK else "5000"}
-    run = subprocess.run(["cargo", "bench", "-q", "-p", "mcp-gateway", "--bench", "access_cost", *profile],
-                         cwd=ROOT, capture_output=True, text=True, env=env)
-    if run.returncode != 0:
-        sys.exit(f"cargo bench --bench access_cost failed:\n{run.stderr[-3000:]}")
-    return [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
 
 
 def serve(access: Path | None) -> tuple[subprocess.Popen, str]:
@@ -63,7 +52,7 @@ def main() -> None:
     began = time.perf_counter()
     rows = []
     log("in-process cost (cargo bench --bench access_cost)")
-    lines = in_process()
+    lines = cargo_bench("access_cost")
     for line in lines:
         if line["case"] == "open":
             continue
@@ -79,29 +68,10 @@ def main() -> None:
         tmp = Path(tmp)
         key_hash = subprocess.run([binary("mcp-gateway"), "access", "hash-key"], input=API_KEY, capture_output=True,
                                   text=True, check=True).stdout.strip()
+        fixtures = ROOT / "functions" / "mcp-gateway" / "benches" / "fixtures"
         access = tmp / "access.toml"
-        access.write_text(f"""
-[auth]
-[[auth.api_key]]
-name = "bench"
-sha256 = "{key_hash}"
-[authorization]
-default = "deny"
-[[authorization.rule]]
-effect = "allow"
-principals = ["key:*"]
-tools = ["file", "search", "db", "dataset_metadata"]
-[[authorization.rule]]
-effect = "deny"
-principals = ["arn:aws:iam::*:role/analyst-*"]
-tools = ["file_write"]
-[[limit]]
-scope = "global"
-rate = 1000000
-[[limit]]
-scope = "principal"
-rate = 1000000
-""")
+        access.write_text((fixtures / "bench-access.toml").read_text().replace("@KEY_SHA256@", key_hash)
+                          .replace("@JWKS@", str(fixtures / "bench-jwks.json")))
         body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
                 "params": {"name": "file", "arguments": {"action": "info", "path": "sales/regions.csv"},
                            "_meta": {"io.modelcontextprotocol/protocolVersion": LATEST,

@@ -142,6 +142,21 @@ def row(section, measure, unit, ours, peer=None, peer_value=None, better="lower"
             "better": better, "goal": goal, "goal_met": goal_met, "note": note}
 
 
+def cargo_bench(name: str) -> list[dict]:
+    """Runs the in-process Rust bench `name` of mcp-gateway (cargo bench, release settings; dev when
+    BENCH_PROFILE=debug; ITERATIONS 5000, 300 when quick) and returns its JSON lines."""
+    import json
+
+    profile = ["--profile", "dev" if PROFILE == "debug" else "release"]
+    # The target dir the other binaries come from, also when a script is run by hand.
+    env = {**os.environ, "CARGO_TARGET_DIR": str(TARGET), "ITERATIONS": "300" if QUICK else "5000"}
+    run = subprocess.run(["cargo", "bench", "-q", "-p", "mcp-gateway", "--bench", name, *profile],
+                         cwd=ROOT, capture_output=True, text=True, env=env)
+    if run.returncode != 0:
+        sys.exit(f"cargo bench --bench {name} failed:\n{run.stderr[-3000:]}")
+    return [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
+
+
 def write_result(bench: str, began: float, versions: dict[str, str], rows: list[dict], **extra) -> Path:
     """Writes $BENCH_OUT/<bench>.json (format: benches/README.md) and prints its rows."""
     import json

@@ -31,7 +31,7 @@ from pathlib import Path
 import httpx
 
 import svgplot
-from common import OUT, PROFILE, QUICK, ROOT, TARGET, binary, free_port, row, rss_kib, stop, wait_ready, wrk
+from common import OUT, PROFILE, QUICK, ROOT, TARGET, binary, cargo_bench, free_port, row, rss_kib, stop, wait_ready, wrk
 
 TOOLS = ROOT / ".tools"
 PEERS = ROOT / "benches" / "peers"
@@ -238,14 +238,7 @@ def lambda_cold_start(program: str) -> dict:
 
 def in_process_events() -> list[dict]:
     """Runs the `lambda_event` Rust bench (cargo bench, release settings; dev when BENCH_PROFILE=debug)."""
-    profile = ["--profile", "dev" if PROFILE == "debug" else "release"]
-    # The target dir the other binaries come from, also when this script is run by hand.
-    env = {**os.environ, "CARGO_TARGET_DIR": str(TARGET), "ITERATIONS": "300" if QUICK else "5000"}
-    run = subprocess.run(["cargo", "bench", "-q", "-p", "mcp-gateway", "--bench", "lambda_event", *profile],
-                         cwd=ROOT, capture_output=True, text=True, env=env)
-    if run.returncode != 0:
-        sys.exit(f"cargo bench --bench lambda_event failed:\n{run.stderr[-3000:]}")
-    return [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
+    return cargo_bench("lambda_event")
 
 
 # ----------------------------------------------------------------------------- throughput

@@ -5,6 +5,9 @@
 //! counted in every case. Prints one JSON line per case and request with mean, p50 and p99 in
 //! microseconds. `ITERATIONS` (default 5000) sets the sample size.
 
+#[path = "support/summary.rs"]
+mod summary;
+
 use std::{io::Write as _, path::PathBuf, sync::Arc, time::Instant};
 
 use axum::body::Body;
@@ -23,48 +26,12 @@ type Case<'a> = (&'a str, bool, Option<(&'a str, &'a str)>);
 const API_KEY: &str = "bench-key-0123456789abcdef";
 const META: &str = r#""_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}"#;
 
-fn access_file(repo: &std::path::Path) -> String {
-    let key_hash = access::authn::hash_key(API_KEY);
-    let jwks = repo.join("functions/mcp-gateway/benches/fixtures/bench-jwks.json");
-    format!(
-        r#"
-[auth]
-[[auth.api_key]]
-name = "bench"
-sha256 = "{key_hash}"
-[auth.jwt]
-issuer = "https://issuer.bench/"
-audience = "mcp-gateway"
-jwks_file = "{}"
-
-[authorization]
-default = "deny"
-[[authorization.rule]]
-effect = "allow"
-principals = ["key:*", "bench-user"]
-tools = ["file", "search", "db", "dataset_metadata"]
-[[authorization.rule]]
-effect = "deny"
-claims = {{ groups = "contractors" }}
-tools = ["db"]
-[[authorization.rule]]
-effect = "deny"
-principals = ["arn:aws:iam::*:role/analyst-*"]
-tools = ["file_write"]
-
-[[limit]]
-scope = "global"
-rate = 1000000
-[[limit]]
-scope = "principal"
-rate = 1000000
-[[limit]]
-scope = "tool"
-tools = ["file"]
-rate = 1000000
-"#,
-        jwks.display()
-    )
+/// The access file both halves of the access bench use (`benches/fixtures/bench-access.toml`).
+fn access_file(repo: &std::path::Path) -> anyhow::Result<String> {
+    let fixtures = repo.join("functions/mcp-gateway/benches/fixtures");
+    let text = std::fs::read_to_string(fixtures.join("bench-access.toml"))?;
+    let jwks = fixtures.join("bench-jwks.json");
+    Ok(text.replace("@KEY_SHA256@", &access::authn::hash_key(API_KEY)).replace("@JWKS@", &jwks.to_string_lossy()))
 }
 
 fn token(repo: &std::path::Path) -> anyhow::Result<String> {
@@ -79,7 +46,7 @@ fn token(repo: &std::path::Path) -> anyhow::Result<String> {
 fn main() -> anyhow::Result<()> {
     let iterations: usize = std::env::var("ITERATIONS").ok().and_then(|n| n.parse().ok()).unwrap_or(5000);
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let config = access::config::parse("bench", &access_file(&repo)).map_err(|error| anyhow::anyhow!("{error}"))?;
+    let config = access::config::parse("bench", &access_file(&repo)?).map_err(|error| anyhow::anyhow!("{error}"))?;
     let bearer = format!("Bearer {}", token(&repo)?);
     let cases: [Case<'_>; 3] = [
         ("open", false, None),
@@ -148,17 +115,14 @@ fn main() -> anyhow::Result<()> {
                 }
                 anyhow::Ok(())
             })?;
-            micros.sort_by(f64::total_cmp);
-            let at = |p: f64| micros[((p / 100.0 * micros.len() as f64).ceil() as usize).clamp(1, micros.len()) - 1];
-            let mean = micros.iter().sum::<f64>() / micros.len() as f64;
-            let p50 = at(50.0);
+            let (mean, p50, p99) = summary::summary(&mut micros);
             if !with_access {
                 open_p50.insert(*name, p50);
             }
             let overhead = open_p50.get(name).map(|open| p50 - open);
             let line = serde_json::json!({
                 "case": case, "request": name, "iterations": micros.len(), "mean_us": mean, "p50_us": p50,
-                "p99_us": at(99.0), "overhead_p50_us": overhead,
+                "p99_us": p99, "overhead_p50_us": overhead,
             });
             writeln!(std::io::stdout().lock(), "{line}")?;
         }

@@ -4,6 +4,9 @@
 //! Prints one JSON line per event with mean, p50 and p99 in microseconds. `ITERATIONS` (default
 //! 5000) sets the sample size.
 
+#[path = "support/summary.rs"]
+mod summary;
+
 use std::{io::Write as _, path::PathBuf, sync::Arc, time::Instant};
 
 use lambda_http::{Adapter, Context, LambdaEvent, Service as _, request::LambdaRequest};
@@ -47,10 +50,8 @@ fn main() -> anyhow::Result<()> {
             }
             anyhow::Ok(())
         })?;
-        micros.sort_by(f64::total_cmp);
-        let at = |p: f64| micros[((p / 100.0 * micros.len() as f64).ceil() as usize).clamp(1, micros.len()) - 1];
-        let mean = micros.iter().sum::<f64>() / micros.len() as f64;
-        let line = serde_json::json!({ "event": name, "iterations": micros.len(), "mean_us": mean, "p50_us": at(50.0), "p99_us": at(99.0) });
+        let (mean, p50, p99) = summary::summary(&mut micros);
+        let line = serde_json::json!({ "event": name, "iterations": micros.len(), "mean_us": mean, "p50_us": p50, "p99_us": p99 });
         writeln!(std::io::stdout().lock(), "{line}")?;
     }
     Ok(())
