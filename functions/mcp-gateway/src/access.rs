@@ -11,6 +11,7 @@ pub mod config;
 pub mod iam;
 pub mod jwt;
 pub mod limits;
+pub mod remembered;
 pub mod rules;
 
 pub use config::AccessConfig;

@@ -82,4 +82,12 @@ impl<'a> Lines<'a> {
     pub(crate) fn at<T>(&self, value: &Spanned<T>, message: String) -> ConfigError {
         self.error(Some(value.span().start), message)
     }
+
+    /// The duration `raw` holds (`500ms`, `30s`, `2m`, `1h`), or `default` when it is absent.
+    pub(crate) fn duration(&self, raw: Option<&Spanned<String>>, default: Duration) -> Result<Duration, ConfigError> {
+        let Some(raw) = raw else { return Ok(default) };
+        parse_duration(raw.get_ref()).ok_or_else(|| {
+            self.at(raw, format!("`{}` is not a duration; write e.g. 500ms, 30s or 2m (at most 1h)", raw.get_ref()))
+        })
+    }
 }

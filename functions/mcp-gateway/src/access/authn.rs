@@ -8,10 +8,7 @@
 //! Argon2 runs on the blocking pool, at most [`MAX_PASSWORD_CHECKS`] at once, and a verified
 //! user and password is remembered (as a SHA-256) so that each request does not pay for it.
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex},
-};
+use std::{collections::HashMap, sync::Arc, time::SystemTime};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
 use base64::Engine as _;
@@ -23,6 +20,7 @@ use super::{
     config::AuthConfig,
     iam::IamVerifier,
     jwt::{TokenError, Verifier},
+    remembered::{self, Remembered},
 };
 
 /// The longest credential header read (a JWT with many claims fits).
@@ -94,7 +92,7 @@ pub enum AuthError {
 pub struct Authenticator {
     api_keys: HashMap<[u8; 32], Arc<str>>,
     users: HashMap<String, String>,
-    remembered: Mutex<HashMap<[u8; 32], Arc<str>>>,
+    remembered: Remembered<Arc<str>>,
     password_checks: tokio::sync::Semaphore,
     jwt: Option<Verifier>,
     iam: Option<IamVerifier>,
@@ -106,7 +104,7 @@ impl Authenticator {
         Ok(Self {
             api_keys: config.api_keys.into_iter().map(|(name, hash)| (hash, format!("key:{name}").into())).collect(),
             users: config.users.into_iter().collect(),
-            remembered: Mutex::new(HashMap::new()),
+            remembered: Remembered::new(MAX_REMEMBERED),
             password_checks: tokio::sync::Semaphore::new(MAX_PASSWORD_CHECKS),
             jwt: config.jwt.map(Verifier::new).transpose()?,
             iam: config.iam.map(IamVerifier::new).transpose()?,
@@ -135,9 +133,7 @@ impl Authenticator {
                 && credential.starts_with(mcp_sigv4::sts_token::TOKEN_PREFIX)
             {
                 return match iam.verify(credential).await {
-                    Ok((principal, claims)) => {
-                        Ok(Identity { principal, kind: AuthKind::Iam, claims: Some(Arc::new(claims)) })
-                    }
+                    Ok((principal, claims)) => Ok(Identity { principal, kind: AuthKind::Iam, claims: Some(claims) }),
                     Err(TokenError::Invalid(message)) => Err(AuthError::Invalid { message, bearer: true }),
                     Err(TokenError::KeysUnavailable(message)) => Err(AuthError::Unavailable(message)),
                 };
@@ -201,13 +197,8 @@ impl Authenticator {
             .ok_or_else(|| self.invalid("`Authorization: Basic` must carry base64 of `user:password`".to_owned()))?;
         let wrong = || self.invalid("wrong user name or password".to_owned());
         let Some(hash) = self.users.get(user) else { return Err(wrong()) };
-        let mut pair = Sha256::new();
-        pair.update(user.as_bytes());
-        pair.update([0]);
-        pair.update(password.as_bytes());
-        let pair: [u8; 32] = pair.finalize().into();
-        let remembered = self.remembered.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&pair).cloned();
-        if let Some(principal) = remembered {
+        let pair = remembered::key(&[user.as_bytes(), password.as_bytes()]);
+        if let Some(principal) = self.remembered.get(&pair, SystemTime::now()) {
             return Ok(Identity { principal, kind: AuthKind::Basic, claims: None });
         }
         let _permit = self.password_checks.acquire().await.map_err(|_| wrong())?;
@@ -222,11 +213,7 @@ impl Authenticator {
             return Err(wrong());
         }
         let principal: Arc<str> = format!("user:{user}").into();
-        let mut remembered = self.remembered.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if remembered.len() >= MAX_REMEMBERED {
-            remembered.clear();
-        }
-        remembered.insert(pair, principal.clone());
+        self.remembered.insert(pair, principal.clone(), None, SystemTime::now());
         Ok(Identity { principal, kind: AuthKind::Basic, claims: None })
     }
 

@@ -8,7 +8,7 @@ use globset::{Glob, GlobMatcher};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::settings_file::{ConfigError, Lines, parse_duration};
+use crate::settings_file::{ConfigError, Lines};
 
 /// The most API keys, users, rules or limits one file may hold.
 const MAX_ENTRIES: usize = 1_000;
@@ -342,9 +342,8 @@ fn cache_config(lines: &Lines<'_>, raw: RawCache) -> Result<crate::result_cache:
     for rule in raw.tool {
         let start = rule.span().start;
         let rule = rule.into_inner();
-        let ttl = parse_duration(rule.ttl.get_ref()).ok_or_else(|| {
-            lines.at(&rule.ttl, format!("`{}` is not a duration (e.g. 30s, at most 1h)", rule.ttl.get_ref()))
-        })?;
+        // Required: the default is never used.
+        let ttl = lines.duration(Some(&rule.ttl), Duration::ZERO)?;
         let scope = match rule.scope.as_deref() {
             None | Some("private") => rmcp::model::CacheScope::Private,
             Some("public") => rmcp::model::CacheScope::Public,
@@ -528,11 +527,7 @@ fn jwt_config(lines: &Lines<'_>, raw: Spanned<RawJwt>) -> Result<JwtConfig, Conf
             );
         }
     };
-    let leeway = match &raw.leeway {
-        None => Duration::from_secs(30),
-        Some(text) => parse_duration(text.get_ref())
-            .ok_or_else(|| lines.at(text, format!("`{}` is not a duration (e.g. 30s, at most 1h)", text.get_ref())))?,
-    };
+    let leeway = lines.duration(raw.leeway.as_ref(), Duration::from_secs(30))?;
     if let Some(resource) = &raw.resource {
         check_key_url(resource.get_ref()).map_err(|message| lines.at(resource, message))?;
     }
@@ -606,11 +601,7 @@ fn limit_config(lines: &Lines<'_>, number: usize, raw: RawLimit) -> Result<Limit
     };
     let rate = count(&raw.rate, "rate")?;
     let burst = raw.burst.as_ref().map(|burst| count(burst, "burst")).transpose()?.unwrap_or(rate);
-    let per = match &raw.per {
-        None => Duration::from_secs(1),
-        Some(text) => parse_duration(text.get_ref())
-            .ok_or_else(|| lines.at(text, format!("`{}` is not a duration (e.g. 1s, 1m or 1h)", text.get_ref())))?,
-    };
+    let per = lines.duration(raw.per.as_ref(), Duration::from_secs(1))?;
     let scope_name = match raw.scope {
         LimitScope::Global => "global",
         LimitScope::Principal => "principal",

@@ -10,16 +10,18 @@
 //! [`MAX_CACHED`] of them.
 
 use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex},
+    sync::Arc,
     time::{Duration, SystemTime},
 };
 
 use mcp_sigv4::sts_token::{self, GATEWAY_ID_HEADER};
 use serde_json::{Map, Value};
-use sha2::{Digest as _, Sha256};
 
-use super::{config::IamConfig, jwt::TokenError};
+use super::{
+    config::IamConfig,
+    jwt::{TokenError, Verified},
+    remembered::{self, Remembered},
+};
 
 /// Answers kept.
 pub const MAX_CACHED: usize = 10_000;
@@ -28,15 +30,12 @@ const STS_TIMEOUT: Duration = Duration::from_secs(5);
 /// The largest STS answer read.
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
-/// A verified caller: principal and claims (`account`, `arn`).
-type Verified = (Arc<str>, Map<String, Value>);
-
 /// Checks STS identity tokens.
 #[derive(Debug)]
 pub struct IamVerifier {
     config: IamConfig,
     client: reqwest::Client,
-    cache: Mutex<HashMap<[u8; 32], (Verified, SystemTime)>>,
+    cache: Remembered<Verified>,
 }
 
 impl IamVerifier {
@@ -44,7 +43,7 @@ impl IamVerifier {
     pub fn new(config: IamConfig) -> Result<Self, reqwest::Error> {
         let client =
             reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).timeout(STS_TIMEOUT).build()?;
-        Ok(Self { config, client, cache: Mutex::new(HashMap::new()) })
+        Ok(Self { config, client, cache: Remembered::new(MAX_CACHED) })
     }
 
     /// Whether `scheme://authority` is an STS endpoint this gateway sends tokens to.
@@ -64,12 +63,9 @@ impl IamVerifier {
     /// The caller a token names.
     pub async fn verify(&self, token: &str) -> Result<Verified, TokenError> {
         let now = SystemTime::now();
-        let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        if let Some((verified, expires)) =
-            self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&key)
-            && *expires > now
-        {
-            return Ok(verified.clone());
+        let key = remembered::key(&[token.as_bytes()]);
+        if let Some(verified) = self.cache.get(&key, now) {
+            return Ok(verified);
         }
         let checked = sts_token::check_token(token, now, |endpoint| self.trusted(endpoint))
             .map_err(|error| TokenError::Invalid(error.0))?;
@@ -106,15 +102,8 @@ impl IamVerifier {
         let mut claims = Map::new();
         claims.insert("account".to_owned(), Value::String(account));
         claims.insert("arn".to_owned(), Value::String(arn.clone()));
-        let verified: Verified = (arn.into(), claims);
-        let mut cache = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if cache.len() >= MAX_CACHED {
-            cache.retain(|_, (_, expires)| *expires > now);
-            if cache.len() >= MAX_CACHED {
-                cache.clear();
-            }
-        }
-        cache.insert(key, (verified.clone(), checked.expires));
+        let verified: Verified = (arn.into(), Arc::new(claims));
+        self.cache.insert(key, verified.clone(), Some(checked.expires), now);
         Ok(verified)
     }
 }

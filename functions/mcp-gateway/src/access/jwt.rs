@@ -11,7 +11,7 @@
 
 use std::{
     sync::{Arc, RwLock},
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime},
 };
 
 use jsonwebtoken::{
@@ -57,7 +57,7 @@ pub struct Verifier {
     validations: Vec<(jsonwebtoken::Algorithm, Validation)>,
     keys: Keys,
     /// SHA-256 of a verified token → who it names, and its `exp` (seconds since the epoch).
-    remembered: std::sync::Mutex<std::collections::HashMap<[u8; 32], (Verified, u64)>>,
+    remembered: super::remembered::Remembered<Verified>,
 }
 
 #[derive(Debug)]
@@ -100,7 +100,7 @@ impl Verifier {
                 fetching: tokio::sync::Mutex::new(()),
             },
         };
-        Ok(Self { config, validations, keys, remembered: std::sync::Mutex::new(std::collections::HashMap::new()) })
+        Ok(Self { config, validations, keys, remembered: super::remembered::Remembered::new(MAX_REMEMBERED) })
     }
 
     /// The configuration (for the protected-resource metadata).
@@ -110,22 +110,15 @@ impl Verifier {
 
     /// The token's principal and claims when it is valid.
     pub async fn verify(&self, token: &str) -> Result<Verified, TokenError> {
-        use sha2::Digest as _;
-        let hash: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
-        let now = jsonwebtoken::get_current_timestamp();
-        let remembered = self.remembered.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&hash).cloned();
-        if let Some((verified, exp)) = remembered
-            && now < exp
-        {
+        let key = super::remembered::key(&[token.as_bytes()]);
+        let now = SystemTime::now();
+        if let Some(verified) = self.remembered.get(&key, now) {
             return Ok(verified);
         }
         let verified = self.check(token).await?;
         let exp = verified.1.get("exp").and_then(Value::as_u64).unwrap_or(0);
-        let mut remembered = self.remembered.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if remembered.len() >= MAX_REMEMBERED {
-            remembered.clear();
-        }
-        remembered.insert(hash, (verified.clone(), exp));
+        let until = SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(exp));
+        self.remembered.insert(key, verified.clone(), Some(until.unwrap_or(now)), now);
         Ok(verified)
     }
 
@@ -199,7 +192,7 @@ impl Verifier {
                 let changed = state.set.as_ref().is_none_or(|(old, _)| **old != set);
                 if changed {
                     // Tokens of a retired key must not outlive it here.
-                    self.remembered.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+                    self.remembered.clear();
                 }
                 let set = Arc::new(set);
                 state.set = Some((set.clone(), Instant::now()));

@@ -4,7 +4,8 @@
 //! **Invariants:** a request takes a token from every limit that applies to it, or from none: when
 //! one limit refuses, the others are left as they were. Buckets are kept per key in one map of at
 //! most [`MAX_BUCKETS`] entries; a full bucket (one that has refilled) holds no information and is
-//! dropped to make room, so only callers active within one refill time take space. In-process:
+//! dropped to make room, so only callers active within one refill time take space. A refusal is
+//! counted in the metrics here, whoever asked. In-process:
 //! each `serve` process (or Lambda instance) counts on its own.
 //!
 //! Hand-written (~100 lines) rather than `governor`: one lock over all limits is what makes the
@@ -23,12 +24,19 @@ use crate::caller::Caller;
 pub const MAX_BUCKETS: usize = 100_000;
 
 /// The rate limits of the access file.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Limits {
     limits: Vec<Limit>,
     /// Bucket of (limit index, key) → theoretical arrival time, in ns since `epoch`.
     buckets: Mutex<HashMap<(usize, String), u64>>,
-    epoch: Option<Instant>,
+    epoch: Instant,
+}
+
+impl Default for Limits {
+    /// No limits.
+    fn default() -> Self {
+        Self::new(Vec::new())
+    }
 }
 
 #[derive(Debug)]
@@ -73,7 +81,7 @@ impl Limits {
                 Limit { config, interval, tolerance }
             })
             .collect();
-        Self { limits, buckets: Mutex::new(HashMap::new()), epoch: Some(Instant::now()) }
+        Self { limits, buckets: Mutex::new(HashMap::new()), epoch: Instant::now() }
     }
 
     /// Whether there are no limits.
@@ -87,7 +95,7 @@ impl Limits {
         if self.limits.is_empty() {
             return Ok(());
         }
-        let now = self.epoch.map_or(0, |epoch| u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX));
+        let now = u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
         let mut buckets = self.buckets.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut taken = Vec::new();
         for (index, limit) in self.limits.iter().enumerate() {
@@ -111,6 +119,7 @@ impl Limits {
             let arrival = buckets.get(&(index, key.clone())).copied().unwrap_or(0).max(now);
             let ahead = arrival - now;
             if ahead > limit.tolerance {
+                crate::metrics::global().rate_limited(&limit.config.name);
                 let wait = ahead - limit.tolerance;
                 return Err(Limited {
                     limit: limit.config.name.clone(),
@@ -127,6 +136,7 @@ impl Limits {
             buckets.retain(|_, arrival| *arrival > now);
         }
         if buckets.len() + taken.len() > MAX_BUCKETS {
+            crate::metrics::global().rate_limited("buckets");
             return Err(Limited {
                 limit: "buckets".to_owned(),
                 rate: u32::try_from(MAX_BUCKETS).unwrap_or(u32::MAX),

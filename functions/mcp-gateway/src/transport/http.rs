@@ -173,37 +173,44 @@ async fn metrics(State(state): State<Arc<AppState>>) -> axum::response::Response
     use std::fmt::Write as _;
     let mut upstreams = String::new();
     if let Some(catalogue) = state.core.registry.upstreams() {
-        let families = [
-            ("mcp_gateway_upstream_requests_total", "counter", "Calls sent to an upstream instance."),
-            ("mcp_gateway_upstream_errors_total", "counter", "Calls to an upstream instance that failed or timed out."),
-            ("mcp_gateway_upstream_in_flight", "gauge", "Calls to an upstream instance under way."),
+        use crate::upstream::pool::InstanceReport;
+        type Family = (&'static str, &'static str, &'static str, fn(&InstanceReport) -> f64);
+        let families: [Family; 4] = [
+            ("mcp_gateway_upstream_requests_total", "counter", "Calls sent to an upstream instance.", |i| {
+                i.requests as f64
+            }),
+            (
+                "mcp_gateway_upstream_errors_total",
+                "counter",
+                "Calls to an upstream instance that failed or timed out.",
+                |i| i.errors as f64,
+            ),
+            ("mcp_gateway_upstream_in_flight", "gauge", "Calls to an upstream instance under way.", |i| {
+                f64::from(i.in_flight)
+            }),
             (
                 "mcp_gateway_upstream_breaker_open",
                 "gauge",
                 "1 when the instance's circuit breaker is open, 0.5 half-open.",
+                |i| match i.breaker.as_str() {
+                    "open" => 1.0,
+                    "half_open" => 0.5,
+                    _ => 0.0,
+                },
             ),
         ];
-        let fleet = catalogue.upstreams();
-        for (name, kind, help) in families {
+        // Each instance's report once (it sorts latency samples), for every family.
+        let reports: Vec<(String, Vec<InstanceReport>)> = catalogue
+            .upstreams()
+            .iter()
+            .map(|upstream| (crate::metrics::escape(upstream.name()), upstream.instances()))
+            .collect();
+        for (name, kind, help, value) in families {
             let _ = writeln!(upstreams, "# HELP {name} {help}\n# TYPE {name} {kind}");
-            for upstream in fleet.iter() {
-                for instance in upstream.instances() {
-                    let value = match name {
-                        "mcp_gateway_upstream_requests_total" => instance.requests as f64,
-                        "mcp_gateway_upstream_errors_total" => instance.errors as f64,
-                        "mcp_gateway_upstream_in_flight" => f64::from(instance.in_flight),
-                        _ => match instance.breaker.as_str() {
-                            "open" => 1.0,
-                            "half_open" => 0.5,
-                            _ => 0.0,
-                        },
-                    };
-                    let _ = writeln!(
-                        upstreams,
-                        "{name}{{upstream=\"{}\",instance=\"{}\"}} {value}",
-                        crate::metrics::escape(upstream.name()),
-                        crate::metrics::escape(&instance.id)
-                    );
+            for (upstream, instances) in &reports {
+                for instance in instances {
+                    let (id, value) = (crate::metrics::escape(&instance.id), value(instance));
+                    let _ = writeln!(upstreams, "{name}{{upstream=\"{upstream}\",instance=\"{id}\"}} {value}");
                 }
             }
         }

@@ -378,9 +378,9 @@ pub fn parse(source_name: &str, text: &str) -> Result<UpstreamsConfig, ConfigErr
         let message = error.message().trim_end_matches('\n').to_owned();
         lines.error(error.span().map(|span| span.start), message)
     })?;
-    let timeout = duration(&lines, raw.defaults.timeout.as_ref(), Duration::from_secs(60))?;
-    let list_timeout = duration(&lines, raw.defaults.list_timeout.as_ref(), Duration::from_secs(5))?;
-    let catalogue_ttl = duration(&lines, raw.defaults.catalogue_ttl.as_ref(), Duration::from_secs(60))?;
+    let timeout = lines.duration(raw.defaults.timeout.as_ref(), Duration::from_secs(60))?;
+    let list_timeout = lines.duration(raw.defaults.list_timeout.as_ref(), Duration::from_secs(5))?;
+    let catalogue_ttl = lines.duration(raw.defaults.catalogue_ttl.as_ref(), Duration::from_secs(60))?;
     let mut upstreams: Vec<UpstreamConfig> = Vec::new();
     for entry in raw.upstream {
         let start = entry.span().start;
@@ -524,8 +524,8 @@ fn upstream(
         strategy,
         health: health(lines, raw.health.as_ref(), stdio)?,
         retry_tools: patterns(lines, raw.retry_tools.as_ref())?,
-        timeout: duration(lines, raw.timeout.as_ref(), default_timeout)?,
-        list_timeout: duration(lines, raw.list_timeout.as_ref(), default_list_timeout)?,
+        timeout: lines.duration(raw.timeout.as_ref(), default_timeout)?,
+        list_timeout: lines.duration(raw.list_timeout.as_ref(), default_list_timeout)?,
         allow_tools: patterns(lines, raw.allow_tools.as_ref())?,
         deny_tools: patterns(lines, raw.deny_tools.as_ref())?,
         failure_mode,
@@ -639,9 +639,9 @@ fn health(lines: &Lines<'_>, raw: Option<&Spanned<RawHealth>>, stdio: bool) -> R
     Ok(HealthConfig {
         failures: count(raw.failures.as_ref(), defaults.failures, "failures")?,
         error_rate,
-        window: duration(lines, raw.window.as_ref(), defaults.window)?,
+        window: lines.duration(raw.window.as_ref(), defaults.window)?,
         min_calls: count(raw.min_calls.as_ref(), defaults.min_calls, "min_calls")?,
-        cooldown: duration(lines, raw.cooldown.as_ref(), defaults.cooldown)?,
+        cooldown: lines.duration(raw.cooldown.as_ref(), defaults.cooldown)?,
         half_open_calls: count(raw.half_open_calls.as_ref(), defaults.half_open_calls, "half_open_calls")?,
         successes: count(raw.successes.as_ref(), defaults.successes, "successes")?,
         probe: probe(lines, raw, stdio, &count)?,
@@ -680,8 +680,8 @@ fn probe(
     };
     Ok(Some(Probe {
         kind,
-        interval: duration(lines, raw.interval.as_ref(), Duration::from_secs(10))?,
-        timeout: duration(lines, raw.probe_timeout.as_ref(), Duration::from_secs(2))?,
+        interval: lines.duration(raw.interval.as_ref(), Duration::from_secs(10))?,
+        timeout: lines.duration(raw.probe_timeout.as_ref(), Duration::from_secs(2))?,
         healthy_threshold: count(raw.healthy_threshold.as_ref(), 2, "healthy_threshold")?,
         unhealthy_threshold: count(raw.unhealthy_threshold.as_ref(), 3, "unhealthy_threshold")?,
     }))
@@ -754,13 +754,6 @@ fn patterns(lines: &Lines<'_>, raw: Option<&Spanned<Vec<String>>>) -> Result<Opt
     }
     let set = builder.build().map_err(|error| lines.at(raw, format!("globs: {error}")))?;
     Ok(Some(Patterns { text: raw.get_ref().clone(), set }))
-}
-
-fn duration(lines: &Lines<'_>, raw: Option<&Spanned<String>>, default: Duration) -> Result<Duration, ConfigError> {
-    let Some(raw) = raw else { return Ok(default) };
-    parse_duration(raw.get_ref()).ok_or_else(|| {
-        lines.at(raw, format!("`{}` is not a duration; write e.g. 500ms, 30s or 2m (at most 1h)", raw.get_ref()))
-    })
 }
 
 impl fmt::Display for FailureMode {

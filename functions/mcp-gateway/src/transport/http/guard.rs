@@ -370,10 +370,7 @@ async fn check_limits(
             None => name.to_owned(),
         });
     }
-    limits.admit(&record.caller(), tool.as_deref()).map_err(|limited| {
-        crate::metrics::global().rate_limited(&limited.limit);
-        Refusal::limited(&limited, envelope.id.clone())
-    })
+    limits.admit(&record.caller(), tool.as_deref()).map_err(|limited| Refusal::limited(&limited, envelope.id.clone()))
 }
 
 /// Legacy requests that carry a session id must carry one we issued.

@@ -191,7 +191,6 @@ async fn tools_call(
             .check(&caller, Target::Tool(&exposed))
             .map_err(|why| Refusal(StatusCode::FORBIDDEN, why.to_string()))?;
         if let Err(limited) = policy.limits.admit(&caller, Some(&exposed)) {
-            crate::metrics::global().rate_limited(&limited.limit);
             call.record.update(|fields| fields.reason = Some(limited.to_string()));
             let mut response = Refusal(StatusCode::TOO_MANY_REQUESTS, limited.to_string()).into_response();
             let retry_after = http::HeaderValue::from(limited.retry_after_secs());
