@@ -52,18 +52,18 @@ pub struct Options {
 pub enum Auth {
     /// Each request signed with SigV4 (API Gateway with AWS_IAM, Lambda Function URLs).
     SigV4,
-    /// A presigned STS `GetCallerIdentity` token as `Authorization: Bearer` (`mcp-gateway serve`
-    /// with `[auth.iam]`), bound to `gateway_id`, presigned for `sts_endpoint`.
+    /// A signed STS `GetCallerIdentity` request as `Authorization: Bearer` (`mcp-gateway serve`
+    /// with `[auth.iam]`), bound to `gateway_id`, signed for `sts_endpoint`.
     Sts {
         /// The gateway the token is for (its `[auth.iam] gateway_id`).
         gateway_id: String,
-        /// The STS endpoint the token is presigned for (`https://sts.<region>.amazonaws.com/`).
+        /// The STS endpoint the token is signed for (`https://sts.<region>.amazonaws.com/`).
         sts_endpoint: String,
     },
 }
 
-/// How long an STS token is reused (it is valid for 15 minutes).
-const STS_TOKEN_REUSE: Duration = Duration::from_secs(600);
+/// How long an STS token is reused (AWS takes its signature for 5 minutes).
+const STS_TOKEN_REUSE: Duration = Duration::from_secs(240);
 
 /// Session state for the revisions that have `initialize` (before 2026-07-28).
 #[derive(Debug, Default)]
@@ -286,7 +286,7 @@ impl Proxy {
         Err(HttpFailure::Status { status, body, retry_after })
     }
 
-    /// An unsigned POST carrying the STS token (made anew every 10 minutes, or when the
+    /// An unsigned POST carrying the STS token (made anew every 4 minutes, or when the
     /// credentials change).
     async fn with_sts_token(
         &self,

@@ -71,7 +71,7 @@ struct Common {
     #[arg(long, default_value = "256M", value_parser = parse_answer_bytes, global = true)]
     max_answer_bytes: u64,
     /// How requests prove the caller's IAM identity: `sigv4` (sign each request: API Gateway with
-    /// AWS_IAM) or `sts` (send a presigned STS GetCallerIdentity token: `mcp-gateway serve` with
+    /// AWS_IAM) or `sts` (send a signed STS GetCallerIdentity request as a token: `mcp-gateway serve` with
     /// `[auth.iam]`, e.g. on EC2).
     #[arg(long, env = "MCP_PROXY_AUTH", default_value = "sigv4", value_parser = ["sigv4", "sts"], global = true)]
     auth: String,
@@ -79,7 +79,7 @@ struct Common {
     /// default: the endpoint's host (and port).
     #[arg(long, env = "MCP_GATEWAY_ID", global = true)]
     gateway_id: Option<String>,
-    /// `--auth sts`: the STS endpoint the token is presigned for (default:
+    /// `--auth sts`: the STS endpoint the token is signed for (default:
     /// `https://sts.<region>.amazonaws.com/`).
     #[arg(long, env = "MCP_STS_ENDPOINT", global = true)]
     sts_endpoint: Option<String>,

@@ -448,17 +448,58 @@ def test_lambda_writes_an_embedded_metric_format_line_per_request(tmp_path):
         function.stop()
 
 
+class MotoSts:
+    """moto's STS (and IAM) with IAM authentication on: it checks every request's SigV4 signature
+    (botocore's signer, an implementation independent of ours) against the keys of its IAM users,
+    and answers GetCallerIdentity with the signer's ARN. Counts the STS calls it answered."""
+
+    def __init__(self, tmp: Path):
+        import sys
+
+        import boto3
+        port = free_port()
+        self.base = f"http://127.0.0.1:{port}"
+        self.log_path = tmp / "moto-sts.log"
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-p", str(port)],
+                                     stdout=self.log, stderr=self.log)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"{self.base}/moto-api/", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        iam = boto3.client("iam", endpoint_url=self.base, region_name="us-east-1",
+                           aws_access_key_id="testing", aws_secret_access_key="testing")
+        self.keys = {}
+        for user in ("alice", "bob"):
+            iam.create_user(UserName=user)
+            key = iam.create_access_key(UserName=user)["AccessKey"]
+            self.keys[user] = (key["AccessKeyId"], key["SecretAccessKey"])
+        # From here on every request to moto is authenticated: a signature that does not verify
+        # is refused with SignatureDoesNotMatch, an unknown key with InvalidClientTokenId.
+        httpx.post(f"{self.base}/moto-api/reset-auth", content=b"0", timeout=5).raise_for_status()
+
+    def calls(self) -> int:
+        self.log.flush()
+        return sum('"POST / HTTP/1.1"' in line for line in self.log_path.read_text().splitlines())
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+        self.log.close()
+
+
 @pytest.mark.anyio
 async def test_iam_callers_reach_serve_through_the_proxy_with_sts_tokens_bound_to_the_gateway(tmp_path):
-    """`[auth.iam]`: mcp-sigv4-proxy --auth sts sends a presigned GetCallerIdentity URL; the
-    gateway asks STS (the SigV4-verifying stand-in, an implementation independent of ours) who
-    signed it. A token bound to another gateway, or signed with a key STS does not know, fails
-    STS's own signature check."""
+    """`[auth.iam]`: mcp-sigv4-proxy --auth sts sends a signed GetCallerIdentity request; the
+    gateway asks STS (moto's, with IAM authentication on) who signed it. A token bound to another
+    gateway, or signed with a key STS does not know, fails STS's own signature check."""
     from mcp import StdioServerParameters
 
-    from aws_standin import ACCESS_KEY, OTHER_KEY, OTHER_SECRET, SECRET, StandIn, aws_env, binary
-    sts = StandIn(tmp_path, "http://127.0.0.1:9/mcp", {
-        ACCESS_KEY: {"secret": SECRET, "user": "alice"}, OTHER_KEY: {"secret": OTHER_SECRET, "user": "bob"}})
+    from aws_standin import aws_env, binary
+    sts = MotoSts(tmp_path)
     access = tmp_path / "access.toml"
     access.write_text(f"""
 [auth.iam]
@@ -473,38 +514,40 @@ tools = ["file"]
 """)
     server = Server(tmp_path, "--access", str(access))
 
-    def proxy(gateway_id: str, key: str = ACCESS_KEY, secret: str = SECRET) -> StdioServerParameters:
+    def proxy(gateway_id: str, user: str = "alice", key: tuple[str, str] | None = None) -> StdioServerParameters:
+        key_id, secret = key or sts.keys[user]
         return StdioServerParameters(
             command=binary("MCP_PROXY_BIN", "mcp-sigv4-proxy"),
             args=["--endpoint", server.url, "--region", "us-east-1", "--auth", "sts", "--gateway-id", gateway_id,
-                  "--sts-endpoint", sts.base],
-            env=aws_env(tmp_path, key=key, secret=secret))
+                  "--sts-endpoint", f"{sts.base}/"],
+            env=aws_env(tmp_path, key=key_id, secret=secret))
 
     try:
-        before = sts.verified()
+        before = sts.calls()
         async with Client(proxy("gateway-a"), mode="2026-07-28") as session:
             assert "file" in {tool.name for tool in (await session.list_tools()).tools}
             for _ in range(3):
                 read = await session.call_tool("file", {"action": "read", "path": "sales/regions.csv"})
                 assert read.is_error is False, read.content
-        assert sts.verified() - before == 1, "one STS call for the token, then its cached answer"
+        assert sts.calls() - before == 1, "one STS call for the token, then its cached answer"
         fields = [f for f in server.request_logs() if f.get("tool") == "file"]
         assert fields and {(f["principal"], f["auth"]) for f in fields} == {("arn:aws:iam::123456789012:user/alice", "iam")}
 
-        async with Client(proxy("gateway-a", OTHER_KEY, OTHER_SECRET), mode="2026-07-28") as session:
+        async with Client(proxy("gateway-a", "bob"), mode="2026-07-28") as session:
             assert "file" not in {tool.name for tool in (await session.list_tools()).tools}, "bob's rule holds"
 
-        with pytest.raises(Exception) as replayed:
+        with pytest.raises(Exception):
             async with Client(proxy("gateway-b"), mode="2026-07-28") as session:
                 await session.list_tools()
         refused = [f for f in server.request_logs() if f.get("status") == 401]
-        assert refused and "STS refused the token" in refused[-1]["reason"], refused
+        assert refused and "STS refused the token (SignatureDoesNotMatch" in refused[-1]["reason"], refused
         assert "--gateway-id must be `gateway-a`" in refused[-1]["reason"]
 
         with pytest.raises(Exception):
-            async with Client(proxy("gateway-a", "AKIAUNKNOWNKEY000000", SECRET), mode="2026-07-28") as session:
+            async with Client(proxy("gateway-a", key=("AKIAUNKNOWNKEY000000", "secret")), mode="2026-07-28") as session:
                 await session.list_tools()
-        assert "STS refused the token" in [f for f in server.request_logs() if f.get("status") == 401][-1]["reason"]
+        refused = [f for f in server.request_logs() if f.get("status") == 401]
+        assert "STS refused the token (InvalidClientTokenId" in refused[-1]["reason"], refused[-1]
     finally:
         server.stop()
         sts.stop()

@@ -1,7 +1,7 @@
 //! AWS SigV4 for MCP over HTTP, shared by `mcp-sigv4-proxy`, `mcp-compare` and the gateway's
 //! upstream client: where an endpoint is and what to sign it for (`endpoint`), the AWS credential
 //! chain with caching and role assumption (`credentials`), signing one request (`sign`), and the
-//! presigned STS `GetCallerIdentity` tokens that carry IAM identity to a gateway without API
+//! signed STS `GetCallerIdentity` tokens that carry IAM identity to a gateway without API
 //! Gateway (`sts_token`).
 //!
 //! ```

@@ -1,17 +1,22 @@
-//! IAM authentication without API Gateway: a bearer token that is a presigned STS
-//! `GetCallerIdentity` URL (the pattern of aws-iam-authenticator and Vault's AWS auth method: the
-//! URL travels, never a secret). The client presigns it with its own credentials, binding it to
-//! one gateway by a signed `x-mcp-gateway-id` header; the gateway checks the URL's shape, sends it
-//! to STS with its own id in that header, and takes the caller's ARN from STS's answer. A token
-//! made for one gateway fails STS's signature check when another gateway sends it.
+//! IAM authentication without API Gateway: a bearer token that carries a signed STS
+//! `GetCallerIdentity` request (the pattern of Vault's AWS auth method and aws-iam-authenticator:
+//! the signed request travels, never a secret). The client signs it with its own credentials,
+//! binding it to one gateway by a signed `x-mcp-gateway-id` header; the gateway checks the
+//! request's shape, sends it to STS with its own id in that header, and takes the caller's ARN
+//! from STS's answer. A token made for one gateway fails STS's signature check when another
+//! gateway sends it.
 //!
-//! Token: `aws-sts.` followed by the URL, base64url without padding.
+//! The request is a POST of [`BODY`] with its signature in the `Authorization` header (not a
+//! presigned URL), so any SigV4 implementation checks it as it checks an SDK's call.
+//!
+//! Token: `aws-sts.` followed by base64url (no padding) of the lines: the endpoint URL,
+//! `X-Amz-Date`, `Authorization` and, for temporary credentials, `X-Amz-Security-Token`.
 
 use std::time::{Duration, SystemTime};
 
 use aws_credential_types::Credentials;
 use aws_sigv4::{
-    http_request::{SignableBody, SignableRequest, SignatureLocation, SigningSettings, sign},
+    http_request::{SignableBody, SignableRequest, SigningSettings, sign},
     sign::v4,
 };
 use base64::Engine as _;
@@ -22,17 +27,23 @@ use crate::sign::SignError;
 pub const TOKEN_PREFIX: &str = "aws-sts.";
 /// The signed header that binds a token to one gateway.
 pub const GATEWAY_ID_HEADER: &str = "x-mcp-gateway-id";
-/// How long a token is valid (STS's presigned URLs allow at most 15 minutes here).
-pub const TOKEN_LIFETIME: Duration = Duration::from_secs(900);
+/// The one request body a token is signed for.
+pub const BODY: &str = "Action=GetCallerIdentity&Version=2011-06-15";
+/// The body's content type, as signed.
+pub const CONTENT_TYPE: &str = "application/x-www-form-urlencoded; charset=utf-8";
+/// How long a token is used: AWS takes a signed request within 5 minutes of its `X-Amz-Date`.
+pub const TOKEN_LIFETIME: Duration = Duration::from_secs(300);
 /// The longest token accepted.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+/// The headers a token may sign, besides [`GATEWAY_ID_HEADER`].
+const SIGNABLE: [&str; 5] = ["content-type", "host", "x-amz-date", "x-amz-security-token", GATEWAY_ID_HEADER];
 
 /// The STS endpoint of `region`: `https://sts.<region>.amazonaws.com/`.
 pub fn regional_endpoint(region: &str) -> String {
     format!("https://sts.{region}.amazonaws.com/")
 }
 
-/// A token for the gateway named `gateway_id`, presigned at `time` with `credentials` for STS at
+/// A token for the gateway named `gateway_id`, signed at `time` with `credentials` for STS at
 /// `sts_endpoint` (a URL ending in `/`) in `region`.
 pub fn make_token(
     credentials: &Credentials,
@@ -41,33 +52,35 @@ pub fn make_token(
     gateway_id: &str,
     time: SystemTime,
 ) -> Result<String, SignError> {
-    let url = format!("{sts_endpoint}?Action=GetCallerIdentity&Version=2011-06-15");
     let identity = credentials.clone().into();
-    let mut settings = SigningSettings::default();
-    settings.signature_location = SignatureLocation::QueryParams;
-    settings.expires_in = Some(TOKEN_LIFETIME);
     let params = v4::SigningParams::builder()
         .identity(&identity)
         .region(region)
         .name("sts")
         .time(time)
-        .settings(settings)
+        .settings(SigningSettings::default())
         .build()
         .map_err(|error| SignError::Params(error.to_string()))?
         .into();
-    let headers = [(GATEWAY_ID_HEADER, gateway_id)];
-    let signable = SignableRequest::new("GET", &url, headers.into_iter(), SignableBody::Bytes(b""))
-        .map_err(|error| SignError::Sign(error.to_string()))?;
+    let headers = [("content-type", CONTENT_TYPE), (GATEWAY_ID_HEADER, gateway_id)];
+    let signable =
+        SignableRequest::new("POST", sts_endpoint, headers.into_iter(), SignableBody::Bytes(BODY.as_bytes()))
+            .map_err(|error| SignError::Sign(error.to_string()))?;
     let (instructions, _signature) =
         sign(signable, &params).map_err(|error| SignError::Sign(error.to_string()))?.into_parts();
     let mut request = http::Request::builder()
-        .method("GET")
-        .uri(&url)
+        .method("POST")
+        .uri(sts_endpoint)
         .body(())
         .map_err(|error| SignError::Request(error.to_string()))?;
     instructions.apply_to_request_http1x(&mut request);
-    let presigned = request.uri().to_string();
-    Ok(format!("{TOKEN_PREFIX}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(presigned)))
+    let header = |name: &str| request.headers().get(name).and_then(|value| value.to_str().ok());
+    let (Some(date), Some(authorization)) = (header("x-amz-date"), header("authorization")) else {
+        return Err(SignError::Sign("the signer gave no X-Amz-Date or Authorization".to_owned()));
+    };
+    let mut lines = vec![sts_endpoint, date, authorization];
+    lines.extend(header("x-amz-security-token"));
+    Ok(format!("{TOKEN_PREFIX}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(lines.join("\n"))))
 }
 
 /// Why a token is refused before STS is asked.
@@ -75,19 +88,22 @@ pub fn make_token(
 #[error("{0}")]
 pub struct TokenShapeError(pub String);
 
-/// A token whose shape was checked: the URL to send to STS, and until when it is valid.
+/// A token whose shape was checked: what to send to STS, and until when it is valid.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckedToken {
-    /// The presigned URL.
+    /// The STS endpoint to POST [`BODY`] to (with `Content-Type:` [`CONTENT_TYPE`]).
     pub url: String,
-    /// When the signature expires.
+    /// The signature's headers to send with it: `X-Amz-Date`, `Authorization` and maybe
+    /// `X-Amz-Security-Token`.
+    pub headers: Vec<(&'static str, String)>,
+    /// Until when the signature is taken.
     pub expires: SystemTime,
 }
 
-/// Checks that `token` is a presigned `GetCallerIdentity` URL for an allowed STS endpoint,
-/// bound to a gateway (the id header signed), not expired and valid at most [`TOKEN_LIFETIME`]:
-/// so that the gateway never sends anything but that one request to STS. `allowed` says whether
-/// a `scheme://authority` is an STS endpoint the gateway trusts.
+/// Checks that `token` is a `GetCallerIdentity` request signed for an allowed STS endpoint,
+/// bound to a gateway (the id header signed), signed less than [`TOKEN_LIFETIME`] ago and not
+/// more than that ahead of `now`: so that the gateway never sends anything but that one request
+/// to STS. `allowed` says whether a `scheme://authority` is an STS endpoint the gateway trusts.
 pub fn check_token(
     token: &str,
     now: SystemTime,
@@ -98,72 +114,79 @@ pub fn check_token(
         return Err(refuse("the STS token is too long"));
     }
     let encoded = token.strip_prefix(TOKEN_PREFIX).ok_or_else(|| refuse("not an STS token"))?;
-    let url = base64::engine::general_purpose::URL_SAFE_NO_PAD
+    let text = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(encoded)
         .ok()
         .and_then(|bytes| String::from_utf8(bytes).ok())
-        .ok_or_else(|| refuse("the STS token is not base64url of a URL"))?;
-    let uri: http::Uri = url.parse().map_err(|_| refuse("the STS token is not a URL"))?;
+        .ok_or_else(|| refuse("the STS token is not base64url of text"))?;
+    if text.bytes().any(|byte| byte != b'\n' && !(0x20..0x7f).contains(&byte)) {
+        return Err(refuse("the STS token has characters no HTTP header may carry"));
+    }
+    let lines: Vec<&str> = text.split('\n').collect();
+    let (url, date, authorization, security_token) = match lines[..] {
+        [url, date, authorization] => (url, date, authorization, None),
+        [url, date, authorization, token] => (url, date, authorization, Some(token)),
+        _ => return Err(refuse("the STS token must have 3 or 4 lines: URL, X-Amz-Date, Authorization, token")),
+    };
+    let uri: http::Uri = url.parse().map_err(|_| refuse("the STS token's first line is not a URL"))?;
     let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
-        return Err(refuse("the STS token is not an absolute URL"));
+        return Err(refuse("the STS token's URL is not absolute"));
     };
     if !allowed(&format!("{scheme}://{authority}")) {
         return Err(TokenShapeError(format!("`{scheme}://{authority}` is not an STS endpoint this gateway trusts")));
     }
-    if uri.path() != "/" || authority.as_str().contains('@') {
+    if uri.path_and_query().is_none_or(|path| path.as_str() != "/") || authority.as_str().contains('@') {
         return Err(refuse("the STS token's URL must be the endpoint's root"));
     }
-    let mut seen = std::collections::BTreeMap::new();
-    for pair in uri.query().unwrap_or_default().split('&') {
-        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        if seen.insert(name, value).is_some() {
-            return Err(TokenShapeError(format!("the STS token repeats `{name}`")));
-        }
+    let signed_at = parse_amz_date(date).ok_or_else(|| refuse("the STS token has no valid X-Amz-Date"))?;
+    check_authorization(authorization, date)?;
+    if signed_at > now + TOKEN_LIFETIME {
+        return Err(refuse("the STS token was signed in the future (check the client's clock)"));
     }
-    let expected =
-        [("Action", "GetCallerIdentity"), ("Version", "2011-06-15"), ("X-Amz-Algorithm", "AWS4-HMAC-SHA256")];
-    for (name, value) in expected {
-        if seen.get(name) != Some(&value) {
-            return Err(TokenShapeError(format!("the STS token must have {name}={value}")));
-        }
+    // Taken until 5 minutes after it was signed, and never longer than 5 minutes from now.
+    let expires = (signed_at + TOKEN_LIFETIME).min(now + TOKEN_LIFETIME);
+    if expires <= now {
+        return Err(refuse("the STS token has expired"));
     }
-    let known = [
-        "Action",
-        "Version",
-        "X-Amz-Algorithm",
-        "X-Amz-Credential",
-        "X-Amz-Date",
-        "X-Amz-Expires",
-        "X-Amz-SignedHeaders",
-        "X-Amz-Signature",
-        "X-Amz-Security-Token",
-    ];
-    if let Some(other) = seen.keys().find(|name| !known.contains(name)) {
-        return Err(TokenShapeError(format!("the STS token has an unexpected parameter `{other}`")));
+    let mut headers = vec![("x-amz-date", date.to_owned()), ("authorization", authorization.to_owned())];
+    headers.extend(security_token.map(|token| ("x-amz-security-token", token.to_owned())));
+    Ok(CheckedToken { url: url.to_owned(), headers, expires })
+}
+
+/// Checks an `Authorization` header of a SigV4 signature for STS made on `date`'s day, that
+/// signs the gateway id and no header but [`SIGNABLE`] ones.
+fn check_authorization(authorization: &str, date: &str) -> Result<(), TokenShapeError> {
+    let refuse = |why: &str| TokenShapeError(format!("the STS token's Authorization {why}"));
+    let fields = authorization
+        .strip_prefix("AWS4-HMAC-SHA256 ")
+        .ok_or_else(|| refuse("is not an AWS4-HMAC-SHA256 signature"))?;
+    let field = |name: &str| fields.split(", ").find_map(|part| part.strip_prefix(name)?.strip_prefix('='));
+    let (Some(credential), Some(signed), Some(signature)) =
+        (field("Credential"), field("SignedHeaders"), field("Signature"))
+    else {
+        return Err(refuse("lacks Credential, SignedHeaders or Signature"));
+    };
+    if fields.split(", ").count() != 3 {
+        return Err(refuse("has more than Credential, SignedHeaders and Signature"));
     }
-    let signed = seen.get("X-Amz-SignedHeaders").copied().unwrap_or_default();
-    if !signed.split("%3B").flat_map(|part| part.split(';')).any(|header| header == GATEWAY_ID_HEADER) {
+    match credential.split('/').collect::<Vec<_>>()[..] {
+        [key, day, region, "sts", "aws4_request"]
+            if !key.is_empty() && !region.is_empty() && date.get(..8) == Some(day) => {}
+        _ => return Err(refuse("is not signed for STS on the day of its X-Amz-Date")),
+    }
+    let signed: Vec<&str> = signed.split(';').collect();
+    if !signed.contains(&GATEWAY_ID_HEADER) {
         return Err(TokenShapeError(format!(
             "the STS token does not sign `{GATEWAY_ID_HEADER}`: it is not bound to a gateway"
         )));
     }
-    let expires_in = seen
-        .get("X-Amz-Expires")
-        .and_then(|value| value.parse::<u64>().ok())
-        .filter(|seconds| (1..=TOKEN_LIFETIME.as_secs()).contains(seconds))
-        .ok_or_else(|| refuse("the STS token must expire within 900 s (X-Amz-Expires)"))?;
-    let signed_at = seen
-        .get("X-Amz-Date")
-        .and_then(|date| parse_amz_date(date))
-        .ok_or_else(|| refuse("the STS token has no valid X-Amz-Date"))?;
-    if signed_at > now + Duration::from_secs(300) {
-        return Err(refuse("the STS token was signed in the future (check the client's clock)"));
+    if let Some(other) = signed.iter().find(|header| !SIGNABLE.contains(header)) {
+        return Err(TokenShapeError(format!("the STS token signs an unexpected header `{other}`")));
     }
-    let expires = signed_at + Duration::from_secs(expires_in);
-    if expires <= now {
-        return Err(refuse("the STS token has expired"));
+    if signature.len() != 64 || !signature.bytes().all(|byte| byte.is_ascii_hexdigit()) {
+        return Err(refuse("has no valid Signature"));
     }
-    Ok(CheckedToken { url, expires })
+    Ok(())
 }
 
 /// `20261205T124700Z` as a time.
@@ -206,8 +229,13 @@ mod tests {
         let token = make_token(&credentials(), "us-east-1", &regional_endpoint("us-east-1"), "mcp.example.com", now)
             .unwrap_or_else(|error| panic!("{error}"));
         let checked = check_token(&token, now, sts).unwrap_or_else(|error| panic!("{error}"));
-        assert!(checked.url.starts_with("https://sts.us-east-1.amazonaws.com/?Action=GetCallerIdentity"));
-        assert!(checked.url.contains("X-Amz-SignedHeaders=host%3Bx-mcp-gateway-id"), "{}", checked.url);
+        assert_eq!(checked.url, "https://sts.us-east-1.amazonaws.com/");
+        let authorization = checked.headers.iter().find(|(name, _)| *name == "authorization").map(|(_, value)| value);
+        assert!(
+            authorization
+                .is_some_and(|value| value.contains("SignedHeaders=content-type;host;x-amz-date;x-mcp-gateway-id")),
+            "{authorization:?}"
+        );
         let late = now + TOKEN_LIFETIME + Duration::from_secs(1);
         assert_eq!(check_token(&token, late, sts).err().map(|error| error.0), Some("the STS token has expired".into()));
         let other = check_token(&token, now, |_| false).err().map(|error| error.0);
@@ -218,37 +246,58 @@ mod tests {
     }
 
     #[test]
-    fn only_a_bound_get_caller_identity_url_passes() {
+    fn temporary_credentials_carry_their_session_token() {
         let now = SystemTime::now();
-        let encode =
-            |url: &str| format!("{TOKEN_PREFIX}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(url));
+        let credentials = Credentials::new("ASIAEXAMPLE", "secret", Some("session-token".into()), None, "test");
+        let token = make_token(&credentials, "eu-west-1", &regional_endpoint("eu-west-1"), "g", now)
+            .unwrap_or_else(|error| panic!("{error}"));
+        let checked = check_token(&token, now, |_| true).unwrap_or_else(|error| panic!("{error}"));
+        assert!(checked.headers.contains(&("x-amz-security-token", "session-token".to_owned())), "{checked:?}");
+    }
+
+    #[test]
+    fn only_a_bound_get_caller_identity_signature_passes() {
+        let now = SystemTime::now();
+        let encode = |lines: &[String]| {
+            format!("{TOKEN_PREFIX}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(lines.join("\n")))
+        };
+        let lines = |parts: &[&str]| parts.iter().map(|part| (*part).to_owned()).collect::<Vec<String>>();
+        let url = "https://sts.us-east-1.amazonaws.com/";
         let date = "20261205T124700Z";
-        let base = "https://sts.us-east-1.amazonaws.com/?Version=2011-06-15&X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Expires=900";
+        let signature = "0".repeat(64);
+        let authorization = |credential: &str, signed: &str| {
+            format!("AWS4-HMAC-SHA256 Credential={credential}, SignedHeaders={signed}, Signature={signature}")
+        };
+        let good_scope = "AKID/20261205/us-east-1/sts/aws4_request";
+        let good = authorization(good_scope, "host;x-amz-date;x-mcp-gateway-id");
+        // A minute after `date`.
+        let then = SystemTime::UNIX_EPOCH + Duration::from_secs(1_796_474_880);
         let cases = [
+            (lines(&[url, date, good.as_str()]), ""),
+            (lines(&["https://sts.us-east-1.amazonaws.com/?Action=AssumeRole", date, &good]), "endpoint's root"),
+            (lines(&[url, date, &authorization(good_scope, "host;x-amz-date")]), "not bound to a gateway"),
             (
-                format!("{base}&Action=AssumeRole&X-Amz-Date={date}&X-Amz-SignedHeaders=host%3Bx-mcp-gateway-id"),
-                "Action=GetCallerIdentity",
+                lines(&[url, date, &authorization(good_scope, "host;x-amz-date;x-mcp-gateway-id;x-amz-target")]),
+                "unexpected header `x-amz-target`",
             ),
             (
-                format!("{base}&Action=GetCallerIdentity&X-Amz-Date={date}&X-Amz-SignedHeaders=host"),
-                "not bound to a gateway",
+                lines(&[url, date, &authorization("AKID/20261205/us-east-1/s3/aws4_request", "x-mcp-gateway-id")]),
+                "not signed for STS",
             ),
             (
-                format!(
-                    "{base}&Action=GetCallerIdentity&X-Amz-Date={date}&X-Amz-SignedHeaders=host%3Bx-mcp-gateway-id&RoleArn=x"
-                ),
-                "unexpected parameter `RoleArn`",
+                lines(&[url, date, &authorization("AKID/20261204/us-east-1/sts/aws4_request", "x-mcp-gateway-id")]),
+                "day",
             ),
-            (
-                format!(
-                    "{base}&Action=GetCallerIdentity&Action=GetCallerIdentity&X-Amz-Date={date}&X-Amz-SignedHeaders=x-mcp-gateway-id"
-                ),
-                "repeats `Action`",
-            ),
+            (lines(&[url, date, &good.replace(&signature, "zz")]), "no valid Signature"),
+            (lines(&[url, date]), "3 or 4 lines"),
+            (lines(&[url, date, &format!("{good}\r\nX-Evil: 1")]), "characters no HTTP header"),
         ];
-        for (url, why) in cases {
-            let error = check_token(&encode(&url), now, sts).err().map(|error| error.0).unwrap_or_default();
-            assert!(error.contains(why), "{url}: {error}");
+        for (lines, why) in cases {
+            let checked = check_token(&encode(&lines), then, sts);
+            match checked {
+                Ok(_) => assert!(why.is_empty(), "{lines:?} passed"),
+                Err(error) => assert!(!why.is_empty() && error.0.contains(why), "{lines:?}: {error}"),
+            }
         }
         assert!(check_token("Bearer abc", now, sts).is_err());
     }

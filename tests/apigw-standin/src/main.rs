@@ -4,8 +4,7 @@
 //! implementation independent of the proxy's `aws-sigv4`) against a credentials file that is
 //! re-read on every request (so tests can rotate or expire keys), answers failures with API
 //! Gateway's own messages, and forwards valid requests to an upstream MCP server, streaming the
-//! answer back. It also answers STS `GetCallerIdentity` at `/` for `doctor` (a signed POST) and
-//! for the gateway's `[auth.iam]` (a presigned GET, whose signed headers must match as sent).
+//! answer back. It also answers STS `GetCallerIdentity` at `/` for `doctor` (a signed POST).
 //!
 //! Test controls (unsigned, loopback only): `POST /_standin/throttle?n=N` makes the next N
 //! signed requests fail with 429; `GET /_standin/stats` counts verified requests.
@@ -271,125 +270,6 @@ async fn gateway(State(state): State<Arc<AppState>>, request: Request) -> Respon
         .unwrap_or_else(|_| apigw_error(StatusCode::BAD_GATEWAY, "Internal server error"))
 }
 
-/// Verifies a presigned STS request (the signature in the query string) by the SigV4 rules,
-/// written out here because scratchstack's query-string path does not decode
-/// `X-Amz-Credential`: the canonical request (every query parameter but the signature, the
-/// signed headers as received, the empty payload's hash), the scope, the expiry, the session
-/// token and the signing key from the credentials file. Returns the caller's ARN, or why not.
-fn verify_presigned(state: &AppState, request: &http::Request<Bytes>) -> Result<String, String> {
-    use hmac::{Hmac, Mac as _};
-    use sha2::{Digest as _, Sha256};
-    let refuse = |message: &str| {
-        eprintln!("standin: rejected presigned request: {message}");
-        message.to_owned()
-    };
-    let query = request.uri().query().unwrap_or_default();
-    let params: Vec<(String, String)> = query
-        .split('&')
-        .filter_map(|pair| pair.split_once('='))
-        .map(|(name, value)| (uri_decode(name), uri_decode(value)))
-        .collect();
-    let param = |name: &str| params.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str());
-    let (Some(credential), Some(signed), Some(signature), Some(date), Some(expires)) = (
-        param("X-Amz-Credential"),
-        param("X-Amz-SignedHeaders"),
-        param("X-Amz-Signature"),
-        param("X-Amz-Date"),
-        param("X-Amz-Expires"),
-    ) else {
-        return Err(refuse("Missing Authentication Token"));
-    };
-    let signed_at = chrono::NaiveDateTime::parse_from_str(date, "%Y%m%dT%H%M%SZ").map(|at| at.and_utc());
-    let expires: i64 = expires.parse().unwrap_or(0);
-    if signed_at.map_or(true, |at| at + chrono::Duration::seconds(expires) < chrono::Utc::now()) {
-        return Err(refuse("Request has expired"));
-    }
-    let mut scope = credential.splitn(2, '/');
-    let (Some(access_key), Some(scope)) = (scope.next(), scope.next()) else {
-        return Err(refuse("Credential must have exactly 5 slash-delimited elements"));
-    };
-    if scope != format!("{}/{}/sts/aws4_request", &date[..8.min(date.len())], state.cli.region) {
-        return Err(refuse(&format!("Credential should be scoped to a valid region and service: {scope}")));
-    }
-    let credentials: HashMap<String, Credential> = std::fs::read(&state.cli.credentials)
-        .ok()
-        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-        .unwrap_or_default();
-    let Some(known) = credentials.get(access_key) else {
-        return Err(refuse("The security token included in the request is invalid."));
-    };
-    if known.session_token.as_deref() != param("X-Amz-Security-Token") {
-        return Err(refuse("The security token included in the request is invalid."));
-    }
-    if known.expired {
-        return Err(refuse("The security token included in the request is expired"));
-    }
-    let mut canonical_query: Vec<String> = params
-        .iter()
-        .filter(|(name, _)| name != "X-Amz-Signature")
-        .map(|(name, value)| format!("{}={}", uri_encode(name), uri_encode(value)))
-        .collect();
-    canonical_query.sort();
-    let mut headers = String::new();
-    for name in signed.split(';') {
-        let value = request.headers().get(name).and_then(|value| value.to_str().ok()).unwrap_or_default();
-        headers.push_str(&format!("{name}:{}\n", value.trim()));
-    }
-    let payload = hex(&Sha256::digest(request.body()));
-    let canonical =
-        format!("GET\n{}\n{}\n{headers}\n{signed}\n{payload}", request.uri().path(), canonical_query.join("&"));
-    let to_sign = format!("AWS4-HMAC-SHA256\n{date}\n{scope}\n{}", hex(&Sha256::digest(canonical.as_bytes())));
-    let hmac = |key: &[u8], data: &str| {
-        let mut mac = Hmac::<Sha256>::new_from_slice(key).unwrap_or_else(|_| unreachable!("HMAC takes any key"));
-        mac.update(data.as_bytes());
-        mac.finalize().into_bytes().to_vec()
-    };
-    let mut key = format!("AWS4{}", known.secret).into_bytes();
-    for part in [&date[..8.min(date.len())], state.cli.region.as_str(), "sts", "aws4_request"] {
-        key = hmac(&key, part);
-    }
-    if hex(&hmac(&key, &to_sign)) != signature {
-        return Err(refuse("The request signature we calculated does not match the signature you provided."));
-    }
-    state.verified.fetch_add(1, Ordering::SeqCst);
-    Ok(format!("arn:aws:iam::123456789012:user/{}", known.user))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
-}
-
-fn uri_decode(value: &str) -> String {
-    let bytes = value.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut index = 0;
-    while index < bytes.len() {
-        let hex = value.get(index + 1..index + 3).filter(|_| bytes[index] == b'%');
-        match hex.and_then(|hex| u8::from_str_radix(hex, 16).ok()) {
-            Some(byte) => {
-                out.push(byte);
-                index += 3;
-            }
-            None => {
-                out.push(bytes[index]);
-                index += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// SigV4's URI encoding: unreserved characters as they are, everything else `%XX`.
-fn uri_encode(value: &str) -> String {
-    value
-        .bytes()
-        .map(|byte| match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (byte as char).to_string(),
-            _ => format!("%{byte:02X}"),
-        })
-        .collect()
-}
-
 fn caller_identity(caller: &str) -> Response {
     let xml = format!(
         "<GetCallerIdentityResponse><GetCallerIdentityResult><Arn>{caller}</Arn><UserId>AIDASTANDIN</UserId><Account>123456789012</Account></GetCallerIdentityResult></GetCallerIdentityResponse>"
@@ -402,15 +282,6 @@ async fn sts(State(state): State<Arc<AppState>>, request: Request) -> Result<Res
         Ok(request) => request,
         Err(response) => return Ok(response),
     };
-    let in_query =
-        request.uri().query().is_some_and(|query| query.split('&').any(|pair| pair == "Action=GetCallerIdentity"));
-    if request.uri().query().is_some_and(|query| query.contains("X-Amz-Signature=")) {
-        return Ok(match verify_presigned(&state, &request) {
-            Ok(caller) if in_query => caller_identity(&caller),
-            Ok(_) => apigw_error(StatusCode::BAD_REQUEST, "unsupported STS action"),
-            Err(message) => apigw_error(StatusCode::FORBIDDEN, &message),
-        });
-    }
     match verify(&state, request, "sts").await {
         Ok((_, body, caller)) if body.starts_with(b"Action=GetCallerIdentity") => Ok(caller_identity(&caller)),
         Ok(_) => Ok(apigw_error(StatusCode::BAD_REQUEST, "unsupported STS action")),

@@ -37,7 +37,7 @@ pub struct AuthConfig {
     pub users: Vec<(String, String)>,
     /// JWT bearer tokens.
     pub jwt: Option<JwtConfig>,
-    /// AWS IAM through presigned STS `GetCallerIdentity` tokens (`mcp-sigv4-proxy --auth sts`).
+    /// AWS IAM through signed STS `GetCallerIdentity` tokens (`mcp-sigv4-proxy --auth sts`).
     pub iam: Option<IamConfig>,
 }
 

@@ -1,11 +1,11 @@
-//! AWS IAM callers of `serve` without API Gateway: the bearer token is a presigned STS
-//! `GetCallerIdentity` URL (`mcp_sigv4::sts_token`), bound to this gateway by a signed header.
+//! AWS IAM callers of `serve` without API Gateway: the bearer token is a signed STS
+//! `GetCallerIdentity` request (`mcp_sigv4::sts_token`), bound to this gateway by a signed header.
 //! The gateway sends it to STS with its own id in that header and takes the caller's ARN and
 //! account from the answer; STS checks the signature, so a token made for another gateway (or
 //! altered) is refused by STS itself.
 //!
 //! **Invariants:** the gateway sends nothing to STS but the one request a token's shape allows
-//! (`GetCallerIdentity`, an allowed endpoint, at most 15 minutes of validity, no redirects). An
+//! (`GetCallerIdentity`, an allowed endpoint, signed within 5 minutes, no redirects). An
 //! answer is cached under the token's SHA-256 until the token expires, at most
 //! [`MAX_CACHED`] of them.
 
@@ -69,10 +69,16 @@ impl IamVerifier {
         }
         let checked = sts_token::check_token(token, now, |endpoint| self.trusted(endpoint))
             .map_err(|error| TokenError::Invalid(error.0))?;
-        let response = self
+        let mut request = self
             .client
-            .get(&checked.url)
+            .post(&checked.url)
+            .header(reqwest::header::CONTENT_TYPE, sts_token::CONTENT_TYPE)
             .header(GATEWAY_ID_HEADER, &self.config.gateway_id)
+            .body(sts_token::BODY);
+        for (name, value) in &checked.headers {
+            request = request.header(*name, value);
+        }
+        let response = request
             .send()
             .await
             .map_err(|error| TokenError::KeysUnavailable(format!("STS did not answer: {error}")))?;
