@@ -553,13 +553,42 @@ tools = ["file"]
         sts.stop()
 
 
-def counting_upstream(tmp: Path) -> Path:
+def counting_upstream(tmp: Path, *args: str) -> Path:
     """An upstreams file with the stdio upstream `counting` (upstreams/py_counting_server.py)."""
     import sys
     upstreams = tmp / "upstreams.toml"
+    arguments = json.dumps([str(ROOT / "tests/e2e/upstreams/py_counting_server.py"), *args])
     upstreams.write_text(f'[[upstream]]\nname = "counting"\ntransport = "stdio"\ncommand = "{sys.executable}"\n'
-                         f'args = ["{ROOT / "tests/e2e/upstreams/py_counting_server.py"}"]\n')
+                         f'args = {arguments}\n')
     return upstreams
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("list_ttl_ms", [1500, None])
+async def test_an_upstreams_list_ttl_ms_shortens_the_catalogues_refresh(tmp_path, list_ttl_ms):
+    """2026-07-28 caching: an upstream whose tool lists say `ttlMs: 1500` is listed again once
+    they are stale, though the catalogue's own TTL is a minute; without the hint it is not."""
+    import anyio
+    upstreams = counting_upstream(tmp_path, *(["--list-ttl-ms", str(list_ttl_ms)] if list_ttl_ms else []))
+    server = Server(tmp_path, "--upstreams", str(upstreams))
+
+    def refreshes() -> int:
+        return sum(line.get("fields", {}).get("message") == "upstream catalogue refreshed" for line in server.log_lines())
+
+    try:
+        async with client(server.url, {}) as session:
+            assert "counting__count" in {tool.name for tool in (await session.list_tools()).tools}
+            before = refreshes()
+            assert before >= 1
+            await anyio.sleep(1.7)
+            await session.list_tools()  # answered from the catalogue; a stale one is refreshed behind it
+            deadline = time.monotonic() + 5
+            while list_ttl_ms and refreshes() == before and time.monotonic() < deadline:
+                await anyio.sleep(0.05)
+            await anyio.sleep(0.3)
+            assert refreshes() - before == (1 if list_ttl_ms else 0), server.log_lines()[-5:]
+    finally:
+        server.stop()
 
 
 @pytest.mark.anyio

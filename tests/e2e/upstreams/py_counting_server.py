@@ -1,6 +1,7 @@
 """An upstream that counts what reaches it, for the result cache tests: the Python SDK (mcp 2.x)
 over stdio. Its resource reads say they may be cached for a minute by anyone (`ttlMs`,
-`cacheScope: public`); tool results carry no hints.
+`cacheScope: public`); tool results carry no hints; `--list-ttl-ms N` gives its tool lists
+`ttlMs: N`.
 
 Tools: `count` (how many times it ran), `boom` (fails, counted), `counts` (every counter),
 `meta` (the `_meta` its request carried, as JSON: the trace tests read `traceparent` there).
@@ -10,11 +11,15 @@ Resource: `counter://reads` (how many times it was read).
 from __future__ import annotations
 
 import json
+import sys
 
 from mcp.server.caching import CacheHint
 from mcp.server.mcpserver import Context, MCPServer
 
-server = MCPServer("counting", cache_hints={"resources/read": CacheHint(ttl_ms=60_000, scope="public")})
+HINTS = {"resources/read": CacheHint(ttl_ms=60_000, scope="public")}
+if "--list-ttl-ms" in sys.argv:
+    HINTS["tools/list"] = CacheHint(ttl_ms=int(sys.argv[sys.argv.index("--list-ttl-ms") + 1]))
+server = MCPServer("counting", cache_hints=HINTS)
 COUNTS = {"count": 0, "boom": 0, "reads": 0}
 
 

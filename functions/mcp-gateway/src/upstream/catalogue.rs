@@ -57,6 +57,9 @@ pub struct Snapshot {
     pub prompts: BTreeMap<String, PromptEntry>,
     /// Upstreams left out, with why.
     pub left_out: BTreeMap<String, String>,
+    /// How long after `taken` it is fresh: the catalogue's TTL, or less when an upstream's lists
+    /// said so with their `ttlMs` (never less than [`MIN_LIST_TTL`]).
+    pub ttl: Duration,
 }
 
 impl Snapshot {
@@ -129,6 +132,11 @@ pub struct Reconfigured {
 
 /// How old the catalogue must be before a call to a name it lacks refreshes it.
 const LOOKUP_REFRESH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The shortest time the catalogue is kept, whatever an upstream's `ttlMs` says (0 included):
+/// refreshes run in the background, one at a time, so this bounds how often each upstream is
+/// listed.
+pub const MIN_LIST_TTL: Duration = Duration::from_secs(1);
 
 /// The names the gateway's own tools and prompts take, which no upstream's may be exposed as.
 #[derive(Debug, Clone, Default)]
@@ -206,11 +214,6 @@ impl Catalogue {
         self.upstreams.read().map(|upstreams| upstreams.clone()).unwrap_or_else(|_| Arc::new([]))
     }
 
-    /// How long a list answer stays fresh (what `ttlMs` says).
-    pub fn ttl(&self) -> Duration {
-        self.ttl
-    }
-
     /// How long a list answered now stays fresh (its `ttlMs`): until the catalogue's next
     /// refresh, and not at all while an upstream declares that its lists may change: such a
     /// change can come at any moment, and this stateless gateway has no stream to pass it on.
@@ -218,7 +221,8 @@ impl Catalogue {
         if self.upstreams().iter().any(|upstream| upstream.announces_changes()) {
             return Duration::ZERO;
         }
-        self.snapshot().taken.map_or(Duration::ZERO, |taken| self.ttl.saturating_sub(taken.elapsed()))
+        let current = self.snapshot();
+        current.taken.map_or(Duration::ZERO, |taken| current.ttl.saturating_sub(taken.elapsed()))
     }
 
     /// Whether any upstream offers resources, and whether any offers prompts, by what each
@@ -242,7 +246,7 @@ impl Catalogue {
 
     /// The catalogue to answer with: filled now when it never was or an upstream said its list
     /// changed (so the list after that notification has the change); refreshed in the background
-    /// when it is older than its TTL.
+    /// when it is older than its TTL (the catalogue's, or an upstream list's shorter `ttlMs`).
     pub async fn tools(self: &Arc<Self>) -> Result<Arc<Snapshot>, CatalogueError> {
         let current = self.snapshot();
         let Some(taken) = current.taken else {
@@ -260,7 +264,7 @@ impl Catalogue {
             };
         }
         // One background refresh at a time (a running one is not queued behind).
-        if taken.elapsed() >= self.ttl && self.refreshing.try_lock().is_ok() {
+        if taken.elapsed() >= current.ttl && self.refreshing.try_lock().is_ok() {
             let catalogue = self.clone();
             tokio::spawn(async move {
                 if let Err(error) = catalogue.refresh().await {
@@ -441,7 +445,7 @@ impl Catalogue {
             }
             Ok(())
         };
-        let mut snapshot = Snapshot { taken: Some(Instant::now()), ..Snapshot::default() };
+        let mut snapshot = Snapshot { taken: Some(Instant::now()), ttl: self.ttl, ..Snapshot::default() };
         for item in saved.tools {
             let owner = upstream(&item.upstream)?;
             exposed(&owner, &item.original, &item.definition.name, &self.reserved.tools)?;
@@ -523,7 +527,7 @@ impl Catalogue {
         listed: Vec<(Arc<Upstream>, Result<Offer, UpstreamError>)>,
         started: Instant,
     ) -> Result<Snapshot, CatalogueError> {
-        let mut snapshot = Snapshot { taken: Some(started), ..Snapshot::default() };
+        let mut snapshot = Snapshot { taken: Some(started), ttl: self.ttl, ..Snapshot::default() };
         let mut owners: BTreeMap<String, String> =
             self.reserved.tools.iter().map(|name| (name.clone(), format!("the built-in tool `{name}`"))).collect();
         let mut prompt_owners: BTreeMap<String, String> =
@@ -542,6 +546,9 @@ impl Catalogue {
                     continue;
                 }
             };
+            if let Some(fresh_for) = offer.fresh_for {
+                snapshot.ttl = snapshot.ttl.min(fresh_for.max(MIN_LIST_TTL));
+            }
             for tool in offer.tools {
                 let exposed = names::exposed(upstream.name(), &tool.name, upstream.config.prefix);
                 let owner = format!("`{}` of upstream `{}`", tool.name, upstream.name());

@@ -120,6 +120,8 @@ pub struct Offer {
     pub templates: Vec<ResourceTemplate>,
     /// Its prompts.
     pub prompts: Vec<Prompt>,
+    /// How long the lists stay fresh: the shortest positive `ttlMs` of their pages, if any.
+    pub fresh_for: Option<Duration>,
 }
 
 /// What `gateway_status` reports about an upstream.
@@ -418,45 +420,54 @@ impl Instance {
         let peer = self.peer().await?;
         let capabilities = peer.peer_info().map(|info| info.capabilities.clone()).unwrap_or_default();
         let mut offer = Offer::default();
+        let mut ttls = Vec::new();
         if capabilities.tools.is_some() {
             offer.tools = self
-                .pages("tools", |page| async { peer.list_tools(page).await.map(|list| (list.tools, list.next_cursor)) })
+                .pages("tools", &mut ttls, |page| async {
+                    peer.list_tools(page).await.map(|list| (list.tools, list.next_cursor, list.ttl_ms))
+                })
                 .await?;
         }
         if capabilities.resources.is_some() {
             offer.resources = self
-                .pages("resources", |page| async {
-                    peer.list_resources(page).await.map(|list| (list.resources, list.next_cursor))
+                .pages("resources", &mut ttls, |page| async {
+                    peer.list_resources(page).await.map(|list| (list.resources, list.next_cursor, list.ttl_ms))
                 })
                 .await?;
             offer.templates = self
-                .pages("resource templates", |page| async {
-                    peer.list_resource_templates(page).await.map(|list| (list.resource_templates, list.next_cursor))
+                .pages("resource templates", &mut ttls, |page| async {
+                    peer.list_resource_templates(page)
+                        .await
+                        .map(|list| (list.resource_templates, list.next_cursor, list.ttl_ms))
                 })
                 .await?;
         }
         if capabilities.prompts.is_some() {
             offer.prompts = self
-                .pages("prompts", |page| async {
-                    peer.list_prompts(page).await.map(|list| (list.prompts, list.next_cursor))
+                .pages("prompts", &mut ttls, |page| async {
+                    peer.list_prompts(page).await.map(|list| (list.prompts, list.next_cursor, list.ttl_ms))
                 })
                 .await?;
         }
+        offer.fresh_for = ttls.into_iter().min().map(Duration::from_millis);
         Ok(offer)
     }
 
-    /// Every page of one list (`page` asks for one), refused past [`MAX_PAGES`] pages or
-    /// [`MAX_ITEMS`] items: an upstream that never stops paging cannot fill the gateway's memory.
-    async fn pages<T, F, Fut>(&self, what: &str, mut page: F) -> Result<Vec<T>, Listing>
+    /// Every page of one list (`page` asks for one, and gives its items, the next cursor and its
+    /// `ttlMs`, which goes to `ttls` when positive), refused past [`MAX_PAGES`] pages or [`MAX_ITEMS`] items: an
+    /// upstream that never stops paging cannot fill the gateway's memory.
+    async fn pages<T, F, Fut>(&self, what: &str, ttls: &mut Vec<u64>, mut page: F) -> Result<Vec<T>, Listing>
     where
         F: FnMut(Option<PaginatedRequestParams>) -> Fut,
-        Fut: std::future::Future<Output = Result<(Vec<T>, Option<String>), ServiceError>>,
+        Fut: std::future::Future<Output = Result<(Vec<T>, Option<String>, Option<u64>), ServiceError>>,
     {
         let mut items = Vec::new();
         let mut cursor = None;
         for _ in 0..MAX_PAGES {
             let params = cursor.take().map(|cursor| PaginatedRequestParams::default().with_cursor(Some(cursor)));
-            let (mut batch, next) = page(params).await.map_err(Listing::Service)?;
+            let (mut batch, next, ttl) = page(params).await.map_err(Listing::Service)?;
+            // 0 (or none) promises nothing: the catalogue's own TTL holds for such lists.
+            ttls.extend(ttl.filter(|ttl| *ttl > 0));
             if items.len() + batch.len() > MAX_ITEMS {
                 return Err(Listing::Upstream(self.too_large(format!("offers more than {MAX_ITEMS} {what}"))));
             }
