@@ -992,9 +992,9 @@ mod tests {
         let upstream = upstream();
         let mut asked = 0;
         let listed = upstream
-            .pages("tools", |_| {
+            .pages("tools", &mut Vec::new(), |_| {
                 asked += 1;
-                async { Ok((vec![1u8], Some("more".to_owned()))) }
+                async { Ok((vec![1u8], Some("more".to_owned()), None)) }
             })
             .await;
         assert!(
@@ -1006,15 +1006,23 @@ mod tests {
     #[tokio::test]
     async fn an_upstream_that_offers_too_many_items_is_refused() {
         let upstream = upstream();
-        let listed =
-            upstream.pages("tools", |_| async { Ok((vec![0u8; MAX_ITEMS / 2 + 1], Some("more".to_owned()))) }).await;
+        let listed = upstream
+            .pages("tools", &mut Vec::new(), |_| async {
+                Ok((vec![0u8; MAX_ITEMS / 2 + 1], Some("more".to_owned()), None))
+            })
+            .await;
         assert!(
             matches!(listed, Err(Listing::Upstream(UpstreamError::Transport { ref reason, .. })) if reason.contains("more than 10000 tools"))
         );
+        let mut ttls = Vec::new();
         let pages = upstream
-            .pages("tools", |page| async move { Ok((vec![0u8; 3], page.map_or(Some("2".to_owned()), |_| None))) })
+            .pages("tools", &mut ttls, |page| async move {
+                let ttl = if page.is_some() { Some(500) } else { Some(0) };
+                Ok((vec![0u8; 3], page.map_or(Some("2".to_owned()), |_| None), ttl))
+            })
             .await;
         assert!(matches!(pages, Ok(ref items) if items.len() == 6));
+        assert_eq!(ttls, [500], "a page's positive ttlMs is kept, 0 promises nothing");
     }
 
     #[test]
