@@ -658,6 +658,102 @@ async def test_a_trace_runs_from_the_proxy_through_the_gateway_to_the_upstream(t
         server.stop()
 
 
+class OtlpCollector:
+    """An OTLP/HTTP receiver: each POST to /v1/traces is parsed as an ExportTraceServiceRequest by
+    the OpenTelemetry protobuf definitions (unknown fields refused), and its spans kept."""
+
+    def __init__(self):
+        from google.protobuf import json_format
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+        self.spans: list[dict] = []
+        self.requests: list[dict] = []
+        collector = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["content-length"]))
+                try:
+                    assert self.path == "/v1/traces", self.path
+                    assert self.headers["content-type"] == "application/json", self.headers["content-type"]
+                    json_format.Parse(body, ExportTraceServiceRequest())  # the schema, strictly
+                    export = json.loads(body)
+                    collector.requests.append({"headers": dict(self.headers), "body": export})
+                    for resource in export["resourceSpans"]:
+                        for scope in resource["scopeSpans"]:
+                            for span in scope["spans"]:
+                                collector.spans.append({**span, "resource": resource["resource"]})
+                    self.send_response(200)
+                    self.send_header("content-type", "application/json")
+                    self.end_headers()
+                    self.wfile.write(b"{}")
+                except Exception as error:  # the test reads this from `requests`
+                    collector.requests.append({"error": repr(error)})
+                    self.send_response(400)
+                    self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def wait_for(self, count: int, timeout: float = 10) -> list[dict]:
+        deadline = time.monotonic() + timeout
+        while len(self.spans) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.spans
+
+    def stop(self):
+        self.httpd.shutdown()
+
+
+def test_spans_are_exported_over_otlp_with_the_ids_of_the_access_log(tmp_path):
+    """`OTEL_EXPORTER_OTLP_ENDPOINT`: each request's server span reaches an OTLP collector (the
+    body checked against the OTLP protobuf schema), with the ids the access log has, the client's
+    span as its parent, and failures marked; a trace the client did not sample is not exported."""
+    collector = OtlpCollector()
+    server = Server(tmp_path, env={"OTEL_EXPORTER_OTLP_ENDPOINT": collector.base + "/",
+                                   "OTEL_EXPORTER_OTLP_HEADERS": "x-collector-key=s%3Dcret", "OTEL_SERVICE_NAME": "gw-test"})
+    try:
+        sampled = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        read = post(server.url, {"traceparent": sampled}, "tools/call",
+                    {"name": "file", "arguments": {"action": "read", "path": "sales/regions.csv"}})
+        assert read.status_code == 200 and read.json()["result"]["isError"] is False
+        failed = post(server.url, {}, "tools/call", {"name": "file", "arguments": {"action": "read", "path": "nope.csv"}})
+        assert failed.json()["result"]["isError"] is True
+        unsampled = "00-11111111111111111111111111111111-2222222222222222-00"
+        post(server.url, {"traceparent": unsampled}, "tools/list")
+        spans = collector.wait_for(2)
+        time.sleep(1.5)  # a third span, if one were wrongly exported, comes with the next batch
+        assert not [r for r in collector.requests if "error" in r], collector.requests
+        assert len(spans) == 2, spans
+        assert collector.requests[0]["headers"].get("x-collector-key") == "s=cret"
+        logged = {f["span_id"]: f for f in server.request_logs() if f.get("tool") == "file"}
+        first, second = sorted(spans, key=lambda span: int(span["startTimeUnixNano"]))
+        assert first["traceId"] == "4bf92f3577b34da6a3ce929d0e0e4736" and first["parentSpanId"] == "00f067aa0ba902b7"
+        assert first["spanId"] in logged and logged[first["spanId"]]["trace_id"] == first["traceId"]
+        assert first["name"] == "tools/call file" and first["kind"] == 2 and first["status"] == {}
+        attributes = {a["key"]: next(iter(a["value"].values())) for a in first["attributes"]}
+        assert attributes["mcp.method.name"] == "tools/call" and attributes["gen_ai.tool.name"] == "file"
+        assert attributes["http.response.status_code"] == "200"
+        assert int(first["endTimeUnixNano"]) > int(first["startTimeUnixNano"])
+        assert {a["key"]: a["value"]["stringValue"] for a in first["resource"]["attributes"]}["service.name"] == "gw-test"
+        assert second["spanId"] in logged and "parentSpanId" not in second, "a new trace for a client without one"
+        assert second["status"]["code"] == 2 and "nope.csv" in second["status"]["message"], second["status"]
+    finally:
+        server.stop()
+        collector.stop()
+
+
+def test_an_otlp_setting_that_does_not_parse_stops_serve_with_its_name(tmp_path):
+    done = subprocess.run([gateway_bin(), "--data-root", str(DATA), "serve", "--addr", "127.0.0.1:0"],
+                          env={"PATH": "/usr/bin:/bin", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318",
+                               "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"},
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2 and "OTEL_EXPORTER_OTLP_PROTOCOL=grpc" in done.stderr, done.stderr
+
+
 def self_signed(tmp: Path, name: str) -> tuple[Path, Path]:
     """A self-signed certificate for 127.0.0.1 (common name `name`) and its key, as PEM files."""
     import datetime

@@ -3,7 +3,8 @@
 //!
 //! The transport creates a [`RequestRecord`] per request and puts it in the request's extensions;
 //! the MCP handler adds what only it knows (the tool and whether it failed); the transport writes
-//! the line when the response is ready.
+//! the line when the response is ready, and the request's span goes to the
+//! [OTLP exporter](crate::trace_export) when one is set.
 
 use std::{
     net::IpAddr,
@@ -76,7 +77,8 @@ impl RequestRecord {
     }
 
     /// The record of one message of a JSON-RPC batch carried by this request: its own fields and
-    /// log line, with the request's deadline, request id and caller.
+    /// log line (its span a child of the request's), with the request's deadline, request id and
+    /// caller.
     pub fn element(&self) -> Self {
         let parent = self.fields();
         let fields = Fields {
@@ -85,8 +87,8 @@ impl RequestRecord {
             principal: parent.principal,
             auth: parent.auth,
             claims: parent.claims,
-            trace: parent.trace,
-            parent_span: parent.parent_span,
+            trace: parent.trace.map(|trace| trace.child()),
+            parent_span: parent.trace,
             client_ip: parent.client_ip,
             batch: true,
             ..Fields::default()
@@ -170,6 +172,9 @@ impl RequestRecord {
             outcome,
             latency,
         });
+        if let Some(trace) = fields.trace.filter(|_| crate::trace_export::enabled()) {
+            crate::trace_export::export(span(&fields, trace, latency, outcome));
+        }
         tracing::info!(
             target: "mcp_gateway::request",
             http_method = %fields.http_method,
@@ -191,6 +196,53 @@ impl RequestRecord {
             latency_ms,
             outcome,
         );
+    }
+}
+
+/// The request as a server span, named and described as OpenTelemetry's MCP conventions have it.
+fn span(
+    fields: &Fields,
+    trace: mcp_wire::trace::TraceContext,
+    latency: std::time::Duration,
+    outcome: &'static str,
+) -> crate::trace_export::Span {
+    use serde_json::Value;
+    let end = std::time::SystemTime::now();
+    let name = match (&fields.method, &fields.tool) {
+        (Some(method), Some(tool)) => format!("{method} {tool}"),
+        (Some(method), None) => method.clone(),
+        (None, _) => fields.http_method.clone(),
+    };
+    let mut attributes = vec![("http.request.method", Value::from(fields.http_method.as_str()))];
+    let text = [
+        ("mcp.method.name", fields.method.as_deref()),
+        ("gen_ai.tool.name", fields.tool.as_deref()),
+        ("mcp.protocol.version", fields.protocol_version.as_deref()),
+        ("jsonrpc.request.id", fields.rpc_id.as_deref()),
+        ("faas.invocation_id", fields.request_id.as_deref()),
+        ("enduser.id", fields.principal.as_deref()),
+        ("mcp_gateway.auth", fields.auth),
+    ];
+    attributes.extend(text.into_iter().filter_map(|(key, value)| Some((key, Value::from(value?)))));
+    if let Some(ip) = fields.client_ip {
+        attributes.push(("client.address", Value::from(ip.to_string())));
+    }
+    if fields.status > 0 {
+        attributes.push(("http.response.status_code", Value::from(fields.status)));
+    }
+    if let Some(code) = fields.error_code {
+        attributes.push(("rpc.jsonrpc.error_code", Value::from(code)));
+    }
+    attributes.push(("mcp_gateway.outcome", Value::from(outcome)));
+    let error = (outcome != "ok").then(|| fields.reason.clone().unwrap_or_else(|| outcome.to_owned()));
+    crate::trace_export::Span {
+        trace,
+        parent: fields.parent_span,
+        name,
+        start: end.checked_sub(latency).unwrap_or(end),
+        end,
+        attributes,
+        error,
     }
 }
 
@@ -226,6 +278,14 @@ mod tests {
         assert_eq!(fields.principal.as_deref(), Some("arn:aws:iam::1:user/a"));
         assert_eq!(fields.request_id.as_deref(), Some("req-1"));
         assert!(fields.batch && fields.method.is_none());
+        assert_eq!(request.fields().trace, None);
+        let traced = RequestRecord::start("POST");
+        let trace = mcp_wire::trace::TraceContext::new_root();
+        traced.update(|fields| fields.trace = Some(trace));
+        let element = traced.element().fields();
+        let (Some(span), Some(parent)) = (element.trace, element.parent_span) else { panic!("{element:?}") };
+        assert_eq!((span.trace_id, parent), (trace.trace_id, trace), "a span of its own, under the request's");
+        assert_ne!(span.span_id, trace.span_id);
         assert_eq!(request.fields().tool, None, "the element's fields are its own");
     }
 }

@@ -78,6 +78,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     let core = Arc::new(core);
     let Some(command) = cli.subcommand() else { anyhow::bail!("no subcommand") };
+    if matches!(command, Command::Serve(_) | Command::Lambda(_)) {
+        let export = mcp_gateway::trace_export::ExportSettings::from_env(|name| std::env::var(name).ok());
+        if let Some(settings) = export.map_err(invalid)? {
+            mcp_gateway::trace_export::start(settings)
+                .map_err(|error| anyhow::anyhow!("cannot make the HTTP client for OTLP export: {error}"))?;
+        }
+    }
     match command {
         Command::Serve(args) => {
             preload_index(&core);

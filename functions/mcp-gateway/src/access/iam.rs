@@ -41,8 +41,7 @@ pub struct IamVerifier {
 impl IamVerifier {
     /// A verifier for `config`.
     pub fn new(config: IamConfig) -> Result<Self, reqwest::Error> {
-        let client =
-            reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).timeout(STS_TIMEOUT).build()?;
+        let client = crate::outbound::client(STS_TIMEOUT)?;
         Ok(Self { config, client, cache: Remembered::new(MAX_CACHED) })
     }
 

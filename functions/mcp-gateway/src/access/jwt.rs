@@ -92,10 +92,7 @@ impl Verifier {
             KeySource::File(set) => Keys::Fixed(Arc::new(set.clone())),
             KeySource::Url(url) => Keys::Fetched {
                 url: url.clone(),
-                client: reqwest::Client::builder()
-                    .redirect(reqwest::redirect::Policy::none())
-                    .timeout(FETCH_TIMEOUT)
-                    .build()?,
+                client: crate::outbound::client(FETCH_TIMEOUT)?,
                 state: RwLock::new(Fetched::default()),
                 fetching: tokio::sync::Mutex::new(()),
             },

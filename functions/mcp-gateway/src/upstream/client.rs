@@ -817,11 +817,15 @@ fn health_url(url: &str, path: &str) -> Option<String> {
     Some(format!("{}://{}{path}", uri.scheme_str()?, uri.authority()?))
 }
 
-/// The HTTP client of active health checks (`GET` only, no redirects, no credentials).
+/// The HTTP client of active health checks (`GET` only, no credentials; each check is bounded by
+/// its own limit, and by [`PROBE_CLIENT_TIMEOUT`] whatever that is).
 fn probe_client() -> Option<&'static reqwest::Client> {
     static CLIENT: std::sync::OnceLock<Option<reqwest::Client>> = std::sync::OnceLock::new();
-    CLIENT.get_or_init(|| reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().ok()).as_ref()
+    CLIENT.get_or_init(|| crate::outbound::client(PROBE_CLIENT_TIMEOUT).ok()).as_ref()
 }
+
+/// The longest a health check's request may take.
+const PROBE_CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// `text` with the query and fragment of every occurrence of `url` replaced by `?…`.
 fn redact_url(text: &str, url: &str) -> String {
