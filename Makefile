@@ -4,6 +4,9 @@ SHELL := bash
 .DEFAULT_GOAL := help
 
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/mcp-lambda-gateway/target
+# Test tools (Python venvs, cargo-deny) are made once per machine here, keyed by their pins, and
+# linked into .tools/: a clean clone reuses them.
+export TOOL_CACHE ?= $(HOME)/.cache/mcp-lambda-gateway/tools
 TOOLS      := $(CURDIR)/.tools
 VENV       := $(TOOLS)/venv
 NODE_DIR   := $(CURDIR)/tests/node_modules
@@ -46,11 +49,11 @@ clippy: ## Lint all targets (and the federation-only build's), warnings are erro
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo clippy -p mcp-gateway --no-default-features --all-targets -- -D warnings
 
-CARGO_DENY := $(TOOLS)/cargo/bin/cargo-deny
 CARGO_DENY_VERSION := 0.20.2
+CARGO_DENY := $(TOOL_CACHE)/cargo-deny-$(CARGO_DENY_VERSION)/bin/cargo-deny
 
 $(CARGO_DENY):
-	cargo install --locked --quiet --root $(TOOLS)/cargo cargo-deny@$(CARGO_DENY_VERSION)
+	cargo install --locked --quiet --root $(TOOL_CACHE)/cargo-deny-$(CARGO_DENY_VERSION) cargo-deny@$(CARGO_DENY_VERSION)
 
 deny: $(CARGO_DENY) ## cargo deny: licenses, sources and banned crates (deny.toml; works offline). Advisories run in CI
 	$(CARGO_DENY) --log-level error check bans licenses sources
@@ -64,17 +67,21 @@ federation-debug:
 	cargo build -p mcp-gateway --no-default-features
 	cp $(BIN) $(FEDERATION_BIN)
 
+# The end-to-end tests mostly wait (on processes, sockets, timeouts), so they run as 3 pytest
+# workers on 2 cores, a test file per worker at a time (its module fixtures stay in one process):
+# 5 minutes instead of 10. E2E_WORKERS=0 runs them in one process.
+E2E_WORKERS ?= 3
+
 e2e: tools federation-debug ## End-to-end tests: real binaries, real MCP clients, conformance suite, cargo lambda watch
 	cargo build -p mcp-gateway -p mcp-sigv4-proxy -p mcp-compare -p apigw-standin
 	MCP_GATEWAY_BIN=$(BIN) MCP_GATEWAY_FEDERATION_BIN=$(FEDERATION_BIN) MCP_PROXY_BIN=$(CARGO_TARGET_DIR)/debug/mcp-sigv4-proxy \
 	MCP_COMPARE_BIN=$(CARGO_TARGET_DIR)/debug/mcp-compare APIGW_STANDIN_BIN=$(CARGO_TARGET_DIR)/debug/apigw-standin \
-	$(VENV)/bin/pytest tests/e2e -q
+	$(VENV)/bin/pytest tests/e2e -q -n $(E2E_WORKERS) --dist loadfile
 
 tools: $(VENV)/.installed $(NODE_DIR)/.installed ## Install test tools into .tools/ and tests/node_modules
 
-$(VENV)/.installed: tests/requirements.txt
-	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+$(VENV)/.installed: tests/requirements.txt tests/venv.sh
+	bash tests/venv.sh $(VENV) tests/requirements.txt
 	touch $@
 
 $(NODE_DIR)/.installed: tests/package.json tests/package-lock.json
@@ -94,14 +101,12 @@ invoke: tools ## Send an event from events/ to `make watch` (EVENT=events/rest-v
 
 iac-tools: $(IAC_VENV)/.installed ## Install the SAM CLI, cfn-lint (+serverless rules), actionlint, shellcheck into .tools/
 
-$(IAC_VENV)/.installed: tests/requirements-iac.txt
-	python3 -m venv $(IAC_VENV)
-	$(IAC_VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/requirements-iac.txt
+$(IAC_VENV)/.installed: tests/requirements-iac.txt tests/venv.sh
+	bash tests/venv.sh $(IAC_VENV) tests/requirements-iac.txt
 	touch $@
 
-$(CHECKOV_VENV)/.installed: tests/requirements-checkov.txt
-	python3 -m venv $(CHECKOV_VENV)
-	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/requirements-checkov.txt
+$(CHECKOV_VENV)/.installed: tests/requirements-checkov.txt tests/venv.sh
+	bash tests/venv.sh $(CHECKOV_VENV) tests/requirements-checkov.txt
 	touch $@
 
 lint-iac: iac-tools $(CHECKOV_VENV)/.installed ## cfn-lint, sam validate --lint, checkov (.checkov.yaml), actionlint on the workflows
@@ -176,14 +181,14 @@ bench: bench-tools ## All benchmarks vs the peers on release builds (< 20 min); 
 	for script in $(BENCH_SCRIPTS); do $(VENV)/bin/python benches/$$script.py; done
 	$(VENV)/bin/python benches/report.py
 
-CARGO_BLOAT := $(TOOLS)/cargo/bin/cargo-bloat
 CARGO_BLOAT_VERSION := 0.12.1
+CARGO_BLOAT := $(TOOL_CACHE)/cargo-bloat-$(CARGO_BLOAT_VERSION)/bin/cargo-bloat
 
 $(CARGO_BLOAT):
-	cargo install --locked --quiet --root $(TOOLS)/cargo cargo-bloat@$(CARGO_BLOAT_VERSION)
+	cargo install --locked --quiet --root $(TOOL_CACHE)/cargo-bloat-$(CARGO_BLOAT_VERSION) cargo-bloat@$(CARGO_BLOAT_VERSION)
 
 bench-size: tools $(CARGO_BLOAT) ## Binary size by crate (cargo bloat on the profiling build, ~30 min when stale); into REPORT.md
-	$(VENV)/bin/python benches/size.py
+	CARGO_BLOAT=$(CARGO_BLOAT) $(VENV)/bin/python benches/size.py
 	$(VENV)/bin/python benches/report.py
 
 bench-quick: bench-tools federation-debug ## The benchmarks on tiny sizes with debug builds (part of make test; results in the target dir)

@@ -20,7 +20,8 @@ from pathlib import Path
 
 from common import OUT, ROOT, TARGET, row
 
-BLOAT = ROOT / ".tools" / "cargo" / "bin" / "cargo-bloat"
+# `make bench-size` installs it into the tool cache and says where.
+BLOAT = Path(os.environ.get("CARGO_BLOAT", ROOT / ".tools" / "cargo" / "bin" / "cargo-bloat"))
 SHOWN = 25  # crates with a row of their own; the rest are summed
 
 

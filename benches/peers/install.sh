@@ -6,12 +6,13 @@
 #   benches/peers/node_modules  @modelcontextprotocol/sdk 1.32.2 and Node 22 (package-lock.json)
 #   .tools/wrk                wrk 4.1.0, the HTTP load generator (Debian's package and its LuaJIT)
 #
-# Each part is skipped while its marker holds the hash of the files it was installed from (and of
-# the python3 that made the venv). Both pin files are full `pip freeze` lists installed with
-# --no-deps: that is what lets FastMCP 4.1.6 in at all, since fastmcp-slim's [server] extra asks
-# for certifi>=2026.10.19, newer than the registry has, and certifi 2026.10.18 works.
+# Each part is skipped while its marker holds the hash of the files it was installed from; the
+# venvs live in the tool cache (tests/venv.sh), keyed the same way, and are linked here. Both pin
+# files are full `pip freeze` lists installed with --no-deps: that is what lets FastMCP 4.1.6 in
+# at all, since fastmcp-slim's [server] extra asks for certifi>=2026.10.19, newer than the
+# registry has, and certifi 2026.10.18 works.
 #
-# Usage: bash benches/peers/install.sh   (from anywhere; BENCH_TOOLS=DIR moves the venvs)
+# Usage: bash benches/peers/install.sh   (from anywhere; BENCH_TOOLS=DIR moves the links)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -20,20 +21,9 @@ tools="${BENCH_TOOLS:-$repo/.tools}"
 
 stamp() { { python3 --version; cat "$@"; } | sha256sum | cut -d' ' -f1; }
 
-# venv DIR PINS: a venv at DIR holding exactly the pins in PINS.
-venv() {
-  local dir="$1" pins="$2" want
-  want="$(stamp "$pins")"
-  [[ -f "$dir/.installed" && "$(cat "$dir/.installed")" == "$want" ]] && return 0
-  echo "install.sh: installing $(basename "$pins") into $dir" >&2
-  rm -rf "$dir"
-  python3 -m venv "$dir"
-  "$dir/bin/pip" install --quiet --disable-pip-version-check --no-deps -r "$pins"
-  echo "$want" > "$dir/.installed"
-}
-
-venv "$tools/bench-venv" "$here/requirements-fastmcp.txt"
-venv "$tools/aws-proxy-venv" "$here/requirements-aws-proxy.txt"
+# The venvs are made once per machine (tests/venv.sh) and linked here.
+bash "$repo/tests/venv.sh" "$tools/bench-venv" "$here/requirements-fastmcp.txt" --no-deps
+bash "$repo/tests/venv.sh" "$tools/aws-proxy-venv" "$here/requirements-aws-proxy.txt" --no-deps
 
 want="$(stamp "$here/package.json" "$here/package-lock.json")"
 marker="$here/node_modules/.installed"
