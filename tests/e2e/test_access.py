@@ -586,7 +586,10 @@ async def test_an_upstreams_list_ttl_ms_shortens_the_catalogues_refresh(tmp_path
             while list_ttl_ms and refreshes() == before and time.monotonic() < deadline:
                 await anyio.sleep(0.05)
             await anyio.sleep(0.3)
-            assert refreshes() - before == (1 if list_ttl_ms else 0), server.log_lines()[-5:]
+            # With the hint, at least the refresh behind the stale list (on a loaded machine the
+            # first list itself may come after 1.5 s and cause one more); without it, none.
+            refreshed = refreshes() - before
+            assert refreshed >= 1 if list_ttl_ms else refreshed == 0, server.log_lines()[-5:]
     finally:
         server.stop()
 

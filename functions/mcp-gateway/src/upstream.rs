@@ -91,18 +91,23 @@ pub async fn watch(catalogue: Arc<Catalogue>, source: String, interval: Option<s
 
 /// Runs the active health checks of every upstream that asks for them (`probe` in
 /// `[upstream.health]`), for a long-lived process (`serve`, `stdio`), over whatever the fleet is
-/// at each turn.
+/// at each turn. It wakes when the next check is due, and at least every
+/// [`PROBE_FLEET_INTERVAL`] to see a changed fleet (a reload, a registration); a fleet without
+/// active checks costs one wake-up per [`PROBE_FLEET_INTERVAL`].
 pub async fn probe(catalogue: Arc<Catalogue>) {
-    let mut ticks = tokio::time::interval(std::time::Duration::from_millis(100));
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        ticks.tick().await;
         let now = std::time::Instant::now();
-        for upstream in catalogue.upstreams().iter() {
-            upstream.probe_due(now);
-        }
+        let next = catalogue.upstreams().iter().filter_map(|upstream| upstream.probe_due(now)).min();
+        let wake = next.unwrap_or(now + PROBE_FLEET_INTERVAL).min(now + PROBE_FLEET_INTERVAL);
+        // At least a few milliseconds apart, whatever the checks' intervals.
+        tokio::time::sleep_until(wake.max(now + PROBE_MIN_SLEEP).into()).await;
     }
 }
+
+/// How long the health-check task sleeps at most, so that it sees a changed fleet.
+const PROBE_FLEET_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+/// How long it sleeps at least between two turns.
+const PROBE_MIN_SLEEP: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// The upstreams of one gateway process and their catalogue.
 #[derive(Debug, Clone)]

@@ -195,9 +195,14 @@ impl LocalRoot {
         self.open_file_blocking(path)
     }
 
+    /// Resolves once and opens; whether it is a folder is asked of the open file (`fstat`), so
+    /// that what is checked is what is read, with no `stat` of the path before.
     fn open_file_blocking(&self, path: &ObjectPath) -> Result<fs::File, StorageError> {
-        let full = self.file_path(path)?;
-        fs::File::open(&full).map_err(|error| io_error(path, error))
+        let file = fs::File::open(self.resolve(path)?).map_err(|error| io_error(path, error))?;
+        if file.metadata().map_err(|error| io_error(path, error))?.is_dir() {
+            return Err(StorageError::not_a_file(path));
+        }
+        Ok(file)
     }
 
     /// The real path of a file (folders are refused), checked to be inside the root: the path

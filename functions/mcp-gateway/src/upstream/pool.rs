@@ -407,13 +407,19 @@ impl Upstream {
     /// Starts the active health checks that are due (each instance's every `interval`, one at a
     /// time); an instance is marked unhealthy after `unhealthy_threshold` failed checks in a row,
     /// and healthy again after `healthy_threshold` passed ones. Each change is one log line.
-    pub fn probe_due(self: &Arc<Self>, now: Instant) {
-        let Some(probe) = &self.config.health.probe else { return };
+    /// Returns when the next check may be due (`None`: this upstream has no active checks); a
+    /// check under way counts as due one `interval` from now, since its next starts that long
+    /// after it ends.
+    pub fn probe_due(self: &Arc<Self>, now: Instant) -> Option<Instant> {
+        let probe = self.config.health.probe.as_ref()?;
+        let mut next_due = now + probe.interval;
         for (at, member) in self.members.iter().enumerate() {
             let due = member.probe.lock().is_ok_and(|mut state| {
                 let due = !state.running && state.next.is_none_or(|next| now >= next);
                 if due {
                     state.running = true;
+                } else if let Some(next) = state.next.filter(|_| !state.running) {
+                    next_due = next_due.min(next);
                 }
                 due
             });
@@ -453,6 +459,7 @@ impl Upstream {
                 }
             });
         }
+        Some(next_due)
     }
 
     /// `member`'s latency EWMA in microseconds, decayed by the time since it was last updated.
