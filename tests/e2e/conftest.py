@@ -33,6 +33,44 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+class Moto:
+    """A moto_server on 127.0.0.1 (S3, STS, IAM: real AWS APIs in a local process), its output in
+    `log_path`; it answers when the constructor returns."""
+
+    def __init__(self, log_path: Path):
+        self.endpoint = f"http://127.0.0.1:{free_port()}"
+        self.log_path = log_path
+        self._log = open(log_path, "w")
+        port = self.endpoint.rsplit(":", 1)[1]
+        self.proc = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-p", port],
+                                     stdout=self._log, stderr=self._log)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                httpx.get(f"{self.endpoint}/moto-api/", timeout=1)
+                return
+            except httpx.HTTPError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    self.stop()
+                    pytest.fail(f"moto_server did not start:\n{log_path.read_text()[-2000:]}")
+                time.sleep(0.1)
+
+    def enforce_iam(self) -> None:
+        """From now on every request is authenticated (its SigV4 signature checked against the
+        keys of moto's IAM users) and authorized by their policies."""
+        httpx.post(f"{self.endpoint}/moto-api/reset-auth", content=b"0", timeout=5).raise_for_status()
+
+    def log_text(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+        self._log.close()
+
+
 class LoggedProcess:
     """A process whose stderr (JSON log lines) goes to `log_path`; subclasses start `proc`."""
 

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from mcp.client.client import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from conftest import DATA, ROOT, Server, free_port, gateway_bin
+from conftest import DATA, ROOT, Moto, Server, free_port, gateway_bin
 
 ISSUER = "https://issuer.test/"
 AUDIENCE = "mcp-gateway"
@@ -448,28 +448,15 @@ def test_lambda_writes_an_embedded_metric_format_line_per_request(tmp_path):
         function.stop()
 
 
-class MotoSts:
+class MotoSts(Moto):
     """moto's STS (and IAM) with IAM authentication on: it checks every request's SigV4 signature
     (botocore's signer, an implementation independent of ours) against the keys of its IAM users,
     and answers GetCallerIdentity with the signer's ARN. Counts the STS calls it answered."""
 
     def __init__(self, tmp: Path):
-        import sys
-
         import boto3
-        port = free_port()
-        self.base = f"http://127.0.0.1:{port}"
-        self.log_path = tmp / "moto-sts.log"
-        self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-p", str(port)],
-                                     stdout=self.log, stderr=self.log)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                httpx.get(f"{self.base}/moto-api/", timeout=1)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+        super().__init__(tmp / "moto-sts.log")
+        self.base = self.endpoint
         iam = boto3.client("iam", endpoint_url=self.base, region_name="us-east-1",
                            aws_access_key_id="testing", aws_secret_access_key="testing")
         self.keys = {}
@@ -477,18 +464,12 @@ class MotoSts:
             iam.create_user(UserName=user)
             key = iam.create_access_key(UserName=user)["AccessKey"]
             self.keys[user] = (key["AccessKeyId"], key["SecretAccessKey"])
-        # From here on every request to moto is authenticated: a signature that does not verify
-        # is refused with SignatureDoesNotMatch, an unknown key with InvalidClientTokenId.
-        httpx.post(f"{self.base}/moto-api/reset-auth", content=b"0", timeout=5).raise_for_status()
+        # A signature that does not verify is refused with SignatureDoesNotMatch, an unknown key
+        # with InvalidClientTokenId.
+        self.enforce_iam()
 
     def calls(self) -> int:
-        self.log.flush()
-        return sum('"POST / HTTP/1.1"' in line for line in self.log_path.read_text().splitlines())
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
-        self.log.close()
+        return sum('"POST / HTTP/1.1"' in line for line in self.log_text().splitlines())
 
 
 @pytest.mark.anyio

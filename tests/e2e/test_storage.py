@@ -5,19 +5,15 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import shutil
-import subprocess
-import time
 from pathlib import Path
 
 import anyio
 import boto3
-import httpx
 import pytest
 from mcp.client.client import Client
 
-from conftest import DATA, Server, free_port
+from conftest import DATA, Moto, Server
 
 BUCKET = "gateway-data"
 S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1",
@@ -47,17 +43,8 @@ def local_or_s3_server(request, tmp_path_factory, root: Path, prefix: str, files
 
 @pytest.fixture(scope="module")
 def moto(tmp_path_factory):
-    port = free_port()
-    log = open(tmp_path_factory.mktemp("moto") / "moto.log", "w")
-    proc = subprocess.Popen([str(Path(os.sys.executable).parent / "moto_server"), "-p", str(port)], stdout=log, stderr=log)
-    endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(endpoint, timeout=1)
-            break
-        except httpx.HTTPError:
-            time.sleep(0.1)
+    server = Moto(tmp_path_factory.mktemp("moto") / "moto.log")
+    endpoint = server.endpoint
     s3 = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1")
     s3.create_bucket(Bucket=BUCKET)
     for path in DATA.rglob("*"):
@@ -67,9 +54,7 @@ def moto(tmp_path_factory):
         s3.put_object(Bucket=BUCKET, Key=f"data/many/item-{i:05d}.txt", Body=f"item {i}\n".encode())
     s3.put_object(Bucket=BUCKET, Key="data/odd/latin1.txt", Body=LATIN1)
     yield endpoint, s3
-    proc.terminate()
-    proc.wait(timeout=10)
-    log.close()
+    server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -267,18 +252,9 @@ async def test_missing_bucket_is_explained(moto, tmp_path):
 @pytest.fixture
 def moto_with_iam(tmp_path):
     """A moto server enforcing IAM, with a user who may list the bucket but not read objects."""
-    port = free_port()
-    endpoint = f"http://127.0.0.1:{port}"
-    log = open(tmp_path / "moto-iam.log", "w")
-    proc = subprocess.Popen([str(Path(os.sys.executable).parent / "moto_server"), "-p", str(port)], stdout=log, stderr=log)
+    server = Moto(tmp_path / "moto-iam.log")
+    endpoint = server.endpoint
     try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                httpx.get(f"{endpoint}/moto-api/", timeout=1)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.1)
         admin = {"endpoint_url": endpoint, "aws_access_key_id": "testing", "aws_secret_access_key": "testing",
                  "region_name": "us-east-1"}
         s3 = boto3.client("s3", **admin)
@@ -292,12 +268,10 @@ def moto_with_iam(tmp_path):
         }))
         key = iam.create_access_key(UserName="lister")["AccessKey"]
         # From here on every S3 call is authenticated and authorized against IAM.
-        httpx.post(f"{endpoint}/moto-api/reset-auth", content=b"0", timeout=5).raise_for_status()
+        server.enforce_iam()
         yield endpoint, key["AccessKeyId"], key["SecretAccessKey"]
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        log.close()
+        server.stop()
 
 
 @pytest.mark.anyio
