@@ -37,8 +37,8 @@ const MAX_SETTING_BYTES: usize = 4096;
 pub struct ExportSettings {
     /// The full URL spans are POSTed to.
     pub url: String,
-    /// Extra headers (a collector's API key).
-    pub headers: Vec<(String, String)>,
+    /// Extra headers (a collector's API key), checked when read.
+    pub headers: http::HeaderMap,
     /// `service.name` of the resource.
     pub service_name: String,
 }
@@ -65,7 +65,7 @@ impl ExportSettings {
         };
         let headers = match get("OTEL_EXPORTER_OTLP_TRACES_HEADERS").or_else(|| get("OTEL_EXPORTER_OTLP_HEADERS")) {
             Some(list) => parse_headers(&list)?,
-            None => Vec::new(),
+            None => http::HeaderMap::new(),
         };
         let service_name = get("OTEL_SERVICE_NAME").unwrap_or_else(|| "mcp-gateway".to_owned());
         if service_name.len() > 256 {
@@ -87,46 +87,22 @@ fn check_url(name: &str, url: &str) -> Result<String, String> {
 }
 
 /// `key1=value1,key2=value2` (values percent-decoded, as the OpenTelemetry spec says).
-fn parse_headers(list: &str) -> Result<Vec<(String, String)>, String> {
+fn parse_headers(list: &str) -> Result<http::HeaderMap, String> {
     if list.len() > MAX_SETTING_BYTES {
         return Err(format!("OTEL_EXPORTER_OTLP_HEADERS is longer than {MAX_SETTING_BYTES} bytes"));
     }
-    list.split(',')
-        .filter(|pair| !pair.trim().is_empty())
-        .map(|pair| {
-            let (name, value) = pair
-                .split_once('=')
-                .ok_or_else(|| "OTEL_EXPORTER_OTLP_HEADERS must be name=value pairs separated by commas".to_owned())?;
-            let (name, value) = (name.trim(), percent_decode(value.trim()));
-            if http::HeaderName::from_bytes(name.as_bytes()).is_err() || http::HeaderValue::from_str(&value).is_err() {
-                return Err(format!("OTEL_EXPORTER_OTLP_HEADERS: `{name}` is not a valid HTTP header"));
-            }
-            Ok((name.to_owned(), value))
-        })
-        .collect()
-}
-
-fn percent_decode(value: &str) -> String {
-    let bytes = value.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut index = 0;
-    while index < bytes.len() {
-        let escaped = (bytes[index] == b'%')
-            .then(|| value.get(index + 1..index + 3))
-            .flatten()
-            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
-        match escaped {
-            Some(byte) => {
-                out.push(byte);
-                index += 3;
-            }
-            None => {
-                out.push(bytes[index]);
-                index += 1;
-            }
-        }
+    let mut headers = http::HeaderMap::new();
+    for pair in list.split(',').filter(|pair| !pair.trim().is_empty()) {
+        let (name, value) = pair
+            .split_once('=')
+            .ok_or_else(|| "OTEL_EXPORTER_OTLP_HEADERS must be name=value pairs separated by commas".to_owned())?;
+        let name = name.trim();
+        let value = percent_encoding::percent_decode_str(value.trim()).decode_utf8_lossy();
+        let invalid = || format!("OTEL_EXPORTER_OTLP_HEADERS: `{name}` is not a valid HTTP header");
+        let header = http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| invalid())?;
+        headers.append(header, http::HeaderValue::from_str(&value).map_err(|_| invalid())?);
     }
-    String::from_utf8_lossy(&out).into_owned()
+    Ok(headers)
 }
 
 /// One finished request, as a span.
@@ -197,10 +173,10 @@ async fn send_batches(mut spans: mpsc::Receiver<Span>, client: reqwest::Client, 
         let body = encode(&batch, &settings.service_name);
         let count = batch.len();
         batch.clear();
-        let mut request = client.post(&settings.url).header(http::header::CONTENT_TYPE, "application/json");
-        for (name, value) in &settings.headers {
-            request = request.header(name, value);
-        }
+        let request = client
+            .post(&settings.url)
+            .headers(settings.headers.clone())
+            .header(http::header::CONTENT_TYPE, "application/json");
         let dropped = EXPORTER.get().map_or(0, |exporter| exporter.dropped.swap(0, Ordering::Relaxed));
         if dropped > 0 {
             tracing::warn!(dropped, "spans dropped: the export queue was full");
@@ -287,13 +263,12 @@ mod tests {
             ("OTEL_SERVICE_NAME", "gw"),
         ]))
         .unwrap_or_else(|error| panic!("{error}"));
+        let mut headers = http::HeaderMap::new();
+        headers.insert("x-api-key", http::HeaderValue::from_static("a=b"));
+        headers.insert("other", http::HeaderValue::from_static("2"));
         assert_eq!(
             settings,
-            Some(ExportSettings {
-                url: "http://localhost:4318/v1/traces".into(),
-                headers: vec![("x-api-key".into(), "a=b".into()), ("other".into(), "2".into())],
-                service_name: "gw".into(),
-            })
+            Some(ExportSettings { url: "http://localhost:4318/v1/traces".into(), headers, service_name: "gw".into() })
         );
         let traces = ExportSettings::from_env(env(&[
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://localhost:4318"),
