@@ -143,9 +143,8 @@ impl LocalRoot {
             if target.is_dir() {
                 return Err(StorageError::not_a_file(&path));
             }
-            let temporary = parent.join(format!(".{name}.tmp-{}-{:x}", std::process::id(), rand_suffix()));
+            let (temporary, mut file) = create_temporary(&parent, &name).map_err(|error| io_error(&path, error))?;
             let result = (|| {
-                let mut file = fs::File::create(&temporary)?;
                 std::io::Write::write_all(&mut file, &bytes)?;
                 file.sync_all()?;
                 fs::rename(&temporary, &target)
@@ -176,15 +175,18 @@ impl LocalRoot {
         let mut parent = self.root.to_path_buf();
         for segment in &segments[..segments.len().saturating_sub(1)] {
             parent.push(segment);
-            match fs::symlink_metadata(&parent) {
-                Ok(_) => {
+            // Another writer may create the same folder at the same time: "already exists" is
+            // success, and whatever exists is checked, as if it had been there before.
+            match fs::create_dir(&parent) {
+                Ok(()) => {}
+                Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
                     let real = fs::canonicalize(&parent).map_err(|error| io_error(path, error))?;
                     if !real.starts_with(self.root.as_path()) {
                         return Err(StorageError::OutsideRoot(path.to_string()));
                     }
                     parent = real;
                 }
-                Err(_) => fs::create_dir(&parent).map_err(|error| io_error(path, error))?,
+                Err(error) => return Err(io_error(path, error)),
             }
         }
         Ok(parent)
@@ -244,10 +246,21 @@ fn entry(path: String, metadata: &fs::Metadata) -> Entry {
     }
 }
 
-fn rand_suffix() -> u64 {
-    let nanos =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |since| since.subsec_nanos());
-    u64::from(nanos) ^ (u64::from(std::process::id()) << 32)
+/// A new file `.{name}.tmp-{pid}-{n}` in `parent`, made with `create_new` so that it is never a file
+/// another writer holds (another process with the same pid, in another container on a shared
+/// folder, only costs a retry).
+fn create_temporary(parent: &Path, name: &str) -> io::Result<(PathBuf, fs::File)> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut attempts = 0;
+    loop {
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let temporary = parent.join(format!(".{name}.tmp-{}-{n}", std::process::id()));
+        match fs::File::create_new(&temporary) {
+            Ok(file) => return Ok((temporary, file)),
+            Err(error) if error.kind() == io::ErrorKind::AlreadyExists && attempts < 64 => attempts += 1,
+            Err(error) => return Err(error),
+        }
+    }
 }
 
 /// Up to `len` bytes of `file` from `start`.
@@ -318,6 +331,31 @@ mod tests {
 
     fn path(s: &str) -> ObjectPath {
         ObjectPath::parse(s).unwrap_or_else(|error| panic!("{error}"))
+    }
+
+    /// Regression: writers racing into a folder that did not exist yet failed when another one
+    /// created it first, and writers in the same nanosecond shared (and truncated) one temporary file.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_writes_into_a_new_folder_all_succeed_and_leave_one_whole_text() {
+        let (_dir, root) = fixture();
+        for round in 0..20 {
+            let target = path(&format!("new-{round}/deeper/race.txt"));
+            let bodies: Vec<Vec<u8>> = (0..16).map(|i| i.to_string().repeat(5_000).into_bytes()).collect();
+            let writes = bodies.iter().cloned().map(|body| {
+                let (root, target) = (root.clone(), target.clone());
+                tokio::spawn(async move { root.write(&target, body).await })
+            });
+            for outcome in futures::future::join_all(writes).await {
+                let written = outcome.unwrap_or_else(|error| panic!("{error}"));
+                written.unwrap_or_else(|error| panic!("round {round}: {error}"));
+            }
+            let content = root.read_range(&target, 0, 1 << 20).await.unwrap_or_else(|error| panic!("{error}"));
+            assert!(bodies.contains(&content), "round {round}: the file is not one writer's whole text");
+            let folder = root.list(&path(&format!("new-{round}/deeper")), false, 100).await;
+            let names: Vec<String> =
+                folder.unwrap_or_else(|error| panic!("{error}")).into_iter().map(|e| e.path).collect();
+            assert_eq!(names, vec![format!("new-{round}/deeper/race.txt")], "no temporary file is left behind");
+        }
     }
 
     #[tokio::test]
