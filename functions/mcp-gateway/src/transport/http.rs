@@ -109,7 +109,9 @@ pub fn supported_versions() -> Vec<String> {
     versions
 }
 
-/// Builds the router serving MCP and health checks over `core`.
+/// Builds the router serving MCP and health checks over `core`. A host axum service may mount it
+/// under a prefix of its own (`Router::nest("/assistant", router)`: MCP at `/assistant/mcp`; see
+/// `examples/embedded.rs`); the links it hands out keep the prefix.
 pub fn router(core: Arc<Core>, settings: HttpSettings) -> Router {
     // rmcp's own host/origin checks are off: `guard` does them (first, and with the reason in the
     // access log). Sessions are off: `guard` issues and verifies stateless session ids.
@@ -148,6 +150,20 @@ pub fn router(core: Arc<Core>, settings: HttpSettings) -> Router {
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::authenticate))
         .layer(axum::middleware::from_fn_with_state(state.clone(), headers::cors_and_security))
         .with_state(state)
+}
+
+/// The path a host service mounted this router under (`Router::nest("/assistant", router)`:
+/// `/assistant`), or `""` at the root: the part of the request's original path before the path
+/// this router routed (axum strips the prefix, and keeps the original in `OriginalUri`). Links the
+/// gateway hands out (the OAuth metadata pointer, the OpenAPI server) need it. A prefix with a
+/// character that is not plain URL path text counts as none, as it goes into headers and JSON.
+pub(crate) fn mount_prefix(uri: &http::Uri, extensions: &http::Extensions) -> String {
+    let Some(axum::extract::OriginalUri(original)) = extensions.get::<axum::extract::OriginalUri>() else {
+        return String::new();
+    };
+    let prefix = original.path().strip_suffix(uri.path()).unwrap_or_default();
+    let plain = prefix.bytes().all(|byte| byte.is_ascii_alphanumeric() || b"/-._~%!$&'()*+,;=:@".contains(&byte));
+    if plain { prefix.trim_end_matches('/').to_owned() } else { String::new() }
 }
 
 /// Ready when the tool list answers (the catalogue of upstreams loaded, the built-in tools there),

@@ -30,8 +30,9 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
     Router::new().route(METADATA_PATH, get(metadata)).route(&format!("{METADATA_PATH}/{{*resource}}"), get(metadata))
 }
 
-async fn metadata(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    let metadata = state.settings.auth.as_ref().and_then(|auth| auth.resource_metadata(&base_url(&headers)));
+async fn metadata(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    let base = base_url(request.headers(), &super::mount_prefix(request.uri(), request.extensions()));
+    let metadata = state.settings.auth.as_ref().and_then(|auth| auth.resource_metadata(&base));
     match metadata {
         Some(metadata) => Json(metadata).into_response(),
         None => {
@@ -83,7 +84,8 @@ pub(super) async fn authenticate(State(state): State<Arc<AppState>>, mut request
     };
     let mut response = (status, Json(body)).into_response();
     if status == StatusCode::UNAUTHORIZED {
-        for challenge in authenticator.challenges(&base_url(request.headers()), &error) {
+        let base = base_url(request.headers(), &super::mount_prefix(request.uri(), request.extensions()));
+        for challenge in authenticator.challenges(&base, &error) {
             response.headers_mut().append(header::WWW_AUTHENTICATE, challenge);
         }
     }
@@ -96,9 +98,10 @@ pub(super) async fn authenticate(State(state): State<Arc<AppState>>, mut request
     response
 }
 
-/// `<scheme>://<host>` of the gateway as the client reached it (`X-Forwarded-Proto` from a load
-/// balancer in front, `http` otherwise), for links in challenges and metadata.
-fn base_url(headers: &HeaderMap) -> String {
+/// `<scheme>://<host><prefix>` of the gateway as the client reached it (`X-Forwarded-Proto` from a
+/// load balancer in front, `http` otherwise; `prefix` where a host service mounted the router, see
+/// [`super::mount_prefix`]), for links in challenges and metadata.
+fn base_url(headers: &HeaderMap, prefix: &str) -> String {
     let host = headers
         .get(header::HOST)
         .and_then(|host| host.to_str().ok())
@@ -108,7 +111,7 @@ fn base_url(headers: &HeaderMap) -> String {
         Some("https") => "https",
         _ => "http",
     };
-    format!("{scheme}://{host}")
+    format!("{scheme}://{host}{prefix}")
 }
 
 #[cfg(test)]
@@ -134,6 +137,56 @@ mod tests {
         }
     }
 
+    /// Mounted by a host service (`Router::nest("/assistant", gateway)`), the 401's
+    /// `resource_metadata` pointer and the metadata's `resource` keep the prefix: at the root they
+    /// would name routes the host service does not have.
+    #[tokio::test]
+    async fn nested_under_a_prefix_the_oauth_links_keep_the_prefix() {
+        use tower::ServiceExt as _;
+        let config = crate::access::config::parse(
+            "access.toml",
+            "[auth.jwt]\nissuer = \"https://issuer.example\"\naudience = \"mcp\"\njwks_url = \"https://issuer.example/jwks\"\n",
+        )
+        .unwrap_or_else(|error| panic!("{error:?}"));
+        let auth = config.auth.unwrap_or_else(|| panic!("no [auth]"));
+        let authenticator = crate::access::authn::Authenticator::new(auth).unwrap_or_else(|error| panic!("{error}"));
+        let root = crate::storage::LocalRoot::open(std::env::temp_dir()).unwrap_or_else(|error| panic!("{error}"));
+        let core = crate::server::Core::with_builtin_tools(
+            crate::storage::Storage::Local(root),
+            crate::tools::ToolLimits::default(),
+        );
+        let mut settings = super::super::HttpSettings::local().unwrap_or_else(|error| panic!("{error}"));
+        settings.auth = Some(Arc::new(authenticator));
+        let gateway = super::super::router(Arc::new(core), settings);
+        let get = |uri: String| {
+            http::Request::builder()
+                .uri(uri)
+                .header(header::HOST, "localhost")
+                .body(axum::body::Body::empty())
+                .unwrap_or_else(|error| panic!("{error}"))
+        };
+        for (app, prefix) in [(gateway.clone(), ""), (Router::new().nest("/assistant", gateway), "/assistant")] {
+            let refused =
+                app.clone().oneshot(get(format!("{prefix}/mcp"))).await.unwrap_or_else(|error| match error {});
+            assert_eq!(refused.status(), StatusCode::UNAUTHORIZED, "{prefix}");
+            let challenge = refused.headers().get(header::WWW_AUTHENTICATE).and_then(|value| value.to_str().ok());
+            let pointer = format!("http://localhost{prefix}{METADATA_PATH}");
+            assert!(
+                challenge.is_some_and(|challenge| challenge.contains(&format!("resource_metadata=\"{pointer}\""))),
+                "{challenge:?}"
+            );
+            let answer = app
+                .clone()
+                .oneshot(get(format!("{prefix}{METADATA_PATH}")))
+                .await
+                .unwrap_or_else(|error| match error {});
+            assert_eq!(answer.status(), StatusCode::OK, "{pointer}");
+            let body = axum::body::to_bytes(answer.into_body(), 1 << 16).await.unwrap_or_default();
+            let metadata: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            assert_eq!(metadata["resource"], format!("http://localhost{prefix}/mcp"), "{metadata}");
+        }
+    }
+
     #[test]
     fn the_base_url_ignores_hosts_that_could_break_a_header() {
         let headers = |host: &str, proto: Option<&str>| {
@@ -144,8 +197,9 @@ mod tests {
             }
             headers
         };
-        assert_eq!(base_url(&headers("mcp.example.com", Some("https"))), "https://mcp.example.com");
-        assert_eq!(base_url(&headers("127.0.0.1:8080", None)), "http://127.0.0.1:8080");
-        assert_eq!(base_url(&headers("a\"b", None)), "http://localhost");
+        assert_eq!(base_url(&headers("mcp.example.com", Some("https")), ""), "https://mcp.example.com");
+        assert_eq!(base_url(&headers("127.0.0.1:8080", None), ""), "http://127.0.0.1:8080");
+        assert_eq!(base_url(&headers("a\"b", None), ""), "http://localhost");
+        assert_eq!(base_url(&headers("shop.example", Some("https")), "/assistant"), "https://shop.example/assistant");
     }
 }

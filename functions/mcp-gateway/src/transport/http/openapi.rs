@@ -31,8 +31,17 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
     router
 }
 
-async fn openapi() -> Response {
-    let mut response = axum::Json(document()).into_response();
+/// The document; mounted by a host service under a prefix (`Router::nest`), with that prefix as
+/// its server, as the paths are relative to it (the default server is the host's root).
+async fn openapi(request: axum::extract::Request) -> Response {
+    let prefix = super::mount_prefix(request.uri(), request.extensions());
+    let mut response = if prefix.is_empty() {
+        axum::Json(document()).into_response()
+    } else {
+        let mut document = document().clone();
+        document["servers"] = json!([{ "url": prefix }]);
+        axum::Json(document).into_response()
+    };
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
     response
 }
@@ -353,6 +362,36 @@ mod tests {
         }
         assert!(schemas.contains_key("Registration") && schemas.contains_key("InstanceReport"), "{schemas:?}");
         assert_eq!(operation_id("post", "/mcp/{upstream}/tools/call"), "postMcpUpstreamToolsCall");
+    }
+
+    #[tokio::test]
+    async fn nested_under_a_prefix_the_document_names_it_as_its_server() {
+        use tower::ServiceExt as _;
+        let root = crate::storage::LocalRoot::open(std::env::temp_dir()).unwrap_or_else(|error| panic!("{error}"));
+        let core = crate::server::Core::new(
+            crate::storage::Storage::Local(root),
+            crate::tools::ToolLimits::default(),
+            false,
+            None,
+        );
+        let settings = super::super::HttpSettings::local().unwrap_or_else(|error| panic!("{error}"));
+        let gateway = super::super::router(Arc::new(core), settings);
+        for (app, uri, servers) in [
+            (gateway.clone(), "/openapi.json", Value::Null),
+            (Router::new().nest("/assistant", gateway), "/assistant/openapi.json", json!([{ "url": "/assistant" }])),
+        ] {
+            let request = axum::http::Request::builder()
+                .uri(uri)
+                .header("host", "localhost")
+                .body(axum::body::Body::empty())
+                .unwrap_or_else(|error| panic!("{error}"));
+            let response = app.oneshot(request).await.unwrap_or_else(|error| match error {});
+            assert_eq!(response.status(), axum::http::StatusCode::OK, "{uri}");
+            let body = axum::body::to_bytes(response.into_body(), 1 << 22).await.unwrap_or_default();
+            let document: Value = serde_json::from_slice(&body).unwrap_or_default();
+            assert_eq!(document["servers"], servers, "{uri}");
+            assert!(document["paths"].get("/mcp").is_some(), "{uri}");
+        }
     }
 
     #[tokio::test]
