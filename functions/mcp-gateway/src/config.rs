@@ -160,6 +160,29 @@ pub enum Command {
         #[command(subcommand)]
         action: AccessAction,
     },
+    /// GET a running server's `/health` once: exit 0 on 200, 1 otherwise with the reason on stderr
+    /// (a container's health check; needs no curl).
+    Health(HealthArgs),
+}
+
+/// Options of `health`.
+#[derive(Debug, Args)]
+pub struct HealthArgs {
+    /// URL to GET: `http://` or `https://`, without a user name or password; reached directly,
+    /// never through `HTTP_PROXY`/`HTTPS_PROXY`.
+    #[arg(long, env = "MCP_HEALTH_URL", default_value = "http://127.0.0.1:8080/health", value_parser = parse_health_url)]
+    pub url: reqwest::Url,
+    /// Seconds to wait for the answer, connecting included (1 to 60).
+    #[arg(long, env = "MCP_HEALTH_TIMEOUT", default_value_t = 3,
+          value_parser = clap::value_parser!(u64).range(1..=60))]
+    pub timeout: u64,
+}
+
+impl HealthArgs {
+    /// How long the check may take.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout)
+    }
 }
 
 /// `mcp-gateway access ...`
@@ -476,6 +499,21 @@ fn parse_addr(text: &str) -> Result<SocketAddr, String> {
     })
 }
 
+/// A URL for `health` to GET: `http` or `https`, with no user name or password (they would be
+/// printed with every failure).
+pub fn parse_health_url(text: &str) -> Result<reqwest::Url, String> {
+    const EXAMPLE: &str = "use e.g. http://127.0.0.1:8080/health";
+    let url =
+        reqwest::Url::parse(text.trim()).map_err(|error| format!("`{text}` is not a URL ({error}); {EXAMPLE}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("`{text}` is not an http:// or https:// URL; {EXAMPLE}"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!("the URL carries a user name or password, which a health check does not need; {EXAMPLE}"));
+    }
+    Ok(url)
+}
+
 /// An admin token of at least 16 visible ASCII characters.
 fn parse_admin_token(text: &str) -> Result<crate::transport::http::Management, String> {
     crate::transport::http::Management::token(text)
@@ -556,6 +594,47 @@ mod tests {
         }
         let error = error_of(&["mcp-gateway", "--log-level", "info,=", "stdio"]);
         assert!(error.contains("LOG_LEVEL"), "{error}");
+    }
+
+    #[test]
+    fn health_urls_must_be_http_or_https_without_credentials() {
+        for good in
+            ["http://127.0.0.1:8080/health", "https://gateway.example.com/v1/health", " http://[::1]:9000/live "]
+        {
+            let url = parse_health_url(good).unwrap_or_else(|error| panic!("{good:?}: {error}"));
+            assert!(matches!(url.scheme(), "http" | "https"), "{url}");
+        }
+        for (bad, says) in [
+            ("", "is not a URL"),
+            ("127.0.0.1:8080/health", "is not a URL"),
+            ("localhost:8080", "not an http:// or https:// URL"),
+            ("ftp://127.0.0.1/health", "not an http:// or https:// URL"),
+            ("file:///etc/passwd", "not an http:// or https:// URL"),
+            ("http://", "is not a URL"),
+            ("http://[::1/health", "is not a URL"),
+            ("http://user:secret@127.0.0.1:8080/health", "user name or password"),
+        ] {
+            let error = match parse_health_url(bad) {
+                Ok(url) => panic!("{bad:?} parsed as {url}"),
+                Err(error) => error,
+            };
+            assert!(error.contains(says) && error.contains("http://127.0.0.1:8080/health"), "{bad:?}: {error}");
+            assert!(!error.contains("secret"), "the password is echoed: {error}");
+        }
+    }
+
+    #[test]
+    fn health_defaults_to_the_image_port_and_bounds_its_flags() {
+        let cli = Cli::parse_args(["mcp-gateway", "health"]).unwrap_or_else(|error| panic!("{error}"));
+        let Some(Command::Health(args)) = cli.command else { panic!("not health: {cli:?}") };
+        assert_eq!(args.url.as_str(), "http://127.0.0.1:8080/health");
+        assert_eq!(args.timeout(), Duration::from_secs(3));
+        let error = error_of(&["mcp-gateway", "health", "--url", "ftp://127.0.0.1/health"]);
+        assert!(error.contains("--url") && error.contains("MCP_HEALTH_URL"), "{error}");
+        for timeout in ["0", "61", "3s"] {
+            let error = error_of(&["mcp-gateway", "health", "--timeout", timeout]);
+            assert!(error.contains("--timeout") && error.contains("MCP_HEALTH_TIMEOUT"), "{timeout}: {error}");
+        }
     }
 
     #[test]

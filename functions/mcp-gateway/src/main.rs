@@ -29,6 +29,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Before logging and the server's runtime: stderr gets the one line that says why, nothing else.
+    if let Some(Command::Health(args)) = cli.subcommand() {
+        return health_command(args);
+    }
     if let Err(message) = config::init_logging(&cli.log_level) {
         eprintln!("mcp-gateway: {message}");
         return ExitCode::from(2);
@@ -170,7 +174,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             upstreams_command(catalogue, *action).await?;
         }
-        Command::Access { .. } => {}
+        Command::Access { .. } | Command::Health(_) => {}
         Command::Lambda(args) => {
             if access.as_ref().is_some_and(|access| access.auth.is_some()) {
                 tracing::info!(
@@ -230,6 +234,41 @@ fn access_command(access: Option<&access::AccessConfig>, action: config::AccessA
         }
     }
     Ok(())
+}
+
+/// `mcp-gateway health`: one GET; 0 on 200 OK, 1 with a one-line reason on stderr otherwise.
+fn health_command(args: &config::HealthArgs) -> ExitCode {
+    let checked = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| format!("cannot start the async runtime: {error}"))
+        .and_then(|runtime| runtime.block_on(check_health(&args.url, args.timeout())));
+    match checked {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(reason) => {
+            eprintln!("mcp-gateway health: {}", reason.replace(['\r', '\n'], " "));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// GETs `url` within `timeout` with the gateway's outbound client (no redirects followed), directly:
+/// an `HTTP_PROXY` set for the server's own calls must not carry a check of the server itself.
+async fn check_health(url: &reqwest::Url, timeout: std::time::Duration) -> Result<(), String> {
+    let client = mcp_gateway::outbound::direct_client(timeout)
+        .map_err(|error| format!("cannot make the HTTP client: {error}"))?;
+    let response = client.get(url.clone()).send().await.map_err(|error| {
+        if error.is_timeout() {
+            return format!("GET {url}: no answer within {} s (--timeout)", timeout.as_secs());
+        }
+        let error = error.without_url();
+        let causes = std::iter::successors(Some(&error as &dyn std::error::Error), |error| error.source());
+        format!("GET {url}: {}", causes.map(ToString::to_string).collect::<Vec<_>>().join(": "))
+    })?;
+    match response.status() {
+        reqwest::StatusCode::OK => Ok(()),
+        status => Err(format!("GET {url} answered {status}, not 200 OK")),
+    }
 }
 
 /// `mcp-gateway upstreams check|snapshot`.

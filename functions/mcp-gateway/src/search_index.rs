@@ -2,10 +2,12 @@
 //! data root, one document per paragraph (or per row for CSV/NDJSON).
 //!
 //! `mcp-gateway index` builds it and stores it in the root under [`INDEX_DIR`]; the server loads
-//! it at cold start (memory-mapped for a local root, into memory from S3). Without a stored
-//! index, a small corpus is indexed in memory on first use.
+//! it at cold start (memory-mapped for a local root, without writing there: the root may be
+//! read-only; into memory from S3). Without a stored index, a small corpus is indexed in memory on
+//! first use.
 
 mod corpus;
+mod stored_dir;
 
 use std::{
     path::Path,
@@ -157,7 +159,10 @@ impl SearchIndex {
         }
         let started = Instant::now();
         let index = match storage {
-            Storage::Local(root) => Index::open_in_dir(root.path().join(INDEX_DIR))?,
+            Storage::Local(root) => {
+                let folder = root.path().join(INDEX_DIR);
+                Index::open(stored_dir::StoredDirectory::open(&folder).map_err(tantivy::TantivyError::from)?)?
+            }
             Storage::S3(_) => {
                 let directory = RamDirectory::create();
                 for entry in files.iter().filter(|entry| entry.kind == EntryKind::File) {
@@ -355,6 +360,7 @@ pub async fn build_and_store(storage: &Storage, progress: &Progress) -> Result<I
             let _ = std::fs::remove_dir_all(&staging);
             let info = SearchIndex::build_into(storage, &staging, progress).await?;
             remove_lock_files(&staging);
+            readable_like_folder(&staging)?;
             let _ = std::fs::remove_dir_all(&final_dir);
             std::fs::rename(&staging, &final_dir)?;
             Ok(info)
@@ -384,6 +390,23 @@ pub async fn build_and_store(storage: &Storage, progress: &Progress) -> Result<I
             Ok(info)
         }
     }
+}
+
+/// Gives every file in `folder` the folder's read and write bits (its mode under the umask, e.g.
+/// 0644): tantivy writes `meta.json` and `.managed.json` through temporary files, 0600, so an
+/// index built by one user (on the host) could not be loaded by another (a container's 65532).
+fn readable_like_folder(folder: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(folder)?.permissions().mode() & 0o666;
+        for entry in std::fs::read_dir(folder)? {
+            std::fs::set_permissions(entry?.path(), std::fs::Permissions::from_mode(mode))?;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = folder;
+    Ok(())
 }
 
 fn remove_lock_files(folder: &Path) {
@@ -577,6 +600,27 @@ mod tests {
         let (found, info) = hits(&index, &storage, "zebrafish").await;
         assert_eq!(found, vec!["b.md".to_owned()]);
         assert!(!info.stale && info.source == "memory");
+    }
+
+    /// Regression: `meta.json` and `.managed.json` were stored 0600, so an index built by one user
+    /// (e.g. on the host) did not load for another (a container's uid 65532).
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_stored_index_is_as_readable_as_its_folder() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let (dir, storage) = root_with(&[("a.md", "alpha\n")]);
+        build_and_store(&storage, &Progress::disabled()).await.unwrap_or_else(|error| panic!("{error}"));
+        let folder = dir.path().join(INDEX_DIR);
+        let mode_of = |path: &Path| std::fs::metadata(path).map_or(0, |meta| meta.permissions().mode() & 0o777);
+        let expected = mode_of(&folder) & 0o666;
+        assert!(expected & 0o044 != 0, "the folder itself is private ({expected:o}): nothing to test");
+        let entries = std::fs::read_dir(&folder).unwrap_or_else(|error| panic!("{error}"));
+        let modes: Vec<String> = entries
+            .flatten()
+            .map(|entry| format!("{} {:o}", entry.file_name().to_string_lossy(), mode_of(&entry.path())))
+            .collect();
+        assert!(modes.iter().any(|mode| mode.starts_with("meta.json ")), "{modes:?}");
+        assert!(modes.iter().all(|mode| mode.ends_with(&format!(" {expected:o}"))), "expected {expected:o}: {modes:?}");
     }
 
     #[tokio::test]
