@@ -27,7 +27,7 @@ export PATH := $(VENV)/bin:$(PATH)
 export SAM_CLI_TELEMETRY := 0
 
 .PHONY: help run stdio test unit e2e federation-debug federation federation-arm64 lint fmt clippy deny tools build watch invoke \
-	iac-tools lint-iac deploy-test sam-build sam-build-check arm64-target deploy delete logs proxy compare bench bench-tools bench-quick bench-size
+	iac-tools lint-iac deploy-test sam-build sam-build-check arm64-target deploy delete logs deploy-ec2 delete-ec2 proxy compare bench bench-tools bench-quick bench-size
 
 help: ## Show this help
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -73,9 +73,10 @@ federation-debug:
 E2E_WORKERS ?= 3
 
 e2e: tools federation-debug ## End-to-end tests: real binaries, real MCP clients, conformance suite, cargo lambda watch
-	cargo build -p mcp-gateway -p mcp-sigv4-proxy -p mcp-compare -p apigw-standin
+	cargo build -p mcp-gateway -p mcp-sigv4-proxy -p mcp-compare -p apigw-standin --bins --example embedded
 	MCP_GATEWAY_BIN=$(BIN) MCP_GATEWAY_FEDERATION_BIN=$(FEDERATION_BIN) MCP_PROXY_BIN=$(CARGO_TARGET_DIR)/debug/mcp-sigv4-proxy \
 	MCP_COMPARE_BIN=$(CARGO_TARGET_DIR)/debug/mcp-compare APIGW_STANDIN_BIN=$(CARGO_TARGET_DIR)/debug/apigw-standin \
+	MCP_EMBEDDED_BIN=$(CARGO_TARGET_DIR)/debug/examples/embedded \
 	$(VENV)/bin/pytest tests/e2e -q -n $(E2E_WORKERS) --dist loadfile
 
 tools: $(VENV)/.installed $(NODE_DIR)/.installed ## Install test tools into .tools/ and tests/node_modules
@@ -109,16 +110,20 @@ $(CHECKOV_VENV)/.installed: tests/requirements-checkov.txt tests/venv.sh
 	bash tests/venv.sh $(CHECKOV_VENV) tests/requirements-checkov.txt
 	touch $@
 
-lint-iac: iac-tools $(CHECKOV_VENV)/.installed ## cfn-lint, sam validate --lint, checkov (.checkov.yaml), actionlint on the workflows
+lint-iac: iac-tools $(CHECKOV_VENV)/.installed ## cfn-lint, sam validate --lint, checkov (.checkov.yaml) on both templates, shellcheck, actionlint, hadolint on the Dockerfile
 	$(IAC_VENV)/bin/cfn-lint --append-rules cfn_lint_serverless.rules -- template.yaml
 	$(SAM) validate --lint --template template.yaml
+	$(IAC_VENV)/bin/cfn-lint -- deploy/ec2/template.yaml
 	$(CHECKOV_VENV)/bin/checkov --config-file .checkov.yaml -f template.yaml --framework cloudformation
+	$(CHECKOV_VENV)/bin/checkov --config-file .checkov.yaml -f deploy/ec2/template.yaml --framework cloudformation
+	$(IAC_VENV)/bin/shellcheck deploy/ec2/*.sh
 	$(CHECKOV_VENV)/bin/checkov --config-file .checkov.yaml -d .github/workflows --framework github_actions
 	$(IAC_VENV)/bin/actionlint -shellcheck $(IAC_VENV)/bin/shellcheck .github/workflows/*.yml
-	@echo "lint-iac: cfn-lint, sam validate --lint, checkov and actionlint passed"
+	$(IAC_VENV)/bin/hadolint Dockerfile
+	@echo "lint-iac: cfn-lint, sam validate --lint, checkov, actionlint and hadolint passed"
 
-deploy-test: tools iac-tools ## Template, samconfig and workflow checks; every event in events/ through cargo lambda watch
-	$(IAC_VENV)/bin/pytest tests/deploy -q
+deploy-test: tools iac-tools federation-debug ## Template, samconfig, workflow and EC2 checks; every event in events/ through cargo lambda watch
+	MCP_GATEWAY_FEDERATION_BIN=$(FEDERATION_BIN) $(IAC_VENV)/bin/pytest tests/deploy -q
 
 arm64-target: ## Install Rust's arm64 Linux target (rustup) if missing
 	rustup target list --installed | grep -qx $(ARM64) || rustup target add $(ARM64)
@@ -148,9 +153,26 @@ delete: iac-tools ## Delete the stack of ENV (sam delete; the data bucket it cre
 logs: iac-tools ## Tail the function and API access logs of ENV (sam logs)
 	$(SAM) logs --config-env $(ENV) --tail
 
-compare: ## Build mcp-compare (release): compare endpoints, e.g. Lambda vs EC2 (see README)
+# ------------------------------------------------------------------------- EC2 (deploy/ec2)
+# ARGS: template parameters that win over deploy/ec2/samconfig.toml, e.g.
+#   make deploy-ec2 ENV=dev ARGS='AllowedCidr=203.0.113.0/24 CertificateArn=arn:aws:acm:...'
+ARGS ?=
+
+deploy-ec2: build ## Deploy `serve` on EC2 for ENV (deploy/ec2: bundle, upload, CloudFormation); ARGS='AllowedCidr=...'
+	$(IAC_VENV)/bin/python tests/deploy/check_artifact.py $(CARGO_TARGET_DIR)/lambda/mcp-gateway/bootstrap
+	python3 deploy/ec2/deploy.py deploy --env $(ENV) $(ARGS)
+
+delete-ec2: ## Delete the EC2 stack of ENV and the bundles uploaded for it
+	python3 deploy/ec2/deploy.py delete --env $(ENV)
+
+# COMPARE_ARGS: deploy/compare.py options, then -- and mcp-compare's, e.g.
+#   make compare ENV=dev COMPARE_ARGS='-n 1000 -c 8 -- --method tools/call --tool file --arguments {"action":"list"}'
+COMPARE_ARGS ?=
+
+compare: ## Lambda vs EC2 stacks of ENV, same requests: table, JSON, SVG, cost per million (benches/results/compare-ENV/)
 	cargo build --release -p mcp-compare
-	@echo "$(CARGO_TARGET_DIR)/release/mcp-compare --help"
+	python3 deploy/compare.py --env $(ENV) --mcp-compare $(CARGO_TARGET_DIR)/release/mcp-compare \
+	  --out benches/results/compare-$(ENV) $(COMPARE_ARGS)
 
 federation: ## Build the federation-only gateway (no data tools, no polars): target/federation/mcp-gateway
 	cargo build --profile federation -p mcp-gateway --no-default-features

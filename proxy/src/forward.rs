@@ -6,6 +6,7 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt as _;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use mcp_sigv4::sts_token::TokenCache;
 use mcp_wire::{
     line::Line,
     sse::{EventReader, SseError},
@@ -62,9 +63,6 @@ pub enum Auth {
     },
 }
 
-/// How long an STS token is reused (AWS takes its signature for 5 minutes).
-const STS_TOKEN_REUSE: Duration = Duration::from_secs(240);
-
 /// Session state for the revisions that have `initialize` (before 2026-07-28).
 #[derive(Debug, Default)]
 struct Session {
@@ -89,8 +87,8 @@ pub struct Proxy {
     init_gate: tokio::sync::RwLock<()>,
     hints: Mutex<HashMap<String, ToolHints>>,
     out: mpsc::Sender<Out>,
-    /// The STS token in use (`--auth sts`): made when, and with which access key.
-    sts_token: Mutex<Option<(String, std::time::Instant, String)>>,
+    /// The STS tokens sent with `--auth sts`.
+    sts_tokens: Option<TokenCache>,
 }
 
 /// The outcome of sending one message.
@@ -121,6 +119,10 @@ impl Proxy {
             .connect_timeout(options.timeout.min(Duration::from_secs(10)))
             .user_agent(concat!("mcp-sigv4-proxy/", env!("CARGO_PKG_VERSION")))
             .build()?;
+        let sts_tokens = match &options.auth {
+            Auth::SigV4 => None,
+            Auth::Sts { gateway_id, sts_endpoint } => Some(TokenCache::new(&endpoint.region, sts_endpoint, gateway_id)),
+        };
         Ok(Self {
             endpoint,
             http,
@@ -130,7 +132,7 @@ impl Proxy {
             init_gate: tokio::sync::RwLock::new(()),
             hints: Mutex::new(HashMap::new()),
             out,
-            sts_token: Mutex::new(None),
+            sts_tokens,
         })
     }
 
@@ -250,9 +252,7 @@ impl Proxy {
         let credentials = self.credentials.get().await.map_err(|error| HttpFailure::Credentials(error.message))?;
         let request = match &self.options.auth {
             Auth::SigV4 => sign::signed_post(&self.endpoint, headers, body.clone(), &credentials),
-            Auth::Sts { gateway_id, sts_endpoint } => {
-                self.with_sts_token(headers, body.clone(), &credentials, gateway_id, sts_endpoint).await
-            }
+            Auth::Sts { .. } => self.with_sts_token(headers, body.clone(), &credentials).await,
         }
         .map_err(|error| HttpFailure::Signing(error.to_string()))?;
         let request = reqwest::Request::try_from(request).map_err(|error| HttpFailure::Signing(error.to_string()))?;
@@ -293,29 +293,11 @@ impl Proxy {
         headers: HeaderMap,
         body: Bytes,
         credentials: &aws_credential_types::Credentials,
-        gateway_id: &str,
-        sts_endpoint: &str,
     ) -> Result<http::Request<Bytes>, sign::SignError> {
-        let token = {
-            let mut cached = self.sts_token.lock().await;
-            match cached.as_ref() {
-                Some((token, made, key)) if made.elapsed() < STS_TOKEN_REUSE && key == credentials.access_key_id() => {
-                    token.clone()
-                }
-                _ => {
-                    let token = mcp_sigv4::sts_token::make_token(
-                        credentials,
-                        &self.endpoint.region,
-                        sts_endpoint,
-                        gateway_id,
-                        std::time::SystemTime::now(),
-                    )?;
-                    tracing::debug!(gateway_id, sts_endpoint, "made an STS identity token");
-                    *cached = Some((token.clone(), std::time::Instant::now(), credentials.access_key_id().to_owned()));
-                    token
-                }
-            }
+        let Some(tokens) = &self.sts_tokens else {
+            return Err(sign::SignError::Request("no STS token settings (--auth sts)".to_owned()));
         };
+        let token = tokens.token(credentials).await?;
         let mut request = http::Request::builder().method("POST").uri(&self.endpoint.url);
         if let Some(target) = request.headers_mut() {
             *target = headers;

@@ -12,7 +12,7 @@ import yaml
 from cfn_model import ROOT
 
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
-AWS_JOBS = {("deploy.yml", "deploy"), ("cleanup.yml", "cleanup")}
+AWS_JOBS = {("deploy.yml", "deploy"), ("cleanup.yml", "cleanup"), ("deploy-ec2.yml", "deploy-ec2")}
 
 
 def load(path: Path) -> dict:
@@ -22,8 +22,8 @@ def load(path: Path) -> dict:
     return workflow
 
 
-def test_the_three_workflows_exist():
-    assert {p.name for p in WORKFLOWS} == {"ci.yml", "deploy.yml", "cleanup.yml"}
+def test_the_four_workflows_exist():
+    assert {p.name for p in WORKFLOWS} == {"ci.yml", "deploy.yml", "cleanup.yml", "deploy-ec2.yml"}
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
@@ -68,6 +68,18 @@ def test_deploy_uses_oidc_with_a_role_from_a_variable():
     scripts = "\n".join(s.get("run", "") for s in steps)
     assert "make sam-build" in scripts and "deploy --config-env" in scripts
     assert "doctor --endpoint" in scripts and '"method":"tools/call"' in scripts
+
+
+def test_deploy_ec2_is_manual_and_uses_oidc():
+    workflow = load(ROOT / ".github" / "workflows" / "deploy-ec2.yml")
+    assert set(workflow["on"]) == {"workflow_dispatch"}
+    assert set(workflow["on"]["workflow_dispatch"]["inputs"]) == {"environment", "action", "allowed_cidr"}
+    steps = workflow["jobs"]["deploy-ec2"]["steps"]
+    (credentials,) = [s for s in steps if "configure-aws-credentials" in s.get("uses", "")]
+    assert credentials["with"]["role-to-assume"] == "${{ vars.AWS_DEPLOY_ROLE_ARN }}"
+    scripts = "\n".join(s.get("run", "") for s in steps)
+    assert "make deploy-ec2" in scripts and "deploy.py delete" in scripts
+    assert "--auth sts --gateway-id" in scripts and '"method":"tools/call"' in scripts
 
 
 def test_cleanup_triggers_and_sam_delete():

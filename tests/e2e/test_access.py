@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from mcp.client.client import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from conftest import DATA, ROOT, Moto, Server, free_port, gateway_bin
+from conftest import DATA, ROOT, MotoSts, Server, free_port, gateway_bin
 
 ISSUER = "https://issuer.test/"
 AUDIENCE = "mcp-gateway"
@@ -446,30 +446,6 @@ def test_lambda_writes_an_embedded_metric_format_line_per_request(tmp_path):
         assert emf[0]["Errors"] == 0 and emf[0]["Latency"] > 0
     finally:
         function.stop()
-
-
-class MotoSts(Moto):
-    """moto's STS (and IAM) with IAM authentication on: it checks every request's SigV4 signature
-    (botocore's signer, an implementation independent of ours) against the keys of its IAM users,
-    and answers GetCallerIdentity with the signer's ARN. Counts the STS calls it answered."""
-
-    def __init__(self, tmp: Path):
-        import boto3
-        super().__init__(tmp / "moto-sts.log")
-        self.base = self.endpoint
-        iam = boto3.client("iam", endpoint_url=self.base, region_name="us-east-1",
-                           aws_access_key_id="testing", aws_secret_access_key="testing")
-        self.keys = {}
-        for user in ("alice", "bob"):
-            iam.create_user(UserName=user)
-            key = iam.create_access_key(UserName=user)["AccessKey"]
-            self.keys[user] = (key["AccessKeyId"], key["SecretAccessKey"])
-        # A signature that does not verify is refused with SignatureDoesNotMatch, an unknown key
-        # with InvalidClientTokenId.
-        self.enforce_iam()
-
-    def calls(self) -> int:
-        return sum('"POST / HTTP/1.1"' in line for line in self.log_text().splitlines())
 
 
 @pytest.mark.anyio

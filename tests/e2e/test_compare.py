@@ -4,6 +4,7 @@ front (fault_proxy.py), and one behind the SigV4-verifying API Gateway stand-in.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ElementTree
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from aws_standin import ACCESS_KEY, OTHER_SECRET, SECRET, StandIn, aws_env, binary
-from conftest import Server
+from conftest import ROOT, MotoSts, Server
 
 HERE = Path(__file__).parent
 REQUESTS = 100
@@ -138,3 +139,69 @@ def test_unreachable_endpoint_counts_connection_errors(tmp_path):
     assert run.returncode == 0, run.stderr
     summary = json.loads((tmp_path / "down.json").read_text())["targets"][0]["summary"]
     assert summary["errors"] == {"connection": 5} and summary["latency_ms"] is None
+
+
+def test_make_compare_measures_both_stacks_from_their_outputs(tmp_path):
+    """`make compare` (deploy/compare.py) with two local `serve` instances standing in for the
+    stacks' outputs, the AWS CLI faked: "ec2" is `serve` with `[auth.iam]`, reached with STS tokens
+    that moto's STS checks; Lambda is priced from the REPORT lines its log group answers."""
+    import fake_aws
+    sts = MotoSts(tmp_path)
+    access = tmp_path / "access.toml"
+    access.write_text(f'[auth.iam]\ngateway_id = "mcp-gateway-ec2-dev"\nsts_endpoints = ["{sts.base}"]\n')
+    ec2 = Server(tmp_path, "--access", str(access))
+    function = Server(tmp_path)
+    fake_aws.install(tmp_path / "fakebin")
+    (tmp_path / "stacks.json").write_text(json.dumps({
+        "mcp-lambda-gateway-dev": {"Outputs": {"McpUrl": function.url, "FunctionLogGroupName": "/aws/lambda/fn"},
+                                   "Parameters": {"MemorySize": "512"}},
+        "mcp-gateway-ec2-dev": {"Outputs": {"McpUrl": ec2.url, "GatewayId": "mcp-gateway-ec2-dev", "InstanceType": "c7g.large"}},
+    }))
+    report = "REPORT RequestId: {}\tDuration: 3.10 ms\tBilled Duration: 4 ms\tMemory Size: 512 MB\tMax Memory Used: 31 MB"
+    (tmp_path / "logs.json").write_text(json.dumps([report.format(n) for n in range(10)]))
+    key, secret = sts.keys["alice"]
+    env = aws_env(tmp_path, key=key, secret=secret, PATH=f"{tmp_path / 'fakebin'}:{os.environ['PATH']}",
+                  FAKE_S3=str(tmp_path / "s3"), FAKE_CALLS=str(tmp_path / "calls.jsonl"),
+                  FAKE_STACKS=str(tmp_path / "stacks.json"), FAKE_LOGS=str(tmp_path / "logs.json"))
+    out = tmp_path / "out"
+    before = sts.calls()
+    try:
+        run = subprocess.run(
+            [sys.executable, str(ROOT / "deploy" / "compare.py"), "--env", "dev", "--mcp-compare",
+             binary("MCP_COMPARE_BIN", "mcp-compare"), "--out", str(out), "-n", "30", "-c", "4", "--warmup", "2",
+             "--sample", "10", "--", "--sts-endpoint", sts.base, *READ],
+            capture_output=True, text=True, timeout=300, env=env)
+        assert run.returncode == 0, run.stderr
+        report_json = json.loads((out / "compare.json").read_text())
+        by_name = {target["name"]: target for target in report_json["targets"]}
+        assert by_name["ec2"]["auth"] == "sts" and by_name["ec2"]["summary"]["ok"] == 30, by_name["ec2"]["summary"]
+        assert by_name["lambda"]["auth"] == "none" and by_name["lambda"]["summary"]["ok"] == 30
+        assert "10 Lambda REPORT lines" in by_name["lambda"]["estimate"]["basis"]
+        assert by_name["lambda"]["estimate"]["parts"]["compute"] == pytest.approx(0.5 * 0.004 * 0.0000133334 * 1e6)
+        assert by_name["ec2"]["estimate"]["model"] == {"kind": "ec2", "instance": "c7g.large"}
+        table = (out / "table.md").read_text()
+        assert "lambda" in table and "ec2" in table and table in run.stdout
+        assert ElementTree.parse(out / "compare.svg").getroot().tag.endswith("svg")
+        principals = {f.get("principal") for f in ec2.request_logs() if f.get("status") == 200}
+        assert principals == {"arn:aws:iam::123456789012:user/alice"}, principals
+        assert sts.calls() - before == 1, "one token for the whole run, one STS call"
+        calls = [json.loads(line)["args"] for line in (tmp_path / "calls.jsonl").read_text().splitlines()]
+        assert ["logs", "filter-log-events", "--log-group-name", "/aws/lambda/fn"] == calls[-1][:4], calls
+    finally:
+        ec2.stop()
+        function.stop()
+        sts.stop()
+
+
+def test_the_cost_table_gives_monthly_costs_and_the_break_even_rate(tmp_path):
+    run = compare(tmp_path, "--cost-table", "lambda,memory=1024,api=http", "--ec2-instance", "t4g.small",
+                  "--billed-ms", "5", "--rates", "1,10")
+    assert run.returncode == 0, run.stderr
+    rows = [line for line in run.stdout.splitlines() if line.startswith("| 1") or line.startswith("| 10 ")]
+    per_call = (0.20 + 1.00 + 0.005 * 0.0000133334 * 1e6) / 1e6
+    month = 730 * 3600
+    assert rows[0].split("|")[3].strip() == f"${per_call * month:.2f}" and rows[0].endswith("| Lambda |"), rows
+    assert rows[1].split("|")[4].strip() == f"${0.0168 * 730:.2f}" and rows[1].endswith("| EC2 |"), rows
+    assert f"Break-even: {0.0168 * 730 / (per_call * month):.2f} calls/s" in run.stdout, run.stdout
+    refused = compare(tmp_path, "--cost-table", "lambda", "--billed-ms", "0")
+    assert refused.returncode != 0 and "--billed-ms must be 1 to" in refused.stderr

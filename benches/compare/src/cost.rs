@@ -175,11 +175,7 @@ pub fn estimate(model: &Model, prices: &Prices, summary: &Summary, report: Optio
                         .to_owned(),
                 ),
             };
-            let gb_second = prices.lambda.per_gb_second.get(arch).copied().unwrap_or(0.0);
-            let compute = gb_second * f64::from(memory_mb) / 1024.0 * billed_ms / 1000.0 * MILLION;
-            parts.insert("requests".into(), prices.lambda.per_million_requests);
-            parts.insert("compute".into(), compute);
-            parts.insert(format!("api ({api})"), prices.api_per_million_requests.get(api).copied().unwrap_or(0.0));
+            parts = lambda_parts(prices, memory_mb, arch, api, billed_ms);
             format!("Lambda {memory_mb} MB {arch}, {billed_ms:.1} ms per call: {basis}")
         }
         Model::Ec2 { instance } => {
@@ -196,6 +192,41 @@ pub fn estimate(model: &Model, prices: &Prices, summary: &Summary, report: Optio
         }
     };
     Some(Estimate { model: model.clone(), usd_per_million: parts.values().sum(), parts, basis })
+}
+
+/// Lambda's cost per million calls of `billed_ms` each, by part: requests, compute, the API.
+fn lambda_parts(prices: &Prices, memory_mb: u32, arch: &str, api: &str, billed_ms: f64) -> BTreeMap<String, f64> {
+    let gb_second = prices.lambda.per_gb_second.get(arch).copied().unwrap_or(0.0);
+    let compute = gb_second * f64::from(memory_mb) / 1024.0 * billed_ms / 1000.0 * MILLION;
+    BTreeMap::from([
+        ("requests".to_owned(), prices.lambda.per_million_requests),
+        ("compute".to_owned(), compute),
+        (format!("api ({api})"), prices.api_per_million_requests.get(api).copied().unwrap_or(0.0)),
+    ])
+}
+
+/// Hours in a month, as AWS's price pages count them.
+pub const HOURS_PER_MONTH: f64 = 730.0;
+
+/// What `model` costs a month at a steady `rate` of calls per second, Lambda billing `billed_ms`
+/// per call; `None` for [`Model::None`] or an instance type the table does not price.
+pub fn monthly_usd(model: &Model, prices: &Prices, rate: f64, billed_ms: f64) -> Option<f64> {
+    match model {
+        Model::Lambda { memory_mb, arch, api } => {
+            let per_million: f64 = lambda_parts(prices, *memory_mb, arch, api, billed_ms).values().sum();
+            Some(per_million / MILLION * rate * HOURS_PER_MONTH * 3600.0)
+        }
+        Model::Ec2 { instance } => prices.ec2_per_hour.get(instance).map(|hourly| hourly * HOURS_PER_MONTH),
+        Model::None => None,
+    }
+}
+
+/// The steady rate (calls per second) at which `lambda` and `ec2` cost the same a month: below
+/// it Lambda costs less, above it the instance (while one instance keeps up).
+pub fn break_even_rate(lambda: &Model, ec2: &Model, prices: &Prices, billed_ms: f64) -> Option<f64> {
+    let per_call_per_second = monthly_usd(lambda, prices, 1.0, billed_ms)?;
+    let instance = monthly_usd(ec2, prices, 0.0, billed_ms)?;
+    (per_call_per_second > 0.0).then(|| instance / per_call_per_second)
 }
 
 #[cfg(test)]
@@ -255,6 +286,28 @@ mod tests {
         assert!(close(estimate.usd_per_million, 0.0168 / 360_000.0 * 1e6), "{estimate:?}");
         let unknown = Model::parse("ec2,instance=x9.huge").unwrap_or_else(|e| panic!("{e}"));
         assert!(self::estimate(&unknown, &prices, &summary(1.0, 100.0), None).is_none());
+    }
+
+    #[test]
+    fn the_break_even_rate_is_where_monthly_costs_meet() {
+        let prices = Prices::builtin().unwrap_or_else(|e| panic!("{e}"));
+        let lambda = Model::parse("lambda,memory=1024,api=rest").unwrap_or_else(|e| panic!("{e}"));
+        let ec2 = Model::parse("ec2,instance=t4g.small").unwrap_or_else(|e| panic!("{e}"));
+        // $0.20 + $3.50 + 1 GB x 0.003 s x $0.0000133334 per GB-s, per million calls.
+        let per_call = (0.20 + 3.50 + 0.003 * 0.0000133334 * 1e6) / 1e6;
+        let month = 730.0 * 3600.0;
+        let lambda_month = monthly_usd(&lambda, &prices, 2.0, 3.0).unwrap_or_else(|| panic!("no Lambda price"));
+        assert!(close(lambda_month, per_call * 2.0 * month), "{lambda_month}");
+        assert_eq!(
+            monthly_usd(&ec2, &prices, 50.0, 3.0),
+            Some(0.0168 * 730.0),
+            "an instance costs the same at any rate"
+        );
+        let rate = break_even_rate(&lambda, &ec2, &prices, 3.0).unwrap_or_else(|| panic!("no break-even"));
+        assert!(close(rate, 0.0168 * 730.0 / (per_call * month)), "{rate}");
+        let at = |model: &Model| monthly_usd(model, &prices, rate, 3.0).unwrap_or_default();
+        assert!(close(at(&lambda), at(&ec2)), "the same cost at the break-even rate");
+        assert!(break_even_rate(&lambda, &Model::None, &prices, 3.0).is_none());
     }
 
     #[test]

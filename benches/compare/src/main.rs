@@ -16,8 +16,19 @@ use mcp_compare::{cost, load, mcp, report, stats, svg, target};
 #[command(name = "mcp-compare", version, about, long_about = None)]
 struct Cli {
     /// An endpoint to measure, `NAME=URL` (repeat for each endpoint).
-    #[arg(long = "target", value_name = "NAME=URL", required = true)]
+    #[arg(long = "target", value_name = "NAME=URL", required_unless_present = "cost_table")]
     targets: Vec<String>,
+    /// Send nothing: print what a Lambda deployment (this cost model, e.g.
+    /// `lambda,memory=1024,api=rest`) and an EC2 one (--ec2-instance) cost a month at --rates, and
+    /// the rate at which they cost the same.
+    #[arg(long, value_name = "LAMBDA_MODEL", conflicts_with = "targets")]
+    cost_table: Option<String>,
+    /// --cost-table: Lambda's billed duration per call, in ms (REPORT lines say; 1 ms minimum).
+    #[arg(long, default_value_t = 3.0)]
+    billed_ms: f64,
+    /// --cost-table: steady request rates, calls per second.
+    #[arg(long, value_delimiter = ',', default_value = "0.1,1,10,100")]
+    rates: Vec<f64>,
     /// Measured requests per endpoint.
     #[arg(long, short = 'n', default_value_t = 200)]
     requests: usize,
@@ -49,6 +60,13 @@ struct Cli {
     /// AWS region to sign for (default: from the URL).
     #[arg(long, env = "AWS_REGION")]
     region: Option<String>,
+    /// A target that takes STS identity tokens, `NAME=GATEWAY_ID` (`mcp-gateway serve` with
+    /// `[auth.iam] gateway_id`, e.g. the EC2 stack; as `mcp-sigv4-proxy --auth sts`). Needs --region.
+    #[arg(long = "sts", value_name = "NAME=GATEWAY_ID")]
+    sts: Vec<String>,
+    /// The STS endpoint --sts tokens are signed for (default: https://sts.<region>.amazonaws.com/).
+    #[arg(long)]
+    sts_endpoint: Option<String>,
     /// AWS profile for credentials.
     #[arg(long, env = "AWS_PROFILE")]
     profile: Option<String>,
@@ -111,22 +129,62 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if cli.requests == 0 || cli.concurrency == 0 {
         bail!("--requests and --concurrency must be at least 1");
     }
-    let template = mcp::RequestTemplate::new(&cli.method, request_params(&cli)?, &cli.protocol)?;
     let prices = match &cli.prices {
         Some(path) => cost::Prices::load(path)?,
         None => cost::Prices::builtin()?,
     };
+    if let Some(lambda) = &cli.cost_table {
+        if !(1.0..=900_000.0).contains(&cli.billed_ms) {
+            bail!("--billed-ms must be 1 to 900000 (Lambda bills at least 1 ms, at most 15 minutes)");
+        }
+        if cli.rates.is_empty() || cli.rates.iter().any(|rate| !rate.is_finite() || *rate < 0.0 || *rate > 1e6) {
+            bail!("--rates must be calls per second from 0 to 1000000, comma-separated");
+        }
+        let ec2 = cost::Model::Ec2 { instance: cli.ec2_instance.clone() };
+        let lambda = cost::Model::parse(lambda)?;
+        return report::print_cost_table(
+            &lambda,
+            &ec2,
+            &prices,
+            cli.billed_ms,
+            &cli.rates,
+            &mut std::io::stdout().lock(),
+        );
+    }
+    let template = mcp::RequestTemplate::new(&cli.method, request_params(&cli)?, &cli.protocol)?;
     let signing =
         target::Signing { region: cli.region.clone(), profile: cli.profile.clone(), service: cli.service.clone() };
+    let sts_endpoint = match &cli.sts_endpoint {
+        None => None,
+        Some(url) => {
+            let uri =
+                http::Uri::try_from(url.as_str()).with_context(|| format!("--sts-endpoint `{url}` is not a URL"))?;
+            if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
+                bail!("--sts-endpoint `{url}` is not an http:// or https:// URL");
+            }
+            // Tokens are signed for the endpoint's root, as the gateway checks them.
+            Some(if url.ends_with('/') { url.clone() } else { format!("{url}/") })
+        }
+    };
+    let mut sts = Vec::new();
+    for spec in &cli.sts {
+        let (name, gateway_id) = split_pair(spec, "--sts", "NAME=GATEWAY_ID")?;
+        if !cli.targets.iter().any(|target| target.split_once('=').is_some_and(|(target, _)| target == name)) {
+            bail!("--sts names `{name}`, which is not a --target");
+        }
+        let auth = target::StsAuth { gateway_id: gateway_id.to_owned(), sts_endpoint: sts_endpoint.clone() };
+        sts.push((name, auth));
+    }
     let mut targets = Vec::new();
     for spec in &cli.targets {
         let (name, url) = split_pair(spec, "--target", "NAME=URL")?;
+        let sts = sts.iter().find(|(target, _)| *target == name).map(|(_, auth)| auth);
         let sign = match cli.sign {
             SignMode::Always => true,
             SignMode::Never => false,
             SignMode::Auto => target::is_aws_endpoint(url),
         };
-        targets.push(target::Target::new(name, url, sign.then_some(&signing))?);
+        targets.push(target::Target::new(name, url, (sign || sts.is_some()).then_some(&signing), sts)?);
     }
     let mut models = cost::default_models(&targets, &cli.ec2_instance);
     for spec in &cli.costs {
@@ -178,6 +236,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             name: target.name.clone(),
             url: target.url.clone(),
             signed: target.signed(),
+            auth: target.auth(),
             run,
             summary,
             estimate,

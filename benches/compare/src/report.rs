@@ -4,7 +4,12 @@ use std::io::Write;
 
 use serde::Serialize;
 
-use crate::{cost::Estimate, cost::Prices, load::Plan, load::Run, stats::Summary};
+use crate::{
+    cost::{self, Estimate, Prices},
+    load::Plan,
+    load::Run,
+    stats::Summary,
+};
 
 /// Everything measured, as written to --json.
 #[derive(Debug, Serialize)]
@@ -25,6 +30,8 @@ pub struct TargetResult {
     pub url: String,
     /// Whether requests were signed with SigV4.
     pub signed: bool,
+    /// How requests proved the caller's IAM identity: `sigv4`, `sts` (identity tokens) or `none`.
+    pub auth: &'static str,
     /// Raw latencies and the first failure.
     pub run: Run,
     pub summary: Summary,
@@ -179,4 +186,55 @@ fn write_ratios(comparison: &Comparison, out: &mut impl Write) -> std::io::Resul
         writeln!(out, "{line}")?;
     }
     Ok(())
+}
+
+/// The monthly cost of a Lambda and an EC2 deployment at steady request rates, as Markdown, and
+/// the rate at which they cost the same (`--cost-table`; no request is sent).
+pub fn print_cost_table(
+    lambda: &cost::Model,
+    ec2: &cost::Model,
+    prices: &cost::Prices,
+    billed_ms: f64,
+    rates: &[f64],
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let (cost::Model::Lambda { memory_mb, arch, api }, cost::Model::Ec2 { instance }) = (lambda, ec2) else {
+        anyhow::bail!("--cost-table compares a lambda model with an ec2 one");
+    };
+    let month = |model: &cost::Model, rate: f64| cost::monthly_usd(model, prices, rate, billed_ms);
+    let Some(instance_month) = month(ec2, 0.0) else {
+        anyhow::bail!("EC2 instance type `{instance}` is not in the price table");
+    };
+    writeln!(
+        out,
+        "| calls/s, steady | calls a month | Lambda {memory_mb} MB {arch} + {api} API, {billed_ms} ms billed | EC2 {instance} | cheaper |"
+    )?;
+    writeln!(out, "| ---: | ---: | ---: | ---: | --- |")?;
+    for &rate in rates {
+        let lambda_month = month(lambda, rate).unwrap_or_default();
+        let calls = rate * cost::HOURS_PER_MONTH * 3600.0;
+        let cheaper = if lambda_month <= instance_month { "Lambda" } else { "EC2" };
+        writeln!(out, "| {rate} | {} | ${lambda_month:.2} | ${instance_month:.2} | {cheaper} |", human_count(calls))?;
+    }
+    if let Some(rate) = cost::break_even_rate(lambda, ec2, prices, billed_ms) {
+        let calls = rate * cost::HOURS_PER_MONTH * 3600.0;
+        writeln!(
+            out,
+            "\nBreak-even: {rate:.2} calls/s around the clock ({} calls a month): below it Lambda costs less, \
+             above it the instance (EBS and data transfer not included).\nPrices: {}",
+            human_count(calls),
+            prices.about
+        )?;
+    }
+    Ok(())
+}
+
+/// 1,234 → "1.2 K", 3,240,000 → "3.2 M".
+fn human_count(n: f64) -> String {
+    match n {
+        n if n >= 1e9 => format!("{:.1} G", n / 1e9),
+        n if n >= 1e6 => format!("{:.1} M", n / 1e6),
+        n if n >= 1e3 => format!("{:.1} K", n / 1e3),
+        n => format!("{n:.0}"),
+    }
 }

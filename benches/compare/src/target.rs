@@ -5,7 +5,11 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use bytes::Bytes;
 use http::HeaderMap;
-use mcp_sigv4::{credentials::CredentialSource, endpoint, sign};
+use mcp_sigv4::{
+    credentials::CredentialSource,
+    endpoint, sign,
+    sts_token::{self, TokenCache},
+};
 
 /// Overrides for signing (flags win over what the URL says).
 #[derive(Debug, Clone, Default)]
@@ -15,18 +19,37 @@ pub struct Signing {
     pub service: Option<String>,
 }
 
+/// A gateway that takes STS identity tokens (`serve` with `[auth.iam]`, e.g. the EC2 stack).
+#[derive(Debug, Clone)]
+pub struct StsAuth {
+    /// The gateway's `[auth.iam] gateway_id`.
+    pub gateway_id: String,
+    /// The STS endpoint tokens are signed for (default: the region's).
+    pub sts_endpoint: Option<String>,
+}
+
 /// A named MCP endpoint.
 #[derive(Debug)]
 pub struct Target {
     pub name: String,
     pub url: String,
-    signer: Option<Signer>,
+    auth: Auth,
 }
 
+/// How a target's requests prove the caller's IAM identity.
 #[derive(Debug)]
-struct Signer {
-    endpoint: endpoint::Endpoint,
-    credentials: Arc<CredentialSource>,
+enum Auth {
+    None,
+    /// Each request signed (API Gateway with AWS_IAM, Function URLs).
+    SigV4 {
+        endpoint: endpoint::Endpoint,
+        credentials: Arc<CredentialSource>,
+    },
+    /// An STS token as `Authorization: Bearer`, made again every few minutes.
+    Sts {
+        tokens: TokenCache,
+        credentials: Arc<CredentialSource>,
+    },
 }
 
 /// An HTTP answer, read whole.
@@ -56,39 +79,63 @@ pub fn is_aws_endpoint(url: &str) -> bool {
 }
 
 impl Target {
-    /// The endpoint `name` at `url`, signed with `signing` when given.
-    pub fn new(name: &str, url: &str, signing: Option<&Signing>) -> anyhow::Result<Self> {
+    /// The endpoint `name` at `url`, signed with `signing` when given, or sending STS tokens
+    /// with `sts` (which needs a region: `signing.region`).
+    pub fn new(name: &str, url: &str, signing: Option<&Signing>, sts: Option<&StsAuth>) -> anyhow::Result<Self> {
         let uri = http::Uri::try_from(url).with_context(|| format!("target `{name}`: `{url}` is not a URL"))?;
         if !matches!(uri.scheme_str(), Some("http" | "https")) {
             anyhow::bail!("target `{name}`: `{url}` is not an http:// or https:// URL");
         }
-        let signer = match signing {
-            None => None,
-            Some(signing) => {
+        let auth = match (signing, sts) {
+            (_, Some(sts)) => {
+                let signing = signing.cloned().unwrap_or_default();
+                let Some(region) = signing.region else {
+                    anyhow::bail!("target `{name}`: --sts needs the region of STS (--region or AWS_REGION)")
+                };
+                let sts_endpoint = sts.sts_endpoint.clone().unwrap_or_else(|| sts_token::regional_endpoint(&region));
+                let tokens = TokenCache::new(&region, &sts_endpoint, &sts.gateway_id);
+                Auth::Sts { tokens, credentials: Arc::new(CredentialSource::new(signing.profile, region)) }
+            }
+            (Some(signing), None) => {
                 let endpoint = endpoint::Endpoint::new(url, signing.service.as_deref(), signing.region.as_deref())
                     .with_context(|| format!("target `{name}`"))?;
                 let credentials = CredentialSource::new(signing.profile.clone(), endpoint.region.clone());
-                Some(Signer { endpoint, credentials: Arc::new(credentials) })
+                Auth::SigV4 { endpoint, credentials: Arc::new(credentials) }
             }
+            (None, None) => Auth::None,
         };
-        Ok(Self { name: name.to_owned(), url: url.to_owned(), signer })
+        Ok(Self { name: name.to_owned(), url: url.to_owned(), auth })
     }
 
-    /// Whether requests to this target are signed.
+    /// Whether requests to this target are signed with SigV4.
     pub fn signed(&self) -> bool {
-        self.signer.is_some()
+        matches!(self.auth, Auth::SigV4 { .. })
+    }
+
+    /// How requests to this target are authenticated: `sigv4`, `sts` or `none`.
+    pub fn auth(&self) -> &'static str {
+        match self.auth {
+            Auth::None => "none",
+            Auth::SigV4 { .. } => "sigv4",
+            Auth::Sts { .. } => "sts",
+        }
     }
 
     /// POSTs `body` with `headers` and reads the whole answer.
     pub async fn post(&self, client: &reqwest::Client, headers: HeaderMap, body: Bytes) -> Result<Answer, SendError> {
-        let request = match &self.signer {
-            None => client.post(&self.url).headers(headers).body(body),
-            Some(signer) => {
-                let credentials = signer.credentials.get().await.map_err(|error| SendError::Sign(error.to_string()))?;
-                let signed = sign::signed_post(&signer.endpoint, headers, body, &credentials)
+        let request = match &self.auth {
+            Auth::None => client.post(&self.url).headers(headers).body(body),
+            Auth::SigV4 { endpoint, credentials } => {
+                let credentials = credentials.get().await.map_err(|error| SendError::Sign(error.to_string()))?;
+                let signed = sign::signed_post(endpoint, headers, body, &credentials)
                     .map_err(|error| SendError::Sign(error.to_string()))?;
                 let (parts, body) = signed.into_parts();
                 client.post(&self.url).headers(parts.headers).body(body)
+            }
+            Auth::Sts { tokens, credentials } => {
+                let credentials = credentials.get().await.map_err(|error| SendError::Sign(error.to_string()))?;
+                let token = tokens.token(&credentials).await.map_err(|error| SendError::Sign(error.to_string()))?;
+                client.post(&self.url).headers(headers).bearer_auth(token).body(body)
             }
         };
         let response = request.send().await.map_err(send_error)?;
@@ -119,7 +166,7 @@ mod tests {
 
     #[test]
     fn bad_urls_are_refused_with_the_target_name() {
-        let Err(error) = Target::new("ec2", "ftp://host/mcp", None) else { panic!("ftp:// was accepted") };
+        let Err(error) = Target::new("ec2", "ftp://host/mcp", None, None) else { panic!("ftp:// was accepted") };
         assert!(error.to_string().contains("target `ec2`"), "{error}");
     }
 }

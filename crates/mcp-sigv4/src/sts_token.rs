@@ -83,6 +83,48 @@ pub fn make_token(
     Ok(format!("{TOKEN_PREFIX}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(lines.join("\n"))))
 }
 
+/// How long a client reuses a token: a minute short of [`TOKEN_LIFETIME`], so one made just before
+/// a request still reaches STS in time. The gateway caches STS's answer per token, so reusing a
+/// token costs one STS call per reuse period, not one per request.
+pub const TOKEN_REUSE: Duration = Duration::from_secs(240);
+
+/// The token a client sends to one gateway: made again every [`TOKEN_REUSE`], or when the
+/// credentials change (a new access key after a role session's refresh).
+#[derive(Debug)]
+pub struct TokenCache {
+    region: String,
+    sts_endpoint: String,
+    gateway_id: String,
+    current: tokio::sync::Mutex<Option<(String, std::time::Instant, String)>>,
+}
+
+impl TokenCache {
+    /// Tokens for `gateway_id`, signed for STS at `sts_endpoint` in `region`.
+    pub fn new(region: &str, sts_endpoint: &str, gateway_id: &str) -> Self {
+        Self {
+            region: region.to_owned(),
+            sts_endpoint: sts_endpoint.to_owned(),
+            gateway_id: gateway_id.to_owned(),
+            current: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// The token to send with `credentials`.
+    pub async fn token(&self, credentials: &Credentials) -> Result<String, SignError> {
+        let mut current = self.current.lock().await;
+        if let Some((token, made, key)) = current.as_ref()
+            && made.elapsed() < TOKEN_REUSE
+            && key == credentials.access_key_id()
+        {
+            return Ok(token.clone());
+        }
+        let token = make_token(credentials, &self.region, &self.sts_endpoint, &self.gateway_id, SystemTime::now())?;
+        tracing::debug!(gateway_id = %self.gateway_id, sts_endpoint = %self.sts_endpoint, "made an STS identity token");
+        *current = Some((token.clone(), std::time::Instant::now(), credentials.access_key_id().to_owned()));
+        Ok(token)
+    }
+}
+
 /// Why a token is refused before STS is asked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -243,6 +285,21 @@ mod tests {
             other,
             Some("`https://sts.us-east-1.amazonaws.com` is not an STS endpoint this gateway trusts".into())
         );
+    }
+
+    #[tokio::test]
+    async fn the_cache_reuses_a_token_until_the_access_key_changes() {
+        let cache = TokenCache::new("us-east-1", &regional_endpoint("us-east-1"), "gateway-a");
+        let first = cache.token(&credentials()).await.unwrap_or_else(|error| panic!("{error}"));
+        std::thread::sleep(Duration::from_millis(1100)); // a new X-Amz-Date second: a new token would differ
+        let again = cache.token(&credentials()).await.unwrap_or_else(|error| panic!("{error}"));
+        assert_eq!(first, again);
+        let rotated = Credentials::new("AKIDOTHER", "secret", None, None, "test");
+        let other = cache.token(&rotated).await.unwrap_or_else(|error| panic!("{error}"));
+        assert_ne!(first, other);
+        let checked = check_token(&other, SystemTime::now(), sts).unwrap_or_else(|error| panic!("{error}"));
+        let authorization = checked.headers.iter().find(|(name, _)| *name == "authorization").map(|(_, value)| value);
+        assert!(authorization.is_some_and(|value| value.contains("Credential=AKIDOTHER/")), "{authorization:?}");
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! [`MAX_CACHED`] of them.
 
 use std::{
+    collections::HashMap,
     sync::Arc,
     time::{Duration, SystemTime},
 };
@@ -36,13 +37,16 @@ pub struct IamVerifier {
     config: IamConfig,
     client: reqwest::Client,
     cache: Remembered<Verified>,
+    /// One STS call per token at a time: requests that arrive together with a new token wait for
+    /// the first one's answer instead of each asking STS (an entry lives while its token is asked).
+    asking: std::sync::Mutex<HashMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl IamVerifier {
     /// A verifier for `config`.
     pub fn new(config: IamConfig) -> Result<Self, reqwest::Error> {
         let client = crate::outbound::client(STS_TIMEOUT)?;
-        Ok(Self { config, client, cache: Remembered::new(MAX_CACHED) })
+        Ok(Self { config, client, cache: Remembered::new(MAX_CACHED), asking: std::sync::Mutex::default() })
     }
 
     /// Whether `scheme://authority` is an STS endpoint this gateway sends tokens to.
@@ -61,11 +65,33 @@ impl IamVerifier {
 
     /// The caller a token names.
     pub async fn verify(&self, token: &str) -> Result<Verified, TokenError> {
-        let now = SystemTime::now();
         let key = remembered::key(&[token.as_bytes()]);
-        if let Some(verified) = self.cache.get(&key, now) {
+        if let Some(verified) = self.cache.get(&key, SystemTime::now()) {
             return Ok(verified);
         }
+        let gate = self.asking().entry(key).or_default().clone();
+        let answer = {
+            let _turn = gate.lock().await;
+            match self.cache.get(&key, SystemTime::now()) {
+                Some(verified) => Ok(verified),
+                None => self.ask_sts(token, key).await,
+            }
+        };
+        let mut asking = self.asking();
+        // The map's reference and ours: nobody else waits on this token.
+        if Arc::strong_count(&gate) <= 2 {
+            asking.remove(&key);
+        }
+        answer
+    }
+
+    fn asking(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>> {
+        self.asking.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Checks the token's shape, asks STS who signed it, and remembers the answer under `key`.
+    async fn ask_sts(&self, token: &str, key: [u8; 32]) -> Result<Verified, TokenError> {
+        let now = SystemTime::now();
         let checked = sts_token::check_token(token, now, |endpoint| self.trusted(endpoint))
             .map_err(|error| TokenError::Invalid(error.0))?;
         let mut request = self
