@@ -166,7 +166,7 @@ delete-ec2: ## Delete the EC2 stack of ENV and the bundles uploaded for it
 	python3 deploy/ec2/deploy.py delete --env $(ENV)
 
 # COMPARE_ARGS: deploy/compare.py options, then -- and mcp-compare's, e.g.
-#   make compare ENV=dev COMPARE_ARGS='-n 1000 -c 8 -- --method tools/call --tool file --arguments {"action":"list"}'
+#   make compare ENV=dev COMPARE_ARGS="-n 1000 -c 8 -- --method tools/call --tool file --arguments '{\"action\":\"list\"}'"
 COMPARE_ARGS ?=
 
 compare: ## Lambda vs EC2 stacks of ENV, same requests: table, JSON, SVG, cost per million (benches/results/compare-ENV/)

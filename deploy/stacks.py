@@ -53,11 +53,12 @@ def environment(config: Path, env: str) -> Environment:
 def aws(*args: str) -> str:
     """Runs the AWS CLI and returns its output; a failure says which call and why."""
     try:
-        run = subprocess.run(["aws", *args], capture_output=True, text=True, timeout=900)
+        # A deploy waits for the instance's signal (up to 15 minutes) and, on failure, a rollback.
+        run = subprocess.run(["aws", *args], capture_output=True, text=True, timeout=3600)
     except FileNotFoundError as error:
         raise DeployError("the AWS CLI (`aws`) is not installed: https://aws.amazon.com/cli/") from error
     except subprocess.TimeoutExpired as error:
-        raise DeployError(f"`aws {' '.join(args[:2])}` took more than 15 minutes") from error
+        raise DeployError(f"`aws {' '.join(args[:2])}` took more than an hour") from error
     if run.returncode != 0:
         raise DeployError(f"`aws {' '.join(args[:2])}` failed: {run.stderr.strip() or run.stdout.strip()}")
     return run.stdout

@@ -4,6 +4,7 @@
 #
 #   install.sh --data-root s3://bucket/prefix/ --gateway-id ID --region REGION [--accounts 1234,5678]
 #              [--allow-write true|false] [--allowed-hosts '*'] [--log-group NAME] [--log-level info]
+#              [--behind-alb true|false]
 #
 # With MCP_INSTALL_ROOT set (tests), every file goes under that folder and nothing is installed
 # with dnf or started with systemctl: the commands are printed instead.
@@ -12,6 +13,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=${MCP_INSTALL_ROOT:-}
 data_root="" gateway_id="" region="" accounts="" allow_write=false allowed_hosts="*" log_group="" log_level="info,rmcp=warn"
+behind_alb=false
 
 die() { echo "install.sh: $*" >&2; exit 2; }
 while [ $# -gt 0 ]; do
@@ -25,6 +27,7 @@ while [ $# -gt 0 ]; do
     --allowed-hosts) allowed_hosts=$2 ;;
     --log-group) log_group=$2 ;;
     --log-level) log_level=$2 ;;
+    --behind-alb) behind_alb=$2 ;;
     *) die "unknown option $1" ;;
   esac
   shift 2
@@ -40,6 +43,7 @@ hosts_pattern='^[][A-Za-z0-9.:*,-]{1,1024}$'  # names, [IPv6], ports, commas, or
 [[ $allowed_hosts =~ $hosts_pattern ]] || die "--allowed-hosts must be host names, comma-separated, or * (got '$allowed_hosts')"
 [[ -z $log_group || $log_group =~ ^[A-Za-z0-9._/#-]{1,512}$ ]] || die "--log-group is not a CloudWatch log group name (got '$log_group')"
 [[ $log_level =~ ^[A-Za-z0-9_:,=]{1,256}$ ]] || die "--log-level must be a tracing filter such as info (got '$log_level')"
+[[ $behind_alb == true || $behind_alb == false ]] || die "--behind-alb must be true or false (got '$behind_alb')"
 [ -x "$here/mcp-gateway" ] || die "no executable mcp-gateway beside install.sh"
 
 run() {
@@ -47,8 +51,19 @@ run() {
 }
 
 install -d -m 0755 "$root/usr/local/bin" "$root/etc/mcp-gateway" "$root/etc/systemd/system" "$root/etc/logrotate.d"
+install -d -m 0750 "$root/var/log/mcp-gateway"
 install -m 0755 "$here/mcp-gateway" "$root/usr/local/bin/mcp-gateway"
 install -m 0644 "$here/mcp-gateway.service" "$root/etc/systemd/system/mcp-gateway.service"
+
+# Two `db` workers may each use a quarter of the memory (64 MiB to 1 GiB), leaving the rest to
+# the server and the agents.
+mem_kib=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)
+db_mib=$(( mem_kib / 1024 / 4 ))
+db_mib=$(( db_mib < 64 ? 64 : db_mib > 1024 ? 1024 : db_mib ))
+# Behind the ALB, idle keep-alive connections must outlive the ALB's (900 s), or it sends requests
+# on connections the gateway just closed (502s); the ALB itself takes slow clients' headers.
+header_timeout=10
+[ "$behind_alb" = false ] || header_timeout=910
 
 # The settings `serve` reads (see `mcp-gateway serve --help`); readable by root and systemd only.
 umask 077
@@ -59,6 +74,8 @@ ALLOW_WRITE=$allow_write
 LOG_LEVEL=$log_level
 MCP_ADDR=0.0.0.0:8080
 MCP_ALLOWED_HOSTS=$allowed_hosts
+MCP_HEADER_TIMEOUT=$header_timeout
+MCP_DB_MEMORY=${db_mib}MiB
 ENV
 
 # Who may call: callers proving an IAM identity with an STS token bound to this gateway

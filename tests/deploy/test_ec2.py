@@ -239,11 +239,18 @@ def test_the_unit_is_hardened_and_runs_serve_with_the_installed_files():
         "DynamicUser": "yes", "NoNewPrivileges": "yes", "ProtectSystem": "strict", "ProtectHome": "yes",
         "PrivateTmp": "yes", "CapabilityBoundingSet": "", "RestrictNamespaces": "yes", "MemoryDenyWriteExecute": "yes",
         "EnvironmentFile": "/etc/mcp-gateway/gateway.env", "Restart": "on-failure", "KillSignal": "SIGTERM",
+        "LoadCredential": "access.toml:/etc/mcp-gateway/access.toml",
     }.items():
         assert directives.get(key) == [value], (key, directives.get(key))
     command = shlex.split(directives["ExecStart"][0])
     assert command[0] == "/usr/local/bin/mcp-gateway" and command[-1] == "serve", command
-    assert command[1:3] == ["--access", "/etc/mcp-gateway/access.toml"], command
+    # The access file is root's alone (0600): the dynamic user reads systemd's copy of it.
+    assert command[1:3] == ["--access", "%d/access.toml"], command
+    assert not any(part.startswith("/etc/") for part in command), command
+    # systemd opens the log file before it would create a LogsDirectory (systemd#27591):
+    # install.sh makes the folder.
+    assert "LogsDirectory" not in directives
+    assert 'install -d -m 0750 "$root/var/log/mcp-gateway"' in (EC2 / "install.sh").read_text()
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
@@ -292,18 +299,19 @@ class FirstBoot:
         shutil.copyfile(self.bundle, tmp / "s3" / "artifacts" / self.key)
         self.bin = tmp / "fakebin"
         fake_aws.install(self.bin)
+        (self.bin / "sleep").symlink_to("/bin/true")  # the download's retries wait for nothing here
         self.root = tmp / "root"
         self.calls = tmp / "calls.jsonl"
 
-    def user_data(self, sha256: str) -> str:
-        resolver = Resolver(self.template, **{**PARAMETERS, "ArtifactKey": self.key, "ArtifactSha256": sha256})
+    def user_data(self, sha256: str, **parameters: str) -> str:
+        resolver = Resolver(self.template, **{**PARAMETERS, "ArtifactKey": self.key, "ArtifactSha256": sha256, **parameters})
         data = self.template["Resources"]["LaunchTemplate"]["Properties"]["LaunchTemplateData"]["UserData"]
         script = resolver.resolve(data["Fn::Base64"])
         return script.replace("<GatewayLogGroup>", "/mcp-gateway/stack")
 
-    def boot(self, sha256: str) -> subprocess.CompletedProcess:
+    def boot(self, sha256: str, **parameters: str) -> subprocess.CompletedProcess:
         script = self.tmp / "user-data.sh"
-        script.write_text(self.user_data(sha256))
+        script.write_text(self.user_data(sha256, **parameters))
         env = {"PATH": f"{self.bin}:/usr/bin:/bin", "MCP_INSTALL_ROOT": str(self.root), "FAKE_S3": str(self.tmp / "s3"),
                "FAKE_CALLS": str(self.calls), "HOME": str(self.tmp)}
         return subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=120, env=env)
@@ -340,6 +348,8 @@ def test_first_boot_installs_the_checked_bundle_and_the_gateway_asks_for_iam(fir
     assert (root / "etc/mcp-gateway/access.toml").stat().st_mode & 0o077 == 0
     env = dict(line.split("=", 1) for line in (root / "etc/mcp-gateway/gateway.env").read_text().splitlines())
     assert env["DATA_ROOT"] == "s3://data-bucket/data/" and env["ALLOW_WRITE"] == "false", env
+    assert env["MCP_HEADER_TIMEOUT"] == "10" and re.fullmatch(r"\d+MiB", env["MCP_DB_MEMORY"]), env
+    assert (root / "var/log/mcp-gateway").is_dir()
     agent = json.loads((root / "opt/aws/amazon-cloudwatch-agent/etc/mcp-gateway.json").read_text())
     shipped = agent["logs"]["logs_collected"]["files"]["collect_list"][0]
     assert shipped["log_group_name"] == "/mcp-gateway/stack", shipped
@@ -348,7 +358,9 @@ def test_first_boot_installs_the_checked_bundle_and_the_gateway_asks_for_iam(fir
     # Start what was installed the way the unit does: its command line, its env file (on a
     # loopback port here), and see it answer /health and ask MCP callers for IAM credentials.
     command = shlex.split(unit_directives(UNIT.read_text())["ExecStart"][0])
-    command = [str(root) + part if part.startswith("/etc/") or part.startswith("/usr/") else part for part in command]
+    credentials = str(root / "etc/mcp-gateway")  # what systemd's %d holds: LoadCredential's copy
+    command = [part.replace("%d", credentials) for part in command]
+    command = [str(root) + part if part.startswith("/usr/") else part for part in command]
     port = free_port()
     env.update(MCP_ADDR=f"127.0.0.1:{port}", PATH="/usr/bin:/bin", AWS_EC2_METADATA_DISABLED="true")
     server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -382,6 +394,16 @@ def wait_for(url: str, server: subprocess.Popen) -> dict:
     pytest.fail(f"{url} did not answer within 30 s")
 
 
+def test_behind_the_alb_idle_connections_outlive_the_albs(first_boot):
+    run = first_boot.boot(first_boot.sha256, **WITH_ALB)
+    assert run.returncode == 0, run.stderr
+    env = (first_boot.root / "etc/mcp-gateway/gateway.env").read_text()
+    assert "MCP_HEADER_TIMEOUT=910\n" in env, env
+    attributes = first_boot.template["Resources"]["LoadBalancer"]["Properties"]["LoadBalancerAttributes"]
+    idle = [a["Value"] for a in attributes if a["Key"] == "idle_timeout.timeout_seconds"]
+    assert idle == ["900"], "the gateway's keep-alive (910 s) must outlast the ALB's idle timeout"
+
+
 def test_first_boot_refuses_a_bundle_with_another_hash(first_boot):
     wrong = "f" * 64
     run = first_boot.boot(wrong)
@@ -407,6 +429,8 @@ def test_first_boot_signals_failure_when_the_bundle_is_missing(first_boot):
     run = first_boot.boot(first_boot.sha256)
     assert run.returncode != 0 and "Key not found" in run.stderr, run.stderr
     assert first_boot.signals() == ["1"]
+    downloads = [call for call in first_boot.recorded() if call["tool"] == "aws"]
+    assert len(downloads) == 5, "tried five times (a new role's permissions take a moment)"
 
 
 def test_install_refuses_values_that_would_break_out_of_the_config(first_boot):

@@ -131,7 +131,7 @@ async fn run(args: Args, root: LocalRoot) -> anyhow::Result<()> {
     tracing::info!(mcp = format!("http://{local}{PREFIX}/mcp"), "serving");
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(async move {
-            wait_for_signal().await;
+            mcp_gateway::transport::serve::shutdown_signal().await;
             tracing::info!("shutdown requested; finishing open requests");
             gateway_shutdown.cancel();
         })
@@ -195,28 +195,4 @@ async fn peer_address(mut request: Request, next: Next) -> Response {
         request.extensions_mut().insert(PeerAddr(peer));
     }
     next.run(request).await
-}
-
-/// Ctrl-C, or SIGTERM on Unix.
-async fn wait_for_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
-    }
 }

@@ -10,7 +10,6 @@
 //! [`MAX_CACHED`] of them.
 
 use std::{
-    collections::HashMap,
     sync::Arc,
     time::{Duration, SystemTime},
 };
@@ -21,7 +20,7 @@ use serde_json::{Map, Value};
 use super::{
     config::IamConfig,
     jwt::{TokenError, Verified},
-    remembered::{self, Remembered},
+    remembered::{self, Flights, Remembered},
 };
 
 /// Answers kept.
@@ -37,16 +36,15 @@ pub struct IamVerifier {
     config: IamConfig,
     client: reqwest::Client,
     cache: Remembered<Verified>,
-    /// One STS call per token at a time: requests that arrive together with a new token wait for
-    /// the first one's answer instead of each asking STS (an entry lives while its token is asked).
-    asking: std::sync::Mutex<HashMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>>,
+    /// Requests that arrive together with one new token share one STS call and its answer.
+    asking: Flights<Result<Verified, TokenError>>,
 }
 
 impl IamVerifier {
     /// A verifier for `config`.
     pub fn new(config: IamConfig) -> Result<Self, reqwest::Error> {
         let client = crate::outbound::client(STS_TIMEOUT)?;
-        Ok(Self { config, client, cache: Remembered::new(MAX_CACHED), asking: std::sync::Mutex::default() })
+        Ok(Self { config, client, cache: Remembered::new(MAX_CACHED), asking: Flights::default() })
     }
 
     /// Whether `scheme://authority` is an STS endpoint this gateway sends tokens to.
@@ -69,24 +67,7 @@ impl IamVerifier {
         if let Some(verified) = self.cache.get(&key, SystemTime::now()) {
             return Ok(verified);
         }
-        let gate = self.asking().entry(key).or_default().clone();
-        let answer = {
-            let _turn = gate.lock().await;
-            match self.cache.get(&key, SystemTime::now()) {
-                Some(verified) => Ok(verified),
-                None => self.ask_sts(token, key).await,
-            }
-        };
-        let mut asking = self.asking();
-        // The map's reference and ours: nobody else waits on this token.
-        if Arc::strong_count(&gate) <= 2 {
-            asking.remove(&key);
-        }
-        answer
-    }
-
-    fn asking(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>> {
-        self.asking.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.asking.run(key, || self.ask_sts(token, key)).await
     }
 
     /// Checks the token's shape, asks STS who signed it, and remembers the answer under `key`.

@@ -58,7 +58,7 @@ pub async fn run(
     tracing::info!(addr = %local, url = %format!("{scheme}://{local}/mcp"), "serving MCP over Streamable HTTP");
     let signal = shutdown.clone();
     tokio::spawn(async move {
-        wait_for_signal().await;
+        shutdown_signal().await;
         tracing::info!("shutdown requested; finishing open requests");
         signal.cancel();
     });
@@ -143,7 +143,9 @@ pub async fn run(
     Ok(())
 }
 
-async fn wait_for_signal() {
+/// Resolves on Ctrl-C, or SIGTERM on Unix: when a server (`serve`, or a host service embedding the
+/// router) should drain and stop.
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
