@@ -147,6 +147,10 @@ fn explain(error: &CredentialsError, profile: &str) -> String {
         CredentialsError::ProviderTimedOut(_) => {
             format!("timed out loading AWS credentials ({detail}); check network access to the credential source")
         }
+        _ if cfg!(not(feature = "sso")) => format!(
+            "could not load AWS credentials for profile `{profile}`: {detail}; this build has no SSO support (the \
+             federation-only build for Lambda): use environment credentials, a role, or the full build"
+        ),
         _ => format!(
             "could not load AWS credentials for profile `{profile}`: {detail}; if it uses SSO, run `aws sso login --profile {profile}`"
         ),
