@@ -150,11 +150,9 @@ mod tests {
     #[tokio::test]
     async fn a_caller_that_gives_up_leaves_the_work_to_the_next_and_no_entry() {
         let flights: Flights<u32> = Flights::default();
-        let abandoned = tokio::time::timeout(
-            Duration::from_millis(20),
-            flights.run(key(&[b"t"]), std::future::pending::<u32>),
-        )
-        .await;
+        let abandoned =
+            tokio::time::timeout(Duration::from_millis(20), flights.run(key(&[b"t"]), std::future::pending::<u32>))
+                .await;
         assert!(abandoned.is_err());
         assert_eq!(flights.in_flight(), 0, "a dropped caller leaves nothing behind");
         assert_eq!(flights.run(key(&[b"t"]), || async { 7 }).await, 7);
