@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """The AWS CLI, faked for the deployment scripts' tests: only the calls they make, each written as
-one JSON line to $FAKE_CALLS. Installed as `aws` (and `cfn-signal`) in a folder put first on PATH.
+one JSON line to $FAKE_CALLS. `FakeAws` installs it as `aws` (and `cfn-signal`) in a folder put first on PATH.
 
 - `s3 cp` copies between local paths and s3://BUCKET/KEY, which is $FAKE_S3/BUCKET/KEY;
   `s3 rm --recursive s3://BUCKET/PREFIX` removes that folder.
@@ -66,11 +66,28 @@ def main() -> int:
     return 1
 
 
-def install(folder: Path) -> None:
-    """Puts `aws` and `cfn-signal` (links to this script) in `folder`."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for tool in ("aws", "cfn-signal"):
-        (folder / tool).symlink_to(Path(__file__).resolve())
+class FakeAws:
+    """For a test: `aws` and `cfn-signal` in `tmp/fakebin`, their S3 in `tmp/s3`, the stacks and
+    log messages they answer with, and the calls they record."""
+
+    def __init__(self, tmp: Path, stacks: dict | None = None, logs: list[str] | None = None) -> None:
+        self.bin, self.s3, self.record = tmp / "fakebin", tmp / "s3", tmp / "calls.jsonl"
+        self.bin.mkdir(parents=True, exist_ok=True)
+        for tool in ("aws", "cfn-signal"):
+            (self.bin / tool).symlink_to(Path(__file__).resolve())
+        self.stacks, self.logs = tmp / "stacks.json", tmp / "logs.json"
+        self.stacks.write_text(json.dumps(stacks or {}))
+        self.logs.write_text(json.dumps(logs or []))
+
+    def env(self, path: str = "/usr/bin:/bin") -> dict[str, str]:
+        """The variables a faked process needs, with the fakes first on `path`."""
+        return {"PATH": f"{self.bin}:{path}", "FAKE_S3": str(self.s3), "FAKE_CALLS": str(self.record),
+                "FAKE_STACKS": str(self.stacks), "FAKE_LOGS": str(self.logs)}
+
+    def calls(self, tool: str = "aws") -> list[list[str]]:
+        """The arguments of each call of `tool`, in order."""
+        lines = self.record.read_text().splitlines() if self.record.exists() else []
+        return [call["args"] for call in map(json.loads, lines) if call["tool"] == tool]
 
 
 if __name__ == "__main__":

@@ -87,7 +87,7 @@ pub struct Proxy {
     init_gate: tokio::sync::RwLock<()>,
     hints: Mutex<HashMap<String, ToolHints>>,
     out: mpsc::Sender<Out>,
-    /// The STS tokens sent with `--auth sts`.
+    /// The STS tokens sent with `--auth sts`; without it, each request is signed with SigV4.
     sts_tokens: Option<TokenCache>,
 }
 
@@ -250,9 +250,9 @@ impl Proxy {
     /// One signed POST, up to the response headers.
     async fn attempt(&self, body: &Bytes, headers: HeaderMap) -> Result<reqwest::Response, HttpFailure> {
         let credentials = self.credentials.get().await.map_err(|error| HttpFailure::Credentials(error.message))?;
-        let request = match &self.options.auth {
-            Auth::SigV4 => sign::signed_post(&self.endpoint, headers, body.clone(), &credentials),
-            Auth::Sts { .. } => self.with_sts_token(headers, body.clone(), &credentials).await,
+        let request = match &self.sts_tokens {
+            None => sign::signed_post(&self.endpoint, headers, body.clone(), &credentials),
+            Some(tokens) => self.with_sts_token(tokens, headers, body.clone(), &credentials).await,
         }
         .map_err(|error| HttpFailure::Signing(error.to_string()))?;
         let request = reqwest::Request::try_from(request).map_err(|error| HttpFailure::Signing(error.to_string()))?;
@@ -290,13 +290,11 @@ impl Proxy {
     /// credentials change).
     async fn with_sts_token(
         &self,
+        tokens: &TokenCache,
         headers: HeaderMap,
         body: Bytes,
         credentials: &aws_credential_types::Credentials,
     ) -> Result<http::Request<Bytes>, sign::SignError> {
-        let Some(tokens) = &self.sts_tokens else {
-            return Err(sign::SignError::Request("no STS token settings (--auth sts)".to_owned()));
-        };
         let token = tokens.token(credentials).await?;
         let mut request = http::Request::builder().method("POST").uri(&self.endpoint.url);
         if let Some(target) = request.headers_mut() {

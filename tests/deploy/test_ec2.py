@@ -31,7 +31,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import fake_aws
+from fake_aws import FakeAws
 import pytest
 from cfn_model import Resolver, load_template
 
@@ -295,13 +295,11 @@ class FirstBoot:
         self.tmp, self.template = tmp, template
         self.bundle, self.sha256 = bundle
         self.key = f"mcp-gateway/ec2/{self.sha256}.tar.gz"
-        (tmp / "s3" / "artifacts" / "mcp-gateway" / "ec2").mkdir(parents=True)
-        shutil.copyfile(self.bundle, tmp / "s3" / "artifacts" / self.key)
-        self.bin = tmp / "fakebin"
-        fake_aws.install(self.bin)
-        (self.bin / "sleep").symlink_to("/bin/true")  # the download's retries wait for nothing here
+        self.aws = FakeAws(tmp)
+        (self.aws.s3 / "artifacts" / "mcp-gateway" / "ec2").mkdir(parents=True)
+        shutil.copyfile(self.bundle, self.aws.s3 / "artifacts" / self.key)
+        (self.aws.bin / "sleep").symlink_to("/bin/true")  # the download's retries wait for nothing here
         self.root = tmp / "root"
-        self.calls = tmp / "calls.jsonl"
 
     def user_data(self, sha256: str, **parameters: str) -> str:
         resolver = Resolver(self.template, **{**PARAMETERS, "ArtifactKey": self.key, "ArtifactSha256": sha256, **parameters})
@@ -312,15 +310,11 @@ class FirstBoot:
     def boot(self, sha256: str, **parameters: str) -> subprocess.CompletedProcess:
         script = self.tmp / "user-data.sh"
         script.write_text(self.user_data(sha256, **parameters))
-        env = {"PATH": f"{self.bin}:/usr/bin:/bin", "MCP_INSTALL_ROOT": str(self.root), "FAKE_S3": str(self.tmp / "s3"),
-               "FAKE_CALLS": str(self.calls), "HOME": str(self.tmp)}
+        env = {**self.aws.env(), "MCP_INSTALL_ROOT": str(self.root), "HOME": str(self.tmp)}
         return subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=120, env=env)
 
-    def recorded(self) -> list[dict]:
-        return [json.loads(line) for line in self.calls.read_text().splitlines()] if self.calls.exists() else []
-
     def signals(self) -> list[str]:
-        return [call["args"][call["args"].index("--exit-code") + 1] for call in self.recorded() if call["tool"] == "cfn-signal"]
+        return [args[args.index("--exit-code") + 1] for args in self.aws.calls("cfn-signal")]
 
 
 @pytest.fixture
@@ -337,7 +331,7 @@ def free_port() -> int:
 def test_first_boot_installs_the_checked_bundle_and_the_gateway_asks_for_iam(first_boot):
     run = first_boot.boot(first_boot.sha256)
     assert run.returncode == 0, run.stderr
-    aws = [call["args"] for call in first_boot.recorded() if call["tool"] == "aws"]
+    aws = first_boot.aws.calls()
     assert aws == [["s3", "cp", "--only-show-errors", f"s3://artifacts/{first_boot.key}", aws[0][-1]]], aws
     assert first_boot.signals() == ["0"]
     root = first_boot.root
@@ -414,7 +408,7 @@ def test_first_boot_refuses_a_bundle_with_another_hash(first_boot):
 
 
 def test_first_boot_refuses_a_bundle_changed_after_it_was_hashed(first_boot):
-    stored = first_boot.tmp / "s3" / "artifacts" / first_boot.key
+    stored = first_boot.aws.s3 / "artifacts" / first_boot.key
     data = bytearray(stored.read_bytes())
     data[len(data) // 2] ^= 0x01
     stored.write_bytes(bytes(data))
@@ -425,11 +419,11 @@ def test_first_boot_refuses_a_bundle_changed_after_it_was_hashed(first_boot):
 
 
 def test_first_boot_signals_failure_when_the_bundle_is_missing(first_boot):
-    (first_boot.tmp / "s3" / "artifacts" / first_boot.key).unlink()
+    (first_boot.aws.s3 / "artifacts" / first_boot.key).unlink()
     run = first_boot.boot(first_boot.sha256)
     assert run.returncode != 0 and "Key not found" in run.stderr, run.stderr
     assert first_boot.signals() == ["1"]
-    downloads = [call for call in first_boot.recorded() if call["tool"] == "aws"]
+    downloads = first_boot.aws.calls()
     assert len(downloads) == 5, "tried five times (a new role's permissions take a moment)"
 
 
@@ -498,23 +492,18 @@ class DeployScript:
     """deploy/ec2/deploy.py with the AWS CLI faked: stacks that exist answer describe-stacks."""
 
     def __init__(self, tmp: Path, stacks: dict) -> None:
-        self.tmp = tmp
-        fake_aws.install(tmp / "fakebin")
-        (tmp / "stacks.json").write_text(json.dumps(stacks))
+        self.aws = FakeAws(tmp, stacks)
         self.binary = tmp / "mcp-gateway"
         shutil.copyfile("/bin/true", self.binary)
         self.binary.chmod(0o755)
-        self.env = {"PATH": f"{tmp / 'fakebin'}:/usr/bin:/bin", "FAKE_S3": str(tmp / "s3"), "FAKE_CALLS": str(tmp / "calls.jsonl"),
-                    "FAKE_STACKS": str(tmp / "stacks.json"), "HOME": str(tmp)}
+        self.env = {**self.aws.env(), "HOME": str(tmp)}
 
     def run(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, str(EC2 / "deploy.py"), *args], capture_output=True, text=True,
                               timeout=120, env=self.env)
 
     def calls(self, *prefix: str) -> list[list[str]]:
-        path = self.tmp / "calls.jsonl"
-        calls = [json.loads(line)["args"] for line in path.read_text().splitlines()] if path.exists() else []
-        return [call for call in calls if call[:len(prefix)] == list(prefix)]
+        return [call for call in self.aws.calls() if call[:len(prefix)] == list(prefix)]
 
 
 LAMBDA_DEV = {"Outputs": {"DataRoot": "s3://lambda-data/shared/"}}

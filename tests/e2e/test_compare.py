@@ -145,24 +145,20 @@ def test_make_compare_measures_both_stacks_from_their_outputs(tmp_path):
     """`make compare` (deploy/compare.py) with two local `serve` instances standing in for the
     stacks' outputs, the AWS CLI faked: "ec2" is `serve` with `[auth.iam]`, reached with STS tokens
     that moto's STS checks; Lambda is priced from the REPORT lines its log group answers."""
-    import fake_aws
+    from fake_aws import FakeAws
     sts = MotoSts(tmp_path)
     access = tmp_path / "access.toml"
     access.write_text(f'[auth.iam]\ngateway_id = "mcp-gateway-ec2-dev"\nsts_endpoints = ["{sts.base}"]\n')
     ec2 = Server(tmp_path, "--access", str(access))
     function = Server(tmp_path)
-    fake_aws.install(tmp_path / "fakebin")
-    (tmp_path / "stacks.json").write_text(json.dumps({
+    report = "REPORT RequestId: {}\tDuration: 3.10 ms\tBilled Duration: 4 ms\tMemory Size: 512 MB\tMax Memory Used: 31 MB"
+    aws = FakeAws(tmp_path, stacks={
         "mcp-lambda-gateway-dev": {"Outputs": {"McpUrl": function.url, "FunctionLogGroupName": "/aws/lambda/fn"},
                                    "Parameters": {"MemorySize": "512"}},
         "mcp-gateway-ec2-dev": {"Outputs": {"McpUrl": ec2.url, "GatewayId": "mcp-gateway-ec2-dev", "InstanceType": "c7g.large"}},
-    }))
-    report = "REPORT RequestId: {}\tDuration: 3.10 ms\tBilled Duration: 4 ms\tMemory Size: 512 MB\tMax Memory Used: 31 MB"
-    (tmp_path / "logs.json").write_text(json.dumps([report.format(n) for n in range(10)]))
+    }, logs=[report.format(n) for n in range(10)])
     key, secret = sts.keys["alice"]
-    env = aws_env(tmp_path, key=key, secret=secret, PATH=f"{tmp_path / 'fakebin'}:{os.environ['PATH']}",
-                  FAKE_S3=str(tmp_path / "s3"), FAKE_CALLS=str(tmp_path / "calls.jsonl"),
-                  FAKE_STACKS=str(tmp_path / "stacks.json"), FAKE_LOGS=str(tmp_path / "logs.json"))
+    env = aws_env(tmp_path, key=key, secret=secret, **aws.env(os.environ["PATH"]))
     out = tmp_path / "out"
     before = sts.calls()
     try:
@@ -185,7 +181,7 @@ def test_make_compare_measures_both_stacks_from_their_outputs(tmp_path):
         principals = {f.get("principal") for f in ec2.request_logs() if f.get("status") == 200}
         assert principals == {"arn:aws:iam::123456789012:user/alice"}, principals
         assert sts.calls() - before == 1, "one token for the whole run, one STS call"
-        calls = [json.loads(line)["args"] for line in (tmp_path / "calls.jsonl").read_text().splitlines()]
+        calls = aws.calls()
         assert ["logs", "filter-log-events", "--log-group-name", "/aws/lambda/fn"] == calls[-1][:4], calls
     finally:
         ec2.stop()

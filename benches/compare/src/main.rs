@@ -157,11 +157,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let sts_endpoint = match &cli.sts_endpoint {
         None => None,
         Some(url) => {
-            let uri =
-                http::Uri::try_from(url.as_str()).with_context(|| format!("--sts-endpoint `{url}` is not a URL"))?;
-            if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
-                bail!("--sts-endpoint `{url}` is not an http:// or https:// URL");
-            }
+            target::http_url(url).context("--sts-endpoint")?;
             // Tokens are signed for the endpoint's root, as the gateway checks them.
             Some(if url.ends_with('/') { url.clone() } else { format!("{url}/") })
         }
@@ -178,13 +174,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let mut targets = Vec::new();
     for spec in &cli.targets {
         let (name, url) = split_pair(spec, "--target", "NAME=URL")?;
-        let sts = sts.iter().find(|(target, _)| *target == name).map(|(_, auth)| auth);
-        let sign = match cli.sign {
-            SignMode::Always => true,
-            SignMode::Never => false,
-            SignMode::Auto => target::is_aws_endpoint(url),
+        let mode = match sts.iter().find(|(target, _)| *target == name) {
+            Some((_, auth)) => target::AuthMode::Sts(auth.clone()),
+            None => match cli.sign {
+                SignMode::Always => target::AuthMode::SigV4,
+                SignMode::Never => target::AuthMode::None,
+                SignMode::Auto if target::is_aws_endpoint(url) => target::AuthMode::SigV4,
+                SignMode::Auto => target::AuthMode::None,
+            },
         };
-        targets.push(target::Target::new(name, url, (sign || sts.is_some()).then_some(&signing), sts)?);
+        targets.push(target::Target::new(name, url, &mode, &signing)?);
     }
     let mut models = cost::default_models(&targets, &cli.ec2_instance);
     for spec in &cli.costs {

@@ -28,6 +28,16 @@ pub struct StsAuth {
     pub sts_endpoint: Option<String>,
 }
 
+/// How a target's requests are to prove the caller's IAM identity.
+#[derive(Debug, Clone)]
+pub enum AuthMode {
+    None,
+    /// Sign each request with SigV4.
+    SigV4,
+    /// Send STS identity tokens.
+    Sts(StsAuth),
+}
+
 /// A named MCP endpoint.
 #[derive(Debug)]
 pub struct Target {
@@ -72,6 +82,15 @@ pub enum SendError {
     Sign(String),
 }
 
+/// `url` parsed, if it is an `http://` or `https://` URL with a host.
+pub fn http_url(url: &str) -> anyhow::Result<http::Uri> {
+    let uri = http::Uri::try_from(url).with_context(|| format!("`{url}` is not a URL"))?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
+        anyhow::bail!("`{url}` is not an http:// or https:// URL");
+    }
+    Ok(uri)
+}
+
 /// Whether the URL is an AWS endpoint that expects SigV4 (API Gateway, Function URL, AgentCore).
 pub fn is_aws_endpoint(url: &str) -> bool {
     let host = http::Uri::try_from(url).ok().and_then(|uri| uri.host().map(str::to_owned)).unwrap_or_default();
@@ -79,30 +98,26 @@ pub fn is_aws_endpoint(url: &str) -> bool {
 }
 
 impl Target {
-    /// The endpoint `name` at `url`, signed with `signing` when given, or sending STS tokens
-    /// with `sts` (which needs a region: `signing.region`).
-    pub fn new(name: &str, url: &str, signing: Option<&Signing>, sts: Option<&StsAuth>) -> anyhow::Result<Self> {
-        let uri = http::Uri::try_from(url).with_context(|| format!("target `{name}`: `{url}` is not a URL"))?;
-        if !matches!(uri.scheme_str(), Some("http" | "https")) {
-            anyhow::bail!("target `{name}`: `{url}` is not an http:// or https:// URL");
-        }
-        let auth = match (signing, sts) {
-            (_, Some(sts)) => {
-                let signing = signing.cloned().unwrap_or_default();
-                let Some(region) = signing.region else {
-                    anyhow::bail!("target `{name}`: --sts needs the region of STS (--region or AWS_REGION)")
-                };
-                let sts_endpoint = sts.sts_endpoint.clone().unwrap_or_else(|| sts_token::regional_endpoint(&region));
-                let tokens = TokenCache::new(&region, &sts_endpoint, &sts.gateway_id);
-                Auth::Sts { tokens, credentials: Arc::new(CredentialSource::new(signing.profile, region)) }
-            }
-            (Some(signing), None) => {
+    /// The endpoint `name` at `url`, authenticated by `mode` with the credentials, region and
+    /// service of `signing` (STS tokens need a region).
+    pub fn new(name: &str, url: &str, mode: &AuthMode, signing: &Signing) -> anyhow::Result<Self> {
+        http_url(url).with_context(|| format!("target `{name}`"))?;
+        let auth = match mode {
+            AuthMode::None => Auth::None,
+            AuthMode::SigV4 => {
                 let endpoint = endpoint::Endpoint::new(url, signing.service.as_deref(), signing.region.as_deref())
                     .with_context(|| format!("target `{name}`"))?;
                 let credentials = CredentialSource::new(signing.profile.clone(), endpoint.region.clone());
                 Auth::SigV4 { endpoint, credentials: Arc::new(credentials) }
             }
-            (None, None) => Auth::None,
+            AuthMode::Sts(sts) => {
+                let Some(region) = signing.region.clone() else {
+                    anyhow::bail!("target `{name}`: --sts needs the region of STS (--region or AWS_REGION)")
+                };
+                let sts_endpoint = sts.sts_endpoint.clone().unwrap_or_else(|| sts_token::regional_endpoint(&region));
+                let tokens = TokenCache::new(&region, &sts_endpoint, &sts.gateway_id);
+                Auth::Sts { tokens, credentials: Arc::new(CredentialSource::new(signing.profile.clone(), region)) }
+            }
         };
         Ok(Self { name: name.to_owned(), url: url.to_owned(), auth })
     }
@@ -166,7 +181,9 @@ mod tests {
 
     #[test]
     fn bad_urls_are_refused_with_the_target_name() {
-        let Err(error) = Target::new("ec2", "ftp://host/mcp", None, None) else { panic!("ftp:// was accepted") };
+        let Err(error) = Target::new("ec2", "ftp://host/mcp", &AuthMode::None, &Signing::default()) else {
+            panic!("ftp:// was accepted")
+        };
         assert!(error.to_string().contains("target `ec2`"), "{error}");
     }
 }

@@ -31,8 +31,7 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
 }
 
 async fn metadata(State(state): State<Arc<AppState>>, request: Request) -> Response {
-    let base = base_url(request.headers(), &super::mount_prefix(request.uri(), request.extensions()));
-    let metadata = state.settings.auth.as_ref().and_then(|auth| auth.resource_metadata(&base));
+    let metadata = state.settings.auth.as_ref().and_then(|auth| auth.resource_metadata(&request_base_url(&request)));
     match metadata {
         Some(metadata) => Json(metadata).into_response(),
         None => {
@@ -84,8 +83,7 @@ pub(super) async fn authenticate(State(state): State<Arc<AppState>>, mut request
     };
     let mut response = (status, Json(body)).into_response();
     if status == StatusCode::UNAUTHORIZED {
-        let base = base_url(request.headers(), &super::mount_prefix(request.uri(), request.extensions()));
-        for challenge in authenticator.challenges(&base, &error) {
+        for challenge in authenticator.challenges(&request_base_url(&request), &error) {
             response.headers_mut().append(header::WWW_AUTHENTICATE, challenge);
         }
     }
@@ -96,6 +94,11 @@ pub(super) async fn authenticate(State(state): State<Arc<AppState>>, mut request
     });
     record.emit();
     response
+}
+
+/// [`base_url`] of the gateway that `request` reached.
+fn request_base_url(request: &Request) -> String {
+    base_url(request.headers(), &super::mount_prefix(request.uri(), request.extensions()))
 }
 
 /// `<scheme>://<host><prefix>` of the gateway as the client reached it (`X-Forwarded-Proto` from a
