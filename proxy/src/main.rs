@@ -83,9 +83,9 @@ struct Common {
     /// `https://sts.<region>.amazonaws.com/`).
     #[arg(long, env = "MCP_STS_ENDPOINT", global = true)]
     sts_endpoint: Option<String>,
-    /// Log filter for stderr (`info`, `debug`, ...).
-    #[arg(long, env = "MCP_PROXY_LOG", default_value = "warn", global = true)]
-    log_level: String,
+    /// Log filter for stderr: a level, or `target=level` directives (`info`, `mcp_sigv4_proxy=debug`).
+    #[arg(long, env = "MCP_PROXY_LOG", default_value = "warn", global = true, value_parser = parse_log_filter)]
+    log_level: tracing_subscriber::filter::Targets,
     /// Also append logs to this file.
     #[arg(long, global = true)]
     log_file: Option<PathBuf>,
@@ -94,7 +94,7 @@ struct Common {
 fn main() -> ExitCode {
     process::tune_allocator();
     let cli = Cli::parse();
-    init_logging(&cli.common.log_level, cli.common.log_file.as_deref());
+    init_logging(cli.common.log_level.clone(), cli.common.log_file.as_deref());
     // One thread is plenty for a stdio bridge (messages still run concurrently as tasks) and keeps
     // the footprint small: no second allocator arena or worker stack.
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
@@ -221,9 +221,15 @@ fn parse_headers(raw: &[String]) -> anyhow::Result<Vec<(HeaderName, HeaderValue)
         .collect()
 }
 
-fn init_logging(level: &str, file: Option<&std::path::Path>) {
-    use tracing_subscriber::{EnvFilter, fmt, layer::SubscriberExt as _, util::SubscriberInitExt as _};
-    let filter = EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("warn"));
+/// A log filter tracing accepts (its `Targets` syntax).
+fn parse_log_filter(text: &str) -> Result<tracing_subscriber::filter::Targets, String> {
+    text.trim()
+        .parse()
+        .map_err(|error| format!("not a log filter ({error}); use e.g. warn, info or mcp_sigv4_proxy=debug"))
+}
+
+fn init_logging(filter: tracing_subscriber::filter::Targets, file: Option<&std::path::Path>) {
+    use tracing_subscriber::{fmt, layer::SubscriberExt as _, util::SubscriberInitExt as _};
     let stderr = fmt::layer().json().with_writer(std::io::stderr).with_current_span(false).with_span_list(false);
     let file_layer = file.and_then(|path| match std::fs::OpenOptions::new().create(true).append(true).open(path) {
         Ok(file) => Some(fmt::layer().json().with_writer(std::sync::Mutex::new(file))),
@@ -238,6 +244,17 @@ fn init_logging(level: &str, file: Option<&std::path::Path>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_filters_are_levels_or_target_levels_and_a_bad_one_is_refused() {
+        for good in ["warn", " debug ", "mcp_sigv4_proxy=debug,warn", "rmcp=off"] {
+            assert!(parse_log_filter(good).is_ok(), "{good}");
+        }
+        for bad in ["mcp_sigv4_proxy=loud", "=loud", "a=b=c"] {
+            let error = parse_log_filter(bad).err().unwrap_or_else(|| panic!("{bad} accepted"));
+            assert!(error.starts_with("not a log filter"), "{error}");
+        }
+    }
 
     #[test]
     fn sizes_take_units_and_stay_in_bounds() {

@@ -1,6 +1,6 @@
 //! Who may call what, and how often: the access file (`--access` / `MCP_ACCESS`).
 //!
-//! `config` reads the file; `authn` (with `jwt` and `iam`) turns a request's credentials into an
+//! `config` reads the file; `authn` (with `jwt`, the `edge` feature's, and `iam`) turns a request's credentials into an
 //! [`authn::Identity`] in `serve` (the HTTP transport runs it before any route but the health and
 //! metadata ones); `rules` decides whether a caller may see and call a tool, resource or prompt;
 //! `limits` keeps token buckets per principal, tool and globally. [`Policy`] (rules and limits)
@@ -9,6 +9,7 @@
 pub mod authn;
 pub mod config;
 pub mod iam;
+#[cfg(feature = "edge")]
 pub mod jwt;
 pub mod limits;
 pub mod remembered;

@@ -521,9 +521,31 @@ fn parse_admin_token(text: &str) -> Result<crate::transport::http::Management, S
 
 /// A log filter that tracing accepts.
 fn parse_log_filter(text: &str) -> Result<String, String> {
-    tracing_subscriber::EnvFilter::try_new(text).map(|_| text.to_owned()).map_err(|error| {
-        format!("`{text}` is not a log filter ({error}); use e.g. info, debug or mcp_gateway=debug,rmcp=warn")
-    })
+    log_filter(text).map(|_| text.to_owned()).map_err(|error| format!("`{text}` {error}"))
+}
+
+/// `level` or `target=level` directives, comma-separated (`info`, `mcp_gateway=debug,rmcp=warn`):
+/// tracing's `Targets` filter (`RUST_LOG`'s span and field filters are not supported). A target
+/// must be a module path: tracing would take any other text (`info,[`) as a target no event has.
+fn log_filter(text: &str) -> Result<tracing_subscriber::filter::Targets, String> {
+    const USE: &str = "use e.g. info, debug or mcp_gateway=debug,rmcp=warn";
+    let module_path = |target: &str| {
+        !target.is_empty() && target.bytes().all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b':'))
+    };
+    for directive in text.trim().split(',') {
+        let target = directive.split_once('=').map_or(directive, |(target, _)| target).trim();
+        // (tracing reads an empty level as `error`)
+        let bare_level = !target.is_empty()
+            && !directive.contains('=')
+            && target.parse::<tracing::level_filters::LevelFilter>().is_ok();
+        if !bare_level && !module_path(target) {
+            return Err(format!("is not a log filter (`{directive}` names no module path); {USE}"));
+        }
+        if directive.split_once('=').is_some_and(|(_, level)| level.trim().is_empty()) {
+            return Err(format!("is not a log filter (`{directive}` names no level); {USE}"));
+        }
+    }
+    text.trim().parse().map_err(|error| format!("is not a log filter ({error}); {USE}"))
 }
 
 /// JSON logs on stderr; `RUST_LOG` wins over `--log-level`. A `RUST_LOG` that does not parse is
@@ -533,25 +555,21 @@ fn parse_log_filter(text: &str) -> Result<String, String> {
 /// upstream's whole URL, query (which may be a key) included; the gateway logs each upstream
 /// failure itself, with the query cut.
 pub fn init_logging(level: &str) -> Result<(), String> {
-    let mut filter = match std::env::var("RUST_LOG") {
-        Ok(value) if !value.trim().is_empty() => tracing_subscriber::EnvFilter::try_new(&value).map_err(|error| {
-            format!("RUST_LOG={value:?} is not a log filter: {error}; use e.g. info or mcp_gateway=debug")
-        })?,
-        _ => {
-            tracing_subscriber::EnvFilter::try_new(level).map_err(|error| format!("--log-level {level:?}: {error}"))?
+    use tracing_subscriber::{layer::SubscriberExt as _, util::SubscriberInitExt as _};
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(value) if !value.trim().is_empty() => {
+            log_filter(&value).map_err(|error| format!("RUST_LOG={value:?} {error}"))?
         }
+        _ => log_filter(level).map_err(|error| format!("--log-level {level:?} {error}"))?,
     };
-    if let Ok(silent) = "rmcp::transport::worker=off".parse() {
-        filter = filter.add_directive(silent);
-    }
-    tracing_subscriber::fmt()
+    let filter = filter.with_target("rmcp::transport::worker", tracing::level_filters::LevelFilter::OFF);
+    let stderr = tracing_subscriber::fmt::layer()
         .json()
-        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_current_span(false)
         .with_span_list(false)
-        .with_target(true)
-        .init();
+        .with_target(true);
+    tracing_subscriber::registry().with(stderr).with(filter).init();
     Ok(())
 }
 
@@ -594,6 +612,17 @@ mod tests {
         }
         let error = error_of(&["mcp-gateway", "--log-level", "info,=", "stdio"]);
         assert!(error.contains("LOG_LEVEL"), "{error}");
+    }
+
+    #[test]
+    fn log_filters_are_levels_and_module_path_targets() {
+        for good in ["info", " debug ", "info,rmcp=warn", "mcp_gateway::upstream=trace,warn", "rmcp"] {
+            assert!(log_filter(good).is_ok(), "{good}");
+        }
+        for bad in ["info,[", "info,=", "=debug", "rmcp=", "info,mcp_gateway=loud", "a=b=c", "info,,warn"] {
+            let error = log_filter(bad).err().unwrap_or_else(|| panic!("{bad} accepted"));
+            assert!(error.starts_with("is not a log filter"), "{error}");
+        }
     }
 
     #[test]

@@ -127,6 +127,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 ..Default::default()
             };
             let tls = match (&args.tls_cert, &args.tls_key) {
+                #[cfg(not(feature = "edge"))]
+                (Some(_), _) => {
+                    return Err(invalid(
+                        "--tls-cert (MCP_TLS_CERT): this build has no TLS (the `edge` feature, which the \
+                         federation-only build leaves out): terminate TLS in front of it (a load balancer) or use \
+                         the full build"
+                            .to_owned(),
+                    ));
+                }
+                #[cfg(feature = "edge")]
                 (Some(cert), Some(key)) => {
                     let files = transport::tls::TlsFiles {
                         cert: cert.clone(),
@@ -205,24 +215,21 @@ fn access_command(access: Option<&access::AccessConfig>, action: config::AccessA
     };
     match action {
         config::AccessAction::HashKey => writeln!(stdout, "{}", access::authn::hash_key(&secret()?))?,
+        #[cfg(feature = "edge")]
         config::AccessAction::HashPassword => writeln!(stdout, "{}", access::authn::hash_password(&secret()?)?)?,
+        #[cfg(not(feature = "edge"))]
+        config::AccessAction::HashPassword => anyhow::bail!(
+            "hash-password: this build has no HTTP Basic (the `edge` feature, which the federation-only build \
+             leaves out); use the full build"
+        ),
         config::AccessAction::Check => {
             let Some(access) = access else {
                 return Err(anyhow::Error::new(config::InvalidSetting(
                     "`access check` needs an access file: --access PATH or MCP_ACCESS".to_owned(),
                 )));
             };
-            let auth = access.auth.as_ref();
-            writeln!(
-                stdout,
-                "auth: {} API keys, {} users, JWT {}",
-                auth.map_or(0, |auth| auth.api_keys.len()),
-                auth.map_or(0, |auth| auth.users.len()),
-                match auth.and_then(|auth| auth.jwt.as_ref()) {
-                    Some(jwt) => format!("from {}", jwt.issuers.join(", ")),
-                    None => "off".to_owned(),
-                }
-            )?;
+            let auth = access.auth.as_ref().map_or_else(|| "none".to_owned(), access::config::AuthConfig::summary);
+            writeln!(stdout, "auth: {auth}")?;
             writeln!(stdout, "authorization: {} rules, default {:?}", access.rules.rules.len(), access.rules.default)?;
             for limit in &access.limits {
                 writeln!(

@@ -6,4 +6,5 @@ pub mod lambda;
 mod message;
 pub mod serve;
 pub mod stdio;
+#[cfg(feature = "edge")]
 pub mod tls;

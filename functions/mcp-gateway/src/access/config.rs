@@ -34,11 +34,33 @@ pub struct AuthConfig {
     /// API keys: the SHA-256 of each key and its name (the principal is `key:<name>`).
     pub api_keys: Vec<(String, [u8; 32])>,
     /// HTTP Basic users: name and Argon2 PHC hash of the password (the principal is `user:<name>`).
+    #[cfg(feature = "edge")]
     pub users: Vec<(String, String)>,
     /// JWT bearer tokens.
+    #[cfg(feature = "edge")]
     pub jwt: Option<JwtConfig>,
     /// AWS IAM through signed STS `GetCallerIdentity` tokens (`mcp-sigv4-proxy --auth sts`).
     pub iam: Option<IamConfig>,
+}
+
+impl AuthConfig {
+    /// What `[auth]` accepts, in one line (`access check`).
+    pub fn summary(&self) -> String {
+        let mut parts = vec![format!("{} API keys", self.api_keys.len())];
+        #[cfg(feature = "edge")]
+        {
+            parts.push(format!("{} users", self.users.len()));
+            parts.push(match &self.jwt {
+                Some(jwt) => format!("JWT from {}", jwt.issuers.join(", ")),
+                None => "JWT off".to_owned(),
+            });
+        }
+        parts.push(match &self.iam {
+            Some(iam) => format!("IAM for gateway id `{}`", iam.gateway_id),
+            None => "IAM off".to_owned(),
+        });
+        parts.join(", ")
+    }
 }
 
 /// `[auth.iam]`.
@@ -55,6 +77,7 @@ pub struct IamConfig {
 }
 
 /// `[auth.jwt]`.
+#[cfg(feature = "edge")]
 #[derive(Debug, Clone)]
 pub struct JwtConfig {
     /// The issuers accepted (`iss`).
@@ -79,6 +102,7 @@ pub struct JwtConfig {
 }
 
 /// Where JWT verification keys come from.
+#[cfg(feature = "edge")]
 #[derive(Debug, Clone)]
 pub enum KeySource {
     /// A JWKS document fetched over HTTP(S), cached, fetched again on an unknown `kid`.
@@ -217,6 +241,8 @@ struct RawApiKey {
     sha256: Spanned<String>,
 }
 
+// Read only by the `edge` feature; without it the section is refused by where it is.
+#[cfg_attr(not(feature = "edge"), allow(dead_code))]
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawUser {
@@ -240,6 +266,8 @@ impl OneOrMany {
     }
 }
 
+// Read only by the `edge` feature; without it the section is refused by where it is.
+#[cfg_attr(not(feature = "edge"), allow(dead_code))]
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawJwt {
@@ -381,8 +409,48 @@ fn auth_config(lines: &Lines<'_>, raw: Spanned<RawAuth>) -> Result<AuthConfig, C
         }
         api_keys.push((name, digest));
     }
+    #[cfg(feature = "edge")]
+    let (users, jwt) = (basic_users(lines, raw.basic)?, raw.jwt.map(|jwt| jwt_config(lines, jwt)).transpose()?);
+    #[cfg(not(feature = "edge"))]
+    if let Some(first) = raw.basic.first() {
+        return Err(lines.at(first, without_edge("[[auth.basic]]")));
+    } else if let Some(jwt) = &raw.jwt {
+        return Err(lines.at(jwt, without_edge("[auth.jwt]")));
+    }
+    let iam = raw.iam.map(|iam| iam_config(lines, iam.into_inner())).transpose()?;
+    #[cfg(feature = "edge")]
+    let others = !users.is_empty() || jwt.is_some();
+    #[cfg(not(feature = "edge"))]
+    let others = false;
+    if api_keys.is_empty() && !others && iam.is_none() {
+        return Err(lines.error(
+            Some(start),
+            "[auth] accepts no credential: add [[auth.api_key]], [[auth.basic]], [auth.jwt] or [auth.iam]".to_owned(),
+        ));
+    }
+    Ok(AuthConfig {
+        api_keys,
+        #[cfg(feature = "edge")]
+        users,
+        #[cfg(feature = "edge")]
+        jwt,
+        iam,
+    })
+}
+
+/// Why `section` is refused by a build without the `edge` feature.
+#[cfg(not(feature = "edge"))]
+fn without_edge(section: &str) -> String {
+    format!(
+        "{section} needs the `edge` feature (JWT, Basic and TLS for `serve` standing alone), which this build \
+         (the federation-only one) leaves out: use the full build, or API keys or [auth.iam]"
+    )
+}
+
+#[cfg(feature = "edge")]
+fn basic_users(lines: &Lines<'_>, raw: Vec<Spanned<RawUser>>) -> Result<Vec<(String, String)>, ConfigError> {
     let mut users: Vec<(String, String)> = Vec::new();
-    for user in raw.basic {
+    for user in raw {
         let name = user.get_ref().user.get_ref().clone();
         if !valid_credential_name(&name) {
             return Err(lines.at(&user.get_ref().user, format!("`{name}` is not a user name: {NAME_RULE}")));
@@ -400,15 +468,7 @@ fn auth_config(lines: &Lines<'_>, raw: Spanned<RawAuth>) -> Result<AuthConfig, C
         }
         users.push((name, hash));
     }
-    let jwt = raw.jwt.map(|jwt| jwt_config(lines, jwt)).transpose()?;
-    let iam = raw.iam.map(|iam| iam_config(lines, iam.into_inner())).transpose()?;
-    if api_keys.is_empty() && users.is_empty() && jwt.is_none() && iam.is_none() {
-        return Err(lines.error(
-            Some(start),
-            "[auth] accepts no credential: add [[auth.api_key]], [[auth.basic]], [auth.jwt] or [auth.iam]".to_owned(),
-        ));
-    }
-    Ok(AuthConfig { api_keys, users, jwt, iam })
+    Ok(users)
 }
 
 fn iam_config(lines: &Lines<'_>, raw: RawIam) -> Result<IamConfig, ConfigError> {
@@ -464,6 +524,7 @@ fn parse_sha256(hex: &str) -> Option<[u8; 32]> {
     Some(digest)
 }
 
+#[cfg(feature = "edge")]
 fn jwt_config(lines: &Lines<'_>, raw: Spanned<RawJwt>) -> Result<JwtConfig, ConfigError> {
     let start = raw.span().start;
     let raw = raw.into_inner();
@@ -635,6 +696,7 @@ mod tests {
         assert_eq!(config.rules.default, Effect::Allow);
     }
 
+    #[cfg(feature = "edge")]
     #[test]
     fn the_example_file_parses() {
         let text = include_str!("../../../../examples/access.toml");
@@ -682,21 +744,26 @@ per = "1m"
         assert!(error("[auth]\n").contains("line 1: [auth] accepts no credential"), "{}", error("[auth]\n"));
         let bad_hash = error("[auth]\n[[auth.api_key]]\nname = \"ci\"\nsha256 = \"abc\"\n");
         assert!(bad_hash.contains("line 4: `sha256` must be 64 hex digits"), "{bad_hash}");
-        let bad_password = error("[auth]\n[[auth.basic]]\nuser = \"al\"\npassword_hash = \"secret\"\n");
-        assert!(bad_password.contains("line 4: `password_hash` must be an Argon2 hash"), "{bad_password}");
         let no_target = error("[authorization]\n[[authorization.rule]]\neffect = \"deny\"\n");
         assert!(no_target.contains("rule 1 names nothing"), "{no_target}");
         let rate = error("[[limit]]\nscope = \"global\"\nrate = 0\n");
         assert!(rate.contains("line 3: `rate` must be 1 to"), "{rate}");
         let scope = error("[[limit]]\nscope = \"everyone\"\nrate = 1\n");
         assert!(scope.contains("line 2") && scope.contains("everyone"), "{scope}");
+        let unknown = error("[auth]\nkeys = 1\n");
+        assert!(unknown.contains("unknown field `keys`"), "{unknown}");
+    }
+
+    #[cfg(feature = "edge")]
+    #[test]
+    fn jwt_and_basic_mistakes_are_named_with_their_line() {
+        let bad_password = error("[auth]\n[[auth.basic]]\nuser = \"al\"\npassword_hash = \"secret\"\n");
+        assert!(bad_password.contains("line 4: `password_hash` must be an Argon2 hash"), "{bad_password}");
         let url = error("[auth.jwt]\nissuer = \"i\"\naudience = \"a\"\njwks_url = \"http://example.com/jwks\"\n");
         assert!(url.contains("line 4") && url.contains("must be an https:// URL"), "{url}");
         let hs = error(
             "[auth.jwt]\nissuer = \"i\"\naudience = \"a\"\nalgorithms = [\"HS256\"]\njwks_url = \"https://i/jwks\"\n",
         );
         assert!(hs.contains("shared-secret"), "{hs}");
-        let unknown = error("[auth]\nkeys = 1\n");
-        assert!(unknown.contains("unknown field `keys`"), "{unknown}");
     }
 }

@@ -18,8 +18,8 @@ use mcp_sigv4::sts_token::{self, GATEWAY_ID_HEADER};
 use serde_json::{Map, Value};
 
 use super::{
+    authn::{TokenError, Verified},
     config::IamConfig,
-    jwt::{TokenError, Verified},
     remembered::{self, Flights, Remembered},
 };
 

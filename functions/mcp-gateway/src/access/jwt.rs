@@ -21,7 +21,10 @@ use jsonwebtoken::{
 };
 use serde_json::{Map, Value};
 
-use super::config::{JwtConfig, KeySource};
+use super::{
+    authn::{TokenError, Verified},
+    config::{JwtConfig, KeySource},
+};
 
 /// How long fetched keys are used before they are fetched again.
 pub const KEYS_MAX_AGE: Duration = Duration::from_secs(600);
@@ -33,20 +36,6 @@ const MAX_JWKS_BYTES: usize = 1 << 20;
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 /// Verified tokens remembered.
 pub const MAX_REMEMBERED: usize = 10_000;
-
-/// A verified token's principal and claims.
-pub type Verified = (Arc<str>, Arc<Map<String, Value>>);
-
-/// Why a token was not accepted.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TokenError {
-    /// The token is not valid; the words say why.
-    #[error("{0}")]
-    Invalid(String),
-    /// The issuer's keys could not be fetched, so no token can be checked now.
-    #[error("the issuer's keys could not be fetched: {0}")]
-    KeysUnavailable(String),
-}
 
 /// Checks JWTs of one issuer configuration.
 #[derive(Debug)]

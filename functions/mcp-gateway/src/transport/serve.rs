@@ -41,6 +41,14 @@ impl Default for Limits {
     }
 }
 
+/// What accepts TLS connections (`super::tls`, the `edge` feature's).
+#[cfg(feature = "edge")]
+pub type Tls = tokio_rustls::TlsAcceptor;
+/// A build without the `edge` feature has no TLS: there is no value of this type.
+#[cfg(not(feature = "edge"))]
+#[derive(Debug, Clone)]
+pub enum Tls {}
+
 /// Serves `router` on `addr` (over TLS with `tls`) until SIGTERM/Ctrl-C (or `shutdown`), then
 /// drains open requests.
 pub async fn run(
@@ -48,7 +56,7 @@ pub async fn run(
     addr: SocketAddr,
     limits: Limits,
     shutdown: CancellationToken,
-    tls: Option<tokio_rustls::TlsAcceptor>,
+    tls: Option<Tls>,
 ) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -104,10 +112,12 @@ pub async fn run(
         let watcher = graceful.watcher();
         let http = http.clone();
         let tls = tls.clone();
+        #[cfg(feature = "edge")]
         let handshake_limit = limits.header_read_timeout;
         tokio::spawn(async move {
             let served = match tls {
                 None => watcher.watch(http.serve_connection(TokioIo::new(stream), service)).await,
+                #[cfg(feature = "edge")]
                 Some(tls) => match tokio::time::timeout(handshake_limit, tls.accept(stream)).await {
                     Ok(Ok(stream)) => watcher.watch(http.serve_connection(TokioIo::new(stream), service)).await,
                     Ok(Err(error)) => {
