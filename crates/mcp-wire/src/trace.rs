@@ -33,9 +33,11 @@ impl TraceContext {
         }
         let mut trace_id = [0u8; 16];
         let mut span_id = [0u8; 8];
-        decode(trace, &mut trace_id)?;
-        decode(span, &mut span_id)?;
-        let flags = u8::from_str_radix(flags, 16).ok()?;
+        let mut flags_byte = [0u8; 1];
+        hex::decode_to_slice(trace, &mut trace_id).ok()?;
+        hex::decode_to_slice(span, &mut span_id).ok()?;
+        hex::decode_to_slice(flags, &mut flags_byte).ok()?;
+        let [flags] = flags_byte;
         (trace_id != [0; 16] && span_id != [0; 8]).then_some(Self { trace_id, span_id, sampled: flags & 1 == 1 })
     }
 
@@ -51,12 +53,12 @@ impl TraceContext {
 
     /// The trace id in hex.
     pub fn trace_id_hex(&self) -> String {
-        hex(&self.trace_id)
+        hex::encode(self.trace_id)
     }
 
     /// The span id in hex.
     pub fn span_id_hex(&self) -> String {
-        hex(&self.span_id)
+        hex::encode(self.span_id)
     }
 }
 
@@ -65,17 +67,6 @@ impl fmt::Display for TraceContext {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "00-{}-{}-{:02x}", self.trace_id_hex(), self.span_id_hex(), u8::from(self.sampled))
     }
-}
-
-fn decode(text: &str, out: &mut [u8]) -> Option<()> {
-    for (index, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(text.get(index * 2..index * 2 + 2)?, 16).ok()?;
-    }
-    Some(())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 fn nonzero_bytes<const N: usize>() -> [u8; N] {

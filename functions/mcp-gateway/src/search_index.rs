@@ -429,7 +429,7 @@ fn fingerprint(files: &[crate::storage::Entry]) -> String {
             hash.update(field.as_bytes());
         }
     }
-    hash.finalize().iter().map(|byte| format!("{byte:02x}")).collect()
+    hex::encode(hash.finalize())
 }
 
 /// How often, by default, the data root is listed again to see whether the index still matches.

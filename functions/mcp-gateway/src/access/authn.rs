@@ -327,7 +327,7 @@ pub const METADATA_PATH: &str = "/.well-known/oauth-protected-resource";
 
 /// The hex SHA-256 of an API key, for `[[auth.api_key]] sha256`.
 pub fn hash_key(key: &str) -> String {
-    Sha256::digest(key.trim().as_bytes()).iter().map(|byte| format!("{byte:02x}")).collect()
+    hex::encode(Sha256::digest(key.trim().as_bytes()))
 }
 
 /// An Argon2id hash (PHC string) of `password`, for `[[auth.basic]] password_hash`.

@@ -209,7 +209,7 @@ fn key(root: &str, dataset: &Dataset) -> String {
         field(file.etag.as_deref().unwrap_or(""));
         field(&file.size.to_string());
     }
-    hash.finalize().iter().take(16).map(|byte| format!("{byte:02x}")).collect()
+    hex::encode(&hash.finalize()[..16])
 }
 
 /// A file being downloaded: removed on drop unless it was completed.

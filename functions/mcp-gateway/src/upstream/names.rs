@@ -29,7 +29,7 @@ pub fn exposed(upstream: &str, name: &str, prefix: bool) -> String {
         return clean;
     }
     let digest = Sha256::digest(format!("{upstream}/{name}").as_bytes());
-    let suffix: String = digest.iter().take(4).map(|byte| format!("{byte:02x}")).collect();
+    let suffix = hex::encode(&digest[..4]);
     format!("{}_{suffix}", &clean[..MAX_NAME_CHARS - suffix.len() - 1])
 }
 

@@ -68,14 +68,14 @@ impl Descriptor {
                 })?;
                 let (prefix, encoded) = text.split_at(split);
                 let uuid = z85_decode(encoded)?;
-                let hex: String = uuid.iter().map(|byte| format!("{byte:02x}")).collect();
+                let digits = hex::encode(uuid);
                 let name = format!(
                     "deletion_vector_{}-{}-{}-{}-{}.bin",
-                    &hex[0..8],
-                    &hex[8..12],
-                    &hex[12..16],
-                    &hex[16..20],
-                    &hex[20..32]
+                    &digits[0..8],
+                    &digits[8..12],
+                    &digits[12..16],
+                    &digits[16..20],
+                    &digits[20..32]
                 );
                 let path = if prefix.is_empty() { name } else { format!("{prefix}/{name}") };
                 let offset = u64::try_from(self.offset.unwrap_or(1))
