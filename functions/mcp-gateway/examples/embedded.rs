@@ -69,7 +69,8 @@ fn main() -> ExitCode {
         return code;
     }
     let args = Args::parse();
-    if let Err(message) = mcp_gateway::config::init_logging("info") {
+    let info = tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO);
+    if let Err(message) = mcp_gateway::config::init_logging(&info) {
         eprintln!("embedded: {message}");
         return ExitCode::from(2);
     }

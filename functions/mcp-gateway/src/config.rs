@@ -35,8 +35,8 @@ pub struct Cli {
     pub data_root: String,
 
     /// Log filter (`info`, `debug`, `mcp_gateway=debug,rmcp=warn`); `RUST_LOG` overrides it.
-    #[arg(long, env = "LOG_LEVEL", default_value = "info,rmcp=warn", global = true, value_parser = parse_log_filter)]
-    pub log_level: String,
+    #[arg(long, env = "LOG_LEVEL", default_value = "info,rmcp=warn", global = true, value_parser = log_filter)]
+    pub log_level: tracing_subscriber::filter::Targets,
 
     /// Largest `file` read, in bytes (e.g. `1MiB`).
     #[arg(long, env = "MAX_READ_BYTES", default_value = "1MiB", global = true, value_parser = parse_read_bytes)]
@@ -519,11 +519,6 @@ fn parse_admin_token(text: &str) -> Result<crate::transport::http::Management, S
     crate::transport::http::Management::token(text)
 }
 
-/// A log filter that tracing accepts.
-fn parse_log_filter(text: &str) -> Result<String, String> {
-    log_filter(text).map(|_| text.to_owned()).map_err(|error| format!("`{text}` {error}"))
-}
-
 /// `level` or `target=level` directives, comma-separated (`info`, `mcp_gateway=debug,rmcp=warn`):
 /// tracing's `Targets` filter (`RUST_LOG`'s span and field filters are not supported). A target
 /// must be a module path: tracing would take any other text (`info,[`) as a target no event has.
@@ -554,13 +549,13 @@ fn log_filter(text: &str) -> Result<tracing_subscriber::filter::Targets, String>
 /// rmcp's HTTP client worker is always silent: its error lines hold reqwest's error with an
 /// upstream's whole URL, query (which may be a key) included; the gateway logs each upstream
 /// failure itself, with the query cut.
-pub fn init_logging(level: &str) -> Result<(), String> {
+pub fn init_logging(level: &tracing_subscriber::filter::Targets) -> Result<(), String> {
     use tracing_subscriber::{layer::SubscriberExt as _, util::SubscriberInitExt as _};
     let filter = match std::env::var("RUST_LOG") {
         Ok(value) if !value.trim().is_empty() => {
             log_filter(&value).map_err(|error| format!("RUST_LOG={value:?} {error}"))?
         }
-        _ => log_filter(level).map_err(|error| format!("--log-level {level:?} {error}"))?,
+        _ => level.clone(),
     };
     let filter = filter.with_target("rmcp::transport::worker", tracing::level_filters::LevelFilter::OFF);
     let stderr = tracing_subscriber::fmt::layer()

@@ -161,7 +161,7 @@ impl Authenticator {
         let (scheme, credential) = authorization.trim().split_once(' ').unwrap_or((authorization, ""));
         let credential = credential.trim();
         #[cfg(feature = "edge")]
-        if scheme.eq_ignore_ascii_case("basic") && !self.basic.users.is_empty() {
+        if scheme.eq_ignore_ascii_case("basic") && self.takes_basic() {
             return self.basic(credential).await;
         }
         if scheme.eq_ignore_ascii_case("bearer") {
